@@ -1,13 +1,23 @@
 """Datasets: post-event SAR, DSM, building footprints and GEM exposure."""
 
 from .dsm import CartoSatDSM
+from .gem import GEM_FEATURE_NAMES, GEMExposure, GEMNormalizer
+from .intersection import BuildingIntersectionDataset, join_samples
 from .osm import OSMBuildings, read_vector
 from .raster import CachedRasterDataset, RasterGrid
+from .taxonomy import GEMTaxonomy, parse_taxonomy
 
 __all__ = [
+    "GEM_FEATURE_NAMES",
+    "BuildingIntersectionDataset",
     "CachedRasterDataset",
     "CartoSatDSM",
+    "GEMExposure",
+    "GEMNormalizer",
+    "GEMTaxonomy",
     "OSMBuildings",
     "RasterGrid",
+    "join_samples",
+    "parse_taxonomy",
     "read_vector",
 ]
