@@ -1,5 +1,6 @@
 """Datasets: post-event SAR, DSM, building footprints and GEM exposure."""
 
+from .csk import CSKSAR
 from .dsm import CartoSatDSM
 from .gem import GEM_FEATURE_NAMES, GEMExposure, GEMNormalizer
 from .intersection import BuildingIntersectionDataset, join_samples
@@ -8,6 +9,7 @@ from .raster import CachedRasterDataset, RasterGrid
 from .taxonomy import GEMTaxonomy, parse_taxonomy
 
 __all__ = [
+    "CSKSAR",
     "GEM_FEATURE_NAMES",
     "BuildingIntersectionDataset",
     "CachedRasterDataset",

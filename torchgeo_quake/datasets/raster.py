@@ -22,11 +22,14 @@ from typing import Any
 import numpy as np
 import rasterio
 import rasterio.merge
+import rasterio.warp
 import torch
 from affine import Affine
 from pyproj import CRS
 from rasterio.enums import Resampling
 from rasterio.errors import RasterioIOError
+from rasterio.io import DatasetReader
+from rasterio.vrt import WarpedVRT
 from scipy import ndimage
 from torchgeo.datasets import RasterDataset
 from torchgeo.datasets.utils import GeoSlice
@@ -224,7 +227,7 @@ class CachedRasterDataset(IntersectionMixin, RasterDataset):
         self._grid_key: tuple[Any, ...] | None = None
         self._shape_cache: tuple[int, int, int, float, float] | None = None
         self._nodata_table: np.ndarray | None = None
-        self._grid_has_nodata = True
+        self._handles: dict[tuple[Any, ...], DatasetReader] = {}
         self._check_files()
         super().__init__(paths, crs, res, bands, transforms, cache)
         self._crs: CRS = self.index.crs
@@ -383,7 +386,6 @@ class CachedRasterDataset(IntersectionMixin, RasterDataset):
                 )
             self._grid = self._build_grid()
             self._nodata_table = None
-            self._grid_has_nodata = bool(np.isnan(self._grid.array).any())
         return self._grid
 
     def _read_bounds(
@@ -417,6 +419,117 @@ class CachedRasterDataset(IntersectionMixin, RasterDataset):
                 handle.close()
         out: np.ndarray = dest.astype(np.float32, copy=False)
         return out
+
+    def _grid_window(self, src: DatasetReader) -> tuple[Affine, int, int]:
+        """Grid, aligned with the dataset grid, that covers a source.
+
+        The dataset grid has the dataset's CRS and resolution and its origin at the
+        top-left corner of the index (as the in-memory grid of
+        :class:`~torchgeo_quake.datasets.CachedRasterDataset`).
+
+        Args:
+            src: opened source
+
+        Returns:
+            (transform, width, height) of the smallest aligned grid covering *src*.
+        """
+        xres, yres = self.res
+        xmin, _, _, ymax = (float(v) for v in self.index.total_bounds)
+        if src.crs == self.crs:
+            left, bottom, right, top = src.bounds
+        else:
+            left, bottom, right, top = rasterio.warp.transform_bounds(
+                src.crs, self.crs, *src.bounds, densify_pts=21
+            )
+        col0 = math.floor((left - xmin) / xres + 1e-6)
+        col1 = math.ceil((right - xmin) / xres - 1e-6)
+        row0 = math.floor((ymax - top) / yres + 1e-6)
+        row1 = math.ceil((ymax - bottom) / yres - 1e-6)
+        transform = Affine(
+            xres, 0.0, xmin + col0 * xres, 0.0, -yres, ymax - row0 * yres
+        )
+        return transform, max(1, col1 - col0), max(1, row1 - row0)
+
+    def _open_source(self, filepath: str) -> DatasetReader:
+        """Open a file (hook for subclasses that scale or re-georeference).
+
+        Args:
+            filepath: path (or GDAL name) of the file
+
+        Returns:
+            Opened dataset.
+        """
+        return rasterio.open(filepath)
+
+    def _load_warp_file(self, filepath: str | os.PathLike[str]) -> DatasetReader:
+        """Open a file through :meth:`_open_source`, warped onto the dataset grid.
+
+        Unlike TorchGeo, which warps to a grid of GDAL's choosing with nearest
+        neighbour and lets :func:`rasterio.merge.merge` resample it (which
+        stretches sources whose edges fall between grid lines by up to a pixel),
+        the file is warped directly onto a window of the dataset grid with
+        :attr:`resampling` (bilinear), so building the in-memory grid involves no
+        further resampling.
+
+        Args:
+            filepath: path (or GDAL name) of the file
+
+        Returns:
+            The source itself if it already lies on the dataset grid, else a
+            warped VRT.
+        """
+        src = self._open_source(os.fspath(filepath))
+        transform, width, height = self._grid_window(src)
+        if (
+            src.crs == self.crs
+            and src.transform.almost_equals(transform)
+            and (src.width, src.height) == (width, height)
+        ):
+            return src
+        vrt = WarpedVRT(
+            src,
+            crs=self.crs,
+            transform=transform,
+            width=width,
+            height=height,
+            resampling=self.resampling,
+        )
+        src.close()
+        return vrt  # type: ignore[no-any-return]
+
+    # TorchGeo declares this method through functools.lru_cache; a plain method
+    # replaces it here (same call signature).
+    def _cached_load_warp_file(  # type: ignore[override]
+        self, filepath: str | os.PathLike[str]
+    ) -> DatasetReader:
+        """Cached :meth:`_load_warp_file`, per file, CRS, resolution and grid origin.
+
+        TorchGeo caches warped files per file only, which returns stale handles
+        after the CRS or resolution changes (e.g. in an intersection).
+
+        Args:
+            filepath: path (or GDAL name) of the file
+
+        Returns:
+            File handle on the current dataset grid.
+        """
+        xmin, _, _, ymax = (float(v) for v in self.index.total_bounds)
+        key = (os.fspath(filepath), self.crs.to_wkt(), self.res, xmin, ymax)
+        handle = self._handles.get(key)
+        if handle is None or handle.closed:
+            handle = self._load_warp_file(filepath)
+            self._handles[key] = handle
+        return handle
+
+    def __getstate__(self) -> dict[str, Any]:
+        """State for pickling (data loader workers), without open file handles.
+
+        Returns:
+            The instance dictionary minus the handle cache.
+        """
+        state = self.__dict__.copy()
+        state["_handles"] = {}
+        return state
 
     def _postprocess_grid(self, array: np.ndarray) -> np.ndarray:
         """Transform raw values into the values the model sees (once per read).
@@ -580,11 +693,9 @@ class CachedRasterDataset(IntersectionMixin, RasterDataset):
                 f"query: {query} not found in index with bounds: {self.bounds}"
             )
         patch = self._postprocess_patch(self._read(x, y))
-        # Both branches copy, so the sample never aliases the cached grid.
-        if self._grid is not None and not self._grid_has_nodata:
-            tensor = torch.from_numpy(patch).clone()
-        else:
-            tensor = torch.from_numpy(patch).nan_to_num(nan=self.fill_value)
+        # nan_to_num copies, so the sample never aliases the cached grid; it also
+        # fills windows that run past the grid edge.
+        tensor = torch.from_numpy(patch).nan_to_num(nan=self.fill_value)
         sample: dict[str, Any] = {
             "crs": self.crs,
             "bounds": query,
