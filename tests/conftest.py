@@ -23,3 +23,13 @@ def shared_data() -> Path:
     if not SHARED.exists():
         pytest.skip(f"real public data not found at {SHARED} (../shared/data)")
     return SHARED
+
+
+@pytest.fixture(scope="session")
+def sim_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small simulated five-city scene (scale 0.05), written once per session."""
+    from torchgeo_quake.datasets.simulation import simulate_scene
+
+    root = tmp_path_factory.mktemp("scene") / "kahramanmaras"
+    simulate_scene(root, scale=0.05, seed=0)
+    return root

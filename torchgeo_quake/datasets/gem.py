@@ -72,6 +72,7 @@ from pyproj import CRS, Transformer
 from scipy.spatial import cKDTree
 
 from .taxonomy import CODE_LEVELS, STRUCTURE_CLASSES, GEMTaxonomy, parse_taxonomy
+from .utils import utm_crs_of
 
 __all__ = [
     "CODE_LEVEL_YEAR",
@@ -759,8 +760,7 @@ class GEMExposure:
             user = CRS.from_user_input(crs)
             if user.is_projected:
                 return user
-        utm = self.locations.estimate_utm_crs()
-        return CRS.from_user_input(utm)
+        return utm_crs_of(self.locations)
 
     # ------------------------------------------------------------------ queries
     def __len__(self) -> int:

@@ -23,6 +23,7 @@ from torchgeo.datasets.utils import GeoSlice
 
 from .intersection import IntersectionMixin
 from .raster import DEFAULT_CACHE_BYTES, complete_query
+from .utils import utm_crs_of
 
 if TYPE_CHECKING:
     from .gem import GEMExposure
@@ -280,6 +281,8 @@ class OSMBuildings(IntersectionMixin, VectorDataset):
             res = (float(res), float(res))
         self._res = (float(res[0]), float(res[1]))
         self._id_grid: tuple[np.ndarray, float, float, float, float] | None = None
+        #: GEM exposure vector of every building (with *exposure*).
+        self.gem: np.ndarray | None = None
         self._update_geometry()
 
         mint, maxt = pd.Timestamp.min, pd.Timestamp.max
@@ -423,7 +426,7 @@ class OSMBuildings(IntersectionMixin, VectorDataset):
         geoms = self.buildings.geometry
         crs = CRS.from_user_input(self.buildings.crs)
         if crs.is_geographic:
-            utm = self.buildings.estimate_utm_crs()
+            utm = utm_crs_of(self.buildings)
             centroids = geoms.to_crs(utm).centroid.to_crs(crs)
         else:
             centroids = geoms.centroid
@@ -452,8 +455,8 @@ class OSMBuildings(IntersectionMixin, VectorDataset):
                 strict=True,
             )
         )
-        self.gem: np.ndarray | None = None
-        if self.exposure is not None:
+        if self.exposure is not None and self.gem is None:
+            # Features depend on the buildings only, not on the CRS: once.
             feats = self.exposure.features_at(
                 self.centroids[:, 0], self.centroids[:, 1], crs
             )

@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from torchgeo_quake.datamodules import PairedFlipRotate, make_splits
+
+
+@pytest.fixture
+def table() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    cities = np.repeat(["a", "b", "c"], [300, 200, 100])
+    labels = (rng.random(600) < 0.1).astype(np.int64)
+    return labels, cities
+
+
+def _disjoint_cover(splits: dict[str, np.ndarray], expected: np.ndarray) -> None:
+    sets = {k: set(v.tolist()) for k, v in splits.items()}
+    assert not sets["train"] & sets["val"]
+    assert not sets["train"] & sets["test"]
+    assert not sets["val"] & sets["test"]
+    assert sets["train"] | sets["val"] | sets["test"] == set(expected.tolist())
+
+
+def test_cv_folds_partition_everything(table) -> None:  # type: ignore[no-untyped-def]
+    labels, cities = table
+    tests = []
+    for fold in range(5):
+        splits = make_splits(labels, cities, "cv", fold=fold, seed=3)
+        _disjoint_cover(splits, np.arange(600))
+        tests.append(splits["test"])
+        # Stratified: each test fold holds about a fifth of each city's positives.
+        for city in "abc":
+            pos = labels[(cities == city)].sum()
+            got = labels[splits["test"]][cities[splits["test"]] == city].sum()
+            assert abs(got - pos / 5) <= 1
+    assert sorted(np.concatenate(tests).tolist()) == list(range(600))
+
+
+def test_cv_is_seeded(table) -> None:  # type: ignore[no-untyped-def]
+    labels, cities = table
+    a = make_splits(labels, cities, "cv", fold=1, seed=0)
+    b = make_splits(labels, cities, "cv", fold=1, seed=0)
+    c = make_splits(labels, cities, "cv", fold=1, seed=1)
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert not np.array_equal(a["test"], c["test"])
+
+
+def test_loco_holds_out_the_city(table) -> None:  # type: ignore[no-untyped-def]
+    labels, cities = table
+    splits = make_splits(labels, cities, "loco", test_city="b")
+    _disjoint_cover(splits, np.arange(600))
+    assert set(cities[splits["test"]]) == {"b"}
+    assert "b" not in set(cities[splits["train"]]) | set(cities[splits["val"]])
+
+
+def test_city_restriction(table) -> None:  # type: ignore[no-untyped-def]
+    labels, cities = table
+    splits = make_splits(labels, cities, "city", city="c", fold=2)
+    _disjoint_cover(splits, np.flatnonzero(cities == "c"))
+
+
+def test_bad_arguments(table) -> None:  # type: ignore[no-untyped-def]
+    labels, cities = table
+    with pytest.raises(ValueError, match="test_city"):
+        make_splits(labels, cities, "loco")
+    with pytest.raises(ValueError, match="city"):
+        make_splits(labels, cities, "city", city="zzz")
+    with pytest.raises(ValueError, match="fold"):
+        make_splits(labels, cities, "cv", fold=5)
+    with pytest.raises(ValueError, match="strategy"):
+        make_splits(labels, cities, "random")  # type: ignore[arg-type]
+
+
+def test_paired_augmentation_keeps_modalities_aligned() -> None:
+    torch.manual_seed(0)
+    base = torch.arange(16 * 16, dtype=torch.float32).reshape(1, 1, 16, 16)
+    batch = {
+        "sar": base.repeat(8, 1, 1, 1),
+        "footprint": (base.repeat(8, 1, 1, 1) * 2),
+        "dsm": (base.repeat(8, 1, 1, 1) - 5),
+        "label": torch.zeros(8),
+    }
+    out = PairedFlipRotate()(dict(batch))
+    torch.testing.assert_close(out["footprint"], out["sar"] * 2, rtol=0, atol=0)
+    torch.testing.assert_close(out["dsm"], out["sar"] - 5, rtol=0, atol=0)
+    # Something moved for at least one sample, and values are only permuted.
+    assert not torch.equal(out["sar"], batch["sar"])
+    for i in range(8):
+        assert torch.equal(out["sar"][i].flatten().sort().values, base.flatten())

@@ -1,0 +1,157 @@
+"""SAR physics of the simulator: layover, shadow, double bounce, speckle, terrain."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from torchgeo_quake.datasets.simulation import (
+    CitySimulation,
+    get_city,
+    load_exposure,
+    render_single_building,
+    simulate_layout,
+)
+from torchgeo_quake.datasets.simulation.city import city_rng
+from torchgeo_quake.datasets.simulation.landcover import LandCover, make_fields
+from torchgeo_quake.datasets.simulation.sar import (
+    SarImage,
+    SingleBuilding,
+    aspect_factor,
+    render_sar,
+    speckle,
+)
+
+
+def _profile(render: SingleBuilding) -> tuple[np.ndarray, np.ndarray]:
+    """Central range line and its signed distance from the sensor-facing wall.
+
+    Returns:
+        (intensity, distance): distance > 0 away from the sensor (metres, at
+        pixel centres).
+    """
+    row = render.intensity[render.intensity.shape[0] // 2].astype(float)
+    x = render.left + (np.arange(row.size) + 0.5) * render.res
+    away = 1.0 if render.sensor_side == "WEST" else -1.0
+    return row, away * (x - render.near_edge)
+
+
+@pytest.mark.parametrize(
+    ("height", "incidence", "orbit"),
+    [
+        (6.0, 26.4, "ASCENDING"),
+        (15.0, 30.0, "ASCENDING"),
+        (24.0, 40.2, "DESCENDING"),
+        (30.0, 44.0, "DESCENDING"),
+    ],
+)
+def test_layover_and_shadow_lengths(
+    height: float, incidence: float, orbit: str
+) -> None:
+    width = 20.0
+    render = render_single_building(height, incidence, orbit, width_m=width)  # type: ignore[arg-type]
+    row, distance = _profile(render)
+    ground = render.ground
+    tan = math.tan(math.radians(incidence))
+    # Bright layover band in front of the sensor-facing wall: h / tan(theta).
+    layover = np.sum((distance < 0) & (row > 1.5 * ground)) * render.res
+    assert layover == pytest.approx(height / tan, abs=2 * render.res)
+    assert np.all(row[(distance < -height / tan - render.res)] == pytest.approx(ground))
+    # Dark shadow behind the far wall: h * tan(theta).
+    behind = distance - width
+    shadow = np.sum((behind > 0) & (row < 0.5 * ground)) * render.res
+    assert shadow == pytest.approx(height * tan, abs=2 * render.res)
+    assert np.all(row[behind > height * tan + render.res] == pytest.approx(ground))
+
+
+def test_double_bounce_and_shadow_vanish_with_collapse() -> None:
+    intact = render_single_building(15.0, 35.0)
+    collapsed = render_single_building(15.0, 35.0, collapsed=True)
+    row_i, distance = _profile(intact)
+    row_c, _ = _profile(collapsed)
+    wall = np.abs(distance) <= intact.res
+    # A very bright double-bounce line at the wall foot of the intact building.
+    assert row_i[wall].max() > 10 * intact.ground
+    assert row_i[wall].max() > 3 * row_c[wall].max()
+    # Its shadow is dark; the debris heap casts (almost) none.
+    shadow = (distance - 20.0 > intact.res) & (distance - 20.0 < 15.0 * 0.7)
+    assert row_i[shadow].max() < 0.1 * intact.ground
+    assert row_c[shadow].mean() > 0.5 * collapsed.ground
+
+
+def test_double_bounce_depends_on_wall_orientation() -> None:
+    factor = aspect_factor([0.0, 90.0, -180.0, 10.0, 30.0, 45.0])
+    assert factor[:3] == pytest.approx(1.0)
+    assert factor[3] > 0.5
+    assert factor[4] < 0.2
+    assert factor[5] == pytest.approx(0.05, abs=0.01)
+
+
+@pytest.mark.parametrize("looks", [3.0, 4.0])
+def test_speckle_statistics(looks: float) -> None:
+    rng = np.random.default_rng(1)
+    mean = np.full((400, 400), 0.08, dtype=np.float32)
+    intensity = speckle(mean, looks, rng).astype(float) ** 2
+    cv = intensity.std() / intensity.mean()
+    assert cv == pytest.approx(1 / math.sqrt(looks), rel=0.03)
+    assert intensity.mean() == pytest.approx(0.08 + 10 ** (-2.2), rel=0.02)
+    assert (intensity > 0).all()
+
+
+@pytest.fixture(scope="module")
+def islahiye() -> tuple[CitySimulation, SarImage]:
+    sim = simulate_layout(get_city("islahiye"), load_exposure(), 0.1, 0)
+    fields = make_fields(sim, city_rng(0, sim.city, 0.1, "fields"))
+    return sim, render_sar(sim, fields)
+
+
+def test_open_ground_speckle_in_a_city(
+    islahiye: tuple[CitySimulation, SarImage],
+) -> None:
+    sim, image = islahiye
+    k = 8
+    rows, cols = (s // k * k for s in image.amplitude.shape)
+    intensity = image.amplitude[:rows, :cols].astype(float) ** 2
+    ground = (image.cover == LandCover.GROUND) & image.valid
+
+    def windows(a: np.ndarray) -> np.ndarray:
+        return a.reshape(rows // k, k, cols // k, k).swapaxes(1, 2).reshape(-1, k * k)
+
+    pure = windows(ground[:rows, :cols]).all(axis=1)
+    samples = windows(intensity)[pure]
+    assert len(samples) > 30
+    cv = samples.std(axis=1, ddof=1) / samples.mean(axis=1)
+    assert np.median(cv) == pytest.approx(1 / math.sqrt(sim.city.looks), rel=0.1)
+
+
+def test_slopes_facing_the_sensor_are_brighter(
+    islahiye: tuple[CitySimulation, SarImage],
+) -> None:
+    sim, image = islahiye
+    grid = image.grid
+    gx = sim.terrain.gradient_x.sample_grid(grid.left, grid.top, grid.res, grid.shape)
+    # Descending pass: the sensor is in the east, so ground rising to the west
+    # (gx < 0) faces it.
+    assert sim.city.sensor_side == "EAST"
+    ground = (image.cover == LandCover.GROUND) & image.valid
+    steep, gentle = np.quantile(gx[ground], [0.2, 0.8])
+    assert gentle - steep > 0.05
+    facing = ground & (gx <= steep)
+    less = ground & (gx >= gentle)
+    ratio = image.intensity[facing].mean() / image.intensity[less].mean()
+    assert ratio > 1.15
+
+
+def test_landcover_radiometry(islahiye: tuple[CitySimulation, SarImage]) -> None:
+    _, image = islahiye
+    mean = {
+        cls: float(image.intensity[(image.cover == cls) & image.valid].mean())
+        for cls in (LandCover.ROAD, LandCover.GROUND, LandCover.VEGETATION)
+    }
+    assert mean[LandCover.ROAD] < 0.5 * mean[LandCover.GROUND]
+    assert mean[LandCover.VEGETATION] > mean[LandCover.ROAD]
+    assert (image.amplitude[~image.valid] == 0).all()
+    assert (image.amplitude[image.valid] > 0).all()
+    assert 0.0 < 1.0 - image.valid.mean() < 0.3

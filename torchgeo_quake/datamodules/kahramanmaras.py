@@ -1,0 +1,329 @@
+"""Lightning data module of the Kahramanmaraş building-damage dataset."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import kornia.augmentation as K
+import numpy as np
+import torch
+from sklearn.model_selection import StratifiedKFold, train_test_split
+from torch import Tensor, nn
+from torch.utils.data import Subset
+from torchgeo.datamodules import NonGeoDataModule
+from torchgeo.datasets import stack_samples
+
+from ..datasets.kahramanmaras import MODALITIES, KahramanmarasDamage
+
+__all__ = ["KahramanmarasDamageDataModule", "PairedFlipRotate", "make_splits"]
+
+Strategy = Literal["cv", "loco", "city"]
+_RASTERS = ("sar", "footprint", "dsm")
+
+
+def make_splits(
+    labels: np.ndarray,
+    cities: np.ndarray,
+    strategy: Strategy = "cv",
+    fold: int = 0,
+    num_folds: int = 5,
+    test_city: str | None = None,
+    city: str | None = None,
+    val_fraction: float = 0.15,
+    seed: int = 0,
+) -> dict[str, np.ndarray]:
+    """Split sample indices for the paper's three protocols.
+
+    * ``"cv"`` — stratified k-fold over all cities (Table III): fold *fold* of
+      *num_folds* is the test split; strata are city × label, so every fold has
+      each city's share of damaged buildings.
+    * ``"loco"`` — leave-one-city-out (Table IV): all of *test_city* is the test
+      split; the other cities train.
+    * ``"city"`` — stratified k-fold restricted to *city* (Table V, Islahiye).
+
+    In every strategy the validation split is carved, stratified, from the
+    training part only, so no sample is in two splits.
+
+    Args:
+        labels: 0/1 label per sample
+        cities: city per sample
+        strategy: ``"cv"``, ``"loco"`` or ``"city"``
+        fold: test fold index for ``"cv"`` and ``"city"``
+        num_folds: number of folds
+        test_city: held-out city for ``"loco"``
+        city: the only city used for ``"city"``
+        val_fraction: share of the training part used for validation
+        seed: seed of the fold assignment and of the validation split
+
+    Returns:
+        Sorted index arrays ``train``, ``val`` and ``test``.
+
+    Raises:
+        ValueError: If the strategy's arguments are missing or invalid.
+
+    .. versionadded:: 0.1
+    """
+    labels = np.asarray(labels)
+    cities = np.asarray(cities).astype(str)
+    everything = np.arange(len(labels))
+    if strategy == "loco":
+        if test_city is None or test_city not in set(cities):
+            raise ValueError(
+                f"strategy 'loco' needs test_city among {sorted(set(cities))}, "
+                f"got {test_city!r}"
+            )
+        test = everything[cities == test_city]
+        pool = everything[cities != test_city]
+    elif strategy in ("cv", "city"):
+        if strategy == "city":
+            if city is None or city not in set(cities):
+                raise ValueError(
+                    f"strategy 'city' needs city among {sorted(set(cities))}, "
+                    f"got {city!r}"
+                )
+            everything = everything[cities == city]
+        if not 0 <= fold < num_folds:
+            raise ValueError(f"fold must be in [0, {num_folds}), got {fold}")
+        strata = np.char.add(cities[everything], labels[everything].astype(str))
+        folds = StratifiedKFold(n_splits=num_folds, shuffle=True, random_state=seed)
+        train_part, test_part = list(folds.split(everything, strata))[fold]
+        pool, test = everything[train_part], everything[test_part]
+    else:
+        raise ValueError(f"strategy must be 'cv', 'loco' or 'city', got {strategy!r}")
+    strata = np.char.add(cities[pool], labels[pool].astype(str))
+    train, val = train_test_split(
+        pool, test_size=val_fraction, random_state=seed, stratify=strata
+    )
+    return {"train": np.sort(train), "val": np.sort(val), "test": np.sort(test)}
+
+
+class PairedFlipRotate(nn.Module):
+    """Random flips and 90° rotations applied identically to all raster inputs.
+
+    The SAR, footprint and DSM patches of one building must stay aligned, so the
+    raster inputs of a batch are concatenated along the channel axis, transformed
+    by one kornia pipeline (a random transform per sample) and split again.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(self, p: float = 0.5) -> None:
+        """Initialize a new PairedFlipRotate instance.
+
+        Args:
+            p: probability of each flip
+        """
+        super().__init__()
+        self.augment = K.AugmentationSequential(
+            K.RandomHorizontalFlip(p=p),
+            K.RandomVerticalFlip(p=p),
+            # Nearest resampling keeps the 90° rotations exact (masks stay 0/1).
+            K.RandomRotation90(times=(0, 3), resample="nearest", p=1.0),
+            data_keys=["input"],
+        )
+
+    def forward(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """Augment the raster inputs of a batch.
+
+        Args:
+            batch: batch with ``sar``, ``footprint`` and optionally ``dsm``
+                (B×1×H×W each)
+
+        Returns:
+            The batch with the same random flip/rotation per sample on every raster.
+        """
+        keys = [key for key in _RASTERS if key in batch]
+        stacked = torch.cat([batch[key] for key in keys], dim=1)
+        out = self.augment(stacked)
+        assert isinstance(out, Tensor)
+        for i, key in enumerate(keys):
+            batch[key] = out[:, i : i + 1]
+        return batch
+
+
+def _identity(batch: dict[str, Any]) -> dict[str, Any]:
+    """Return the batch unchanged (normalisation lives in the model).
+
+    Args:
+        batch: a batch
+
+    Returns:
+        The same batch.
+    """
+    return batch
+
+
+class KahramanmarasDamageDataModule(NonGeoDataModule):
+    """Data module of :class:`~torchgeo_quake.datasets.KahramanmarasDamage`.
+
+    Implements the paper's three protocols through :func:`make_splits`
+    (stratified k-fold over all cities, leave-one-city-out, k-fold on one city),
+    each with a validation split carved from the training part. Normalisation
+    statistics of SAR, DSM and GEM are computed on the training split only and
+    handed to the model (:meth:`normalization_stats`), which stores them in its
+    checkpoint. Training batches are augmented on the device with random flips
+    and 90° rotations applied identically to all raster inputs of a sample.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str] = "data/kahramanmaras",
+        cities: Sequence[str] | None = None,
+        modalities: Sequence[str] = MODALITIES,
+        strategy: Strategy = "cv",
+        fold: int = 0,
+        num_folds: int = 5,
+        test_city: str | None = None,
+        city: str | None = None,
+        val_fraction: float = 0.15,
+        seed: int = 0,
+        negatives_per_positive: float | None = 20.0,
+        scale: float = 1.0,
+        radiometry: str = "db",
+        simulate: bool = True,
+        augment: bool = True,
+        batch_size: int = 64,
+        num_workers: int = 0,
+        splits_file: str | None = None,
+    ) -> None:
+        """Initialize a new KahramanmarasDamageDataModule instance.
+
+        Args:
+            root: dataset root (simulated on first use when empty)
+            cities: cities to load (default: all five)
+            modalities: inputs given to the model
+            strategy: ``"cv"``, ``"loco"`` or ``"city"`` (see :func:`make_splits`)
+            fold: test fold for ``"cv"`` and ``"city"``
+            num_folds: number of folds
+            test_city: held-out city for ``"loco"``
+            city: the city used for ``"city"``
+            val_fraction: share of the training part used for validation
+            seed: seed of splits, negative sampling and simulation
+            negatives_per_positive: intact buildings per damaged one (paper: 20)
+            scale: size of the simulated scene (1 = the paper's Table II)
+            radiometry: SAR values seen by the model (``"db"``, ``"amplitude"``,
+                ``"intensity"``)
+            simulate: simulate the scene when *root* is empty
+            augment: random flips / 90° rotations of training batches
+            batch_size: mini-batch size
+            num_workers: data-loader workers
+            splits_file: if given, write the split (building ids and cities per
+                split) to this JSON file at set-up, so results can be re-derived
+        """
+        super().__init__(
+            KahramanmarasDamage,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            root=root,
+            cities=cities,
+            modalities=tuple(modalities),
+            negatives_per_positive=negatives_per_positive,
+            seed=seed,
+            scale=scale,
+            radiometry=radiometry,
+            simulate=simulate,
+        )
+        self.strategy: Strategy = strategy
+        self.fold = fold
+        self.num_folds = num_folds
+        self.test_city = test_city
+        self.city = city
+        self.val_fraction = val_fraction
+        self.seed = seed
+        self.modalities = tuple(modalities)
+        self.splits_file = splits_file
+        self.collate_fn = stack_samples
+        self.aug = _identity
+        self.train_aug = PairedFlipRotate() if augment else None
+        self.indices: dict[str, np.ndarray] = {}
+        self._stats: dict[str, Tensor] | None = None
+
+    def prepare_data(self) -> None:
+        """Simulate the scene and build the sample cache once (single process)."""
+        KahramanmarasDamage(**self.kwargs)
+
+    def setup(self, stage: str) -> None:
+        """Build the dataset and the train / val / test splits.
+
+        Args:
+            stage: ``"fit"``, ``"validate"``, ``"test"`` or ``"predict"``
+        """
+        if self.dataset is None:
+            self.dataset = KahramanmarasDamage(**self.kwargs)
+        dataset = self.dataset
+        assert isinstance(dataset, KahramanmarasDamage)
+        if not self.indices:
+            self.indices = make_splits(
+                dataset.labels,
+                dataset.city_of,
+                strategy=self.strategy,
+                fold=self.fold,
+                num_folds=self.num_folds,
+                test_city=self.test_city,
+                city=self.city,
+                val_fraction=self.val_fraction,
+                seed=self.seed,
+            )
+            if self.splits_file is not None:
+                self.save_splits(self.splits_file)
+        self.train_dataset = Subset(dataset, self.indices["train"].tolist())
+        self.val_dataset = Subset(dataset, self.indices["val"].tolist())
+        self.test_dataset = Subset(dataset, self.indices["test"].tolist())
+        self.predict_dataset = self.test_dataset
+
+    def save_splits(self, path: str | os.PathLike[str]) -> None:
+        """Write the building ids and cities of every split to a JSON file.
+
+        Args:
+            path: output file
+        """
+        dataset = self.dataset
+        assert isinstance(dataset, KahramanmarasDamage)
+        payload: dict[str, Any] = {
+            "strategy": self.strategy,
+            "fold": self.fold,
+            "num_folds": self.num_folds,
+            "test_city": self.test_city,
+            "city": self.city,
+            "seed": self.seed,
+        }
+        for split, index in self.indices.items():
+            payload[split] = {
+                "building_id": dataset.building_ids[index].tolist(),
+                "city": dataset.city_of[index].tolist(),
+            }
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(json.dumps(payload))
+
+    def normalization_stats(self) -> dict[str, Tensor]:
+        """Mean and standard deviation of the inputs over the training split.
+
+        Returns:
+            ``sar_mean``, ``sar_std``, ``dsm_mean``, ``dsm_std`` (scalars) and
+            ``gem_mean``, ``gem_std`` (vectors) for the modalities in use.
+        """
+        if self._stats is None:
+            if not self.indices:
+                self.setup("fit")
+            dataset = self.dataset
+            assert isinstance(dataset, KahramanmarasDamage)
+            arrays = dataset.arrays()
+            train = self.indices["train"]
+            stats: dict[str, Tensor] = {}
+            for key in ("sar", "dsm"):
+                if key in arrays:
+                    values = arrays[key][train].astype(np.float64)
+                    stats[f"{key}_mean"] = torch.tensor(float(values.mean()))
+                    stats[f"{key}_std"] = torch.tensor(float(values.std()))
+            if "gem" in arrays:
+                values = arrays["gem"][train].astype(np.float64)
+                stats["gem_mean"] = torch.from_numpy(values.mean(axis=0)).float()
+                stats["gem_std"] = torch.from_numpy(values.std(axis=0)).float()
+            self._stats = stats
+        return self._stats

@@ -1,0 +1,336 @@
+"""Layout and damage of one simulated city, without rendering any raster.
+
+:func:`simulate_layout` runs every step that decides *what* is in a city - the
+terrain, the GEM neighbourhoods, streets and buildings, the SAR image extent,
+the hidden building attributes, the shaking field and the damage with its
+reference labels - and returns a :class:`CitySimulation`. It is fast (no image
+is rendered), so the Table II counts can be checked at full scale in tests; the
+raster and file writers of :mod:`~torchgeo_quake.datasets.simulation.scene` take
+its result.
+
+Random numbers: every city and stage has its own generator seeded from
+``(seed, city index, scale, stage)``, so a city is the same whichever other
+cities are simulated with it.
+
+.. versionadded:: 0.1
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import shapely
+from pyproj import Transformer
+
+from .cities import CITIES, CitySpec, scaled_counts
+from .damage import Damage, shaking_field, simulate_damage
+from .gem import PERIODS, ExposureTable, NeighbourhoodGrid, build_neighbourhoods
+from .layout import (
+    Candidates,
+    Selection,
+    StreetGrid,
+    city_radius,
+    generate_candidates,
+    select_buildings,
+)
+from .terrain import Terrain, build_terrain
+
+__all__ = ["CitySimulation", "city_rng", "simulate_layout"]
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+
+Stage = Literal[
+    "layout", "attributes", "damage", "gem", "sar", "dsm", "fields", "vectors"
+]
+_STAGES: dict[str, int] = {
+    "layout": 1,
+    "attributes": 2,
+    "damage": 3,
+    "gem": 4,
+    "sar": 5,
+    "dsm": 6,
+    "fields": 7,
+    "vectors": 8,
+}
+
+
+def city_rng(
+    seed: int, city: CitySpec, scale: float, stage: Stage, attempt: int = 0
+) -> np.random.Generator:
+    """Random generator of one stage of one city.
+
+    Args:
+        seed: scene seed
+        city: the city
+        scale: scene scale
+        stage: simulation stage
+        attempt: retry counter of the layout stage
+
+    Returns:
+        A generator seeded from all arguments.
+
+    .. versionadded:: 0.1
+    """
+    index = [c.slug for c in CITIES].index(city.slug)
+    key = [int(seed), index, round(scale * 1_000_000), _STAGES[stage], attempt]
+    return np.random.default_rng(np.random.SeedSequence(key))
+
+
+@dataclass
+class CitySimulation:
+    """Everything decided about a city before rendering.
+
+    Coordinates are local metres relative to :attr:`origin` (x east, y north);
+    the UTM 37N coordinates are ``origin + local``.
+
+    Attributes:
+        city: the city
+        scale: scene scale
+        seed: scene seed
+        origin: UTM 37N coordinates (easting, northing) of the local origin
+        radius: radius of the working area (metres)
+        n_intact: reference-intact buildings inside the valid SAR area
+        n_damaged: reference-damaged buildings inside the valid SAR area
+        terrain: ground elevation
+        neighbourhoods: GEM neighbourhood grid
+        streets: blocks and avenues
+        buildings: the kept buildings (counted ones first, then the extras)
+        counted: True for buildings inside the valid SAR area
+        selection: image extent and valid area
+        osm_id: OSM ids (unique across the scene)
+        taxonomy: hidden GEM taxonomy strings
+        attributes: per-building ``material_group``, ``code``, ``ductile`` and
+            ``occupancy``
+        period: construction period index (into ``PERIODS``)
+        height: intact building height (metres)
+        storey_height: height of one storey (metres)
+        damage: true damage and reference labels
+        exposure_source: where the GEM exposure came from
+
+    .. versionadded:: 0.1
+    """
+
+    city: CitySpec
+    scale: float
+    seed: int
+    origin: tuple[float, float]
+    radius: float
+    n_intact: int
+    n_damaged: int
+    terrain: Terrain
+    neighbourhoods: NeighbourhoodGrid
+    streets: StreetGrid
+    buildings: Candidates
+    counted: BoolArray
+    selection: Selection
+    osm_id: IntArray
+    taxonomy: npt.NDArray[np.object_]
+    attributes: pd.DataFrame
+    period: IntArray
+    height: FloatArray
+    storey_height: FloatArray
+    damage: Damage
+    exposure_source: str
+
+    @property
+    def area(self) -> FloatArray:
+        """Footprint areas (m²).
+
+        Returns:
+            One area per building.
+        """
+        return np.asarray(shapely.area(self.buildings.polygons), dtype=np.float64)
+
+    def reference_counts(self) -> tuple[int, int]:
+        """Intact and damaged counts by the reference among counted buildings.
+
+        Returns:
+            (intact, damaged).
+        """
+        damaged = int((self.damage.in_reference & self.counted).sum())
+        return int(self.counted.sum()) - damaged, damaged
+
+    def truth(self) -> pd.DataFrame:
+        """Per-building true state (the content of ``truth.csv``).
+
+        Returns:
+            Frame with ``osm_id``, ``damage_grade``, ``in_reference``,
+            ``in_sar`` (inside the valid SAR area), ``height_m``, ``storeys``,
+            ``taxonomy``, ``material``, ``code_level``, ``period``,
+            ``occupancy``, ``kind``, ``footprint_area_m2``, ``terrain_slope_deg``,
+            ``pga_g``, ``collapse_probability`` and the centroid in UTM 37N
+            (``x_utm``, ``y_utm``).
+        """
+        b = self.buildings
+        return pd.DataFrame(
+            {
+                "osm_id": self.osm_id,
+                "damage_grade": self.damage.grade,
+                "in_reference": self.damage.in_reference,
+                "in_sar": self.counted,
+                "height_m": np.round(self.height, 2),
+                "storeys": b.storeys,
+                "taxonomy": self.taxonomy,
+                "material": self.attributes["material_group"].to_numpy(object),
+                "code_level": self.attributes["code"].to_numpy(object),
+                "period": np.asarray(PERIODS, dtype=object)[self.period],
+                "occupancy": self.attributes["occupancy"].to_numpy(object),
+                "kind": b.kind,
+                "footprint_area_m2": np.round(self.area, 1),
+                "terrain_slope_deg": np.round(self.terrain.slope_deg(b.x, b.y), 2),
+                "pga_g": np.round(self.damage.pga_g, 4),
+                "collapse_probability": np.round(self.damage.probability, 5),
+                "x_utm": np.round(b.x + self.origin[0], 3),
+                "y_utm": np.round(b.y + self.origin[1], 3),
+            }
+        )
+
+
+def _origin(city: CitySpec) -> tuple[float, float]:
+    """UTM 37N coordinates of the city centre, rounded to 5 m.
+
+    Args:
+        city: the city
+
+    Returns:
+        (easting, northing).
+    """
+    to_utm = Transformer.from_crs("EPSG:4326", "EPSG:32637", always_xy=True)
+    e, n = to_utm.transform(city.lon, city.lat)
+    return round(e / 5.0) * 5.0, round(n / 5.0) * 5.0
+
+
+def _heights(
+    kind: npt.NDArray[np.object_],
+    material: npt.NDArray[np.object_],
+    storeys: IntArray,
+    rng: np.random.Generator,
+) -> tuple[FloatArray, FloatArray]:
+    """Building heights from storeys, material and kind.
+
+    Args:
+        kind: building kinds
+        material: material groups
+        storeys: numbers of storeys
+        rng: random generator
+
+    Returns:
+        (height, storey height) in metres.
+    """
+    n = storeys.size
+    storey = np.where(material == "RC", 3.0, 2.8) + rng.normal(0.0, 0.12, size=n)
+    storey = np.where(kind == "school", 3.4, storey)
+    storey = np.where(kind == "industrial", rng.uniform(4.0, 6.0, size=n), storey)
+    storey = np.where(kind == "mosque", rng.uniform(5.0, 7.0, size=n), storey)
+    roof = rng.uniform(0.3, 1.5, size=n)
+    return storeys * storey + roof, storey
+
+
+def simulate_layout(
+    city: CitySpec,
+    exposure: ExposureTable,
+    scale: float = 1.0,
+    seed: int = 0,
+) -> CitySimulation:
+    """Lay out a city and draw its damage, without rendering rasters.
+
+    Args:
+        city: the city
+        exposure: GEM exposure (see
+            :func:`~torchgeo_quake.datasets.simulation.gem.load_exposure`)
+        scale: factor in (0, 1] applied to the Table II counts
+        seed: scene seed
+
+    Returns:
+        The city's simulation state.
+
+    Raises:
+        RuntimeError: If no layout with enough buildings is found (should not
+            happen with the built-in city specifications).
+
+    .. versionadded:: 0.1
+    """
+    n_intact, n_damaged = scaled_counts(city, scale)
+    count = n_intact + n_damaged
+    stock = exposure.province(city.province_id)
+    r_need = city_radius(city, count)
+    stretch = math.sqrt(max(city.elongation, 1.0 / city.elongation))
+    radius = 1.3 * r_need * stretch + 400.0
+    for attempt in range(8):
+        rng = city_rng(seed, city, scale, "layout", attempt)
+        terrain = build_terrain(city, radius, rng)
+        grid = build_neighbourhoods(stock, city, radius, r_need, rng)
+        streets, candidates = generate_candidates(city, grid, radius, rng)
+        selection = select_buildings(city, candidates, count, radius, rng)
+        if selection is not None:
+            break
+        radius *= 1.2
+    else:  # pragma: no cover - guarded by the city specifications
+        raise RuntimeError(f"could not lay out {count} buildings in {city.name}")
+
+    keep = np.concatenate([selection.valid, selection.extra])
+    buildings = candidates.subset(keep)
+    counted = np.zeros(keep.size, dtype=bool)
+    counted[: selection.valid.size] = True
+    rows = stock.iloc[buildings.taxonomy]
+    attributes = rows[["material_group", "code", "ductile", "occupancy"]].reset_index(
+        drop=True
+    )
+
+    rng = city_rng(seed, city, scale, "attributes")
+    period = grid.draw_periods(
+        attributes["code"].to_numpy(object), buildings.cell, rng.random(keep.size)
+    )
+    material = attributes["material_group"].to_numpy(object)
+    height, storey_height = _heights(buildings.kind, material, buildings.storeys, rng)
+    index = [c.slug for c in CITIES].index(city.slug)
+    steps = rng.integers(3, 40_000, size=keep.size)
+    osm_id = (150_000_000 + np.cumsum(steps)) * len(CITIES) + index
+    osm_id = rng.permutation(osm_id).astype(np.int64)
+
+    rng = city_rng(seed, city, scale, "damage")
+    pga = shaking_field(city, radius, rng).sample(buildings.x, buildings.y)
+    slope = terrain.slope_deg(buildings.x, buildings.y)
+    damage = simulate_damage(
+        city,
+        attributes,
+        buildings.storeys,
+        period,
+        np.asarray(shapely.area(buildings.polygons), dtype=np.float64),
+        height,
+        pga,
+        slope,
+        counted,
+        n_damaged,
+        rng,
+    )
+    return CitySimulation(
+        city=city,
+        scale=scale,
+        seed=seed,
+        origin=_origin(city),
+        radius=radius,
+        n_intact=n_intact,
+        n_damaged=n_damaged,
+        terrain=terrain,
+        neighbourhoods=grid,
+        streets=streets,
+        buildings=buildings,
+        counted=counted,
+        selection=selection,
+        osm_id=osm_id,
+        taxonomy=rows["taxonomy"].to_numpy(object),
+        attributes=attributes,
+        period=period,
+        height=np.asarray(height, dtype=np.float64),
+        storey_height=np.asarray(storey_height, dtype=np.float64),
+        damage=damage,
+        exposure_source=exposure.source,
+    )

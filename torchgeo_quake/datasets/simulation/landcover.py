@@ -1,0 +1,487 @@
+"""Surface model of a simulated city: land cover and object heights on a grid.
+
+Both renderers work from the same surface model so the DSM and the SAR image
+agree: the DSM sees the pre-event surface, the SAR image the post-event one.
+
+Land cover (:class:`LandCover`)
+    * urban blocks are the street-grid blocks holding at least one building
+      (plus parks next to them); their interiors are paved yards, bare soil or
+      gardens in the city's proportions, chosen by a random field with ~10 m
+      correlation;
+    * streets fill the space between urban blocks (everything within one street
+      width of a block), and the two avenues cross the whole area;
+    * open land is a grid of agricultural parcels (60-180 m), each bare soil
+      (with its own roughness / moisture offset) or an orchard;
+    * trees stand in gardens, parks and orchards: crowns where a random field
+      with 3.5 m correlation exceeds a threshold, 60-100 % of the city's tree
+      height.
+
+Heights (metres above the terrain)
+    * buildings: their roof height (post-event: times the residual factor of
+      partially damaged buildings; collapsed ones have no roof);
+    * debris (post-event): a heap over each collapsed building's footprint,
+      spreading beyond it, with 1:2 flanks up to the heap height and a rough
+      top; partially damaged buildings shed a low apron of debris (up to 1.2 m)
+      along one side;
+    * tree crowns.
+
+Random fields are drawn once per city over the DSM extent (:class:`CityFields`)
+and sampled bilinearly on whichever grid is rendered.
+
+.. versionadded:: 0.1
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import IntEnum
+
+import numpy as np
+import numpy.typing as npt
+import rasterio.features
+import shapely
+import shapely.affinity
+from affine import Affine
+from scipy import ndimage, special
+
+from .city import CitySimulation
+from .fields import GridField, gaussian_random_field
+
+__all__ = [
+    "CityFields",
+    "LandCover",
+    "PixelGrid",
+    "Surface",
+    "build_surface",
+    "make_fields",
+    "parcel_values",
+    "rasterize",
+]
+
+FloatArray = npt.NDArray[np.float64]
+F32Array = npt.NDArray[np.float32]
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+
+#: Extra margin of the DSM (and of the random fields) around the SAR image.
+DSM_MARGIN_M = 250.0
+
+
+class LandCover(IntEnum):
+    """Land-cover classes of the surface model.
+
+    .. versionadded:: 0.1
+    """
+
+    GROUND = 0  #: bare soil, fields, unpaved yards
+    ROAD = 1  #: asphalt streets
+    PAVED = 2  #: paved yards, car parks
+    VEGETATION = 3  #: tree crowns
+    ROOF = 4  #: standing buildings
+    DEBRIS = 5  #: rubble of damaged buildings
+
+
+@dataclass(frozen=True)
+class PixelGrid:
+    """A north-up grid in local metres (origin at the city centre).
+
+    Attributes:
+        left: x of the left edge
+        top: y of the top edge
+        res: pixel size (metres)
+        rows: number of rows
+        cols: number of columns
+
+    .. versionadded:: 0.1
+    """
+
+    left: float
+    top: float
+    res: float
+    rows: int
+    cols: int
+
+    @classmethod
+    def from_bounds(
+        cls, bounds: tuple[float, float, float, float], res: float
+    ) -> PixelGrid:
+        """Grid covering *bounds* exactly.
+
+        Args:
+            bounds: (left, bottom, right, top), multiples of *res*
+            res: pixel size
+
+        Returns:
+            The grid.
+        """
+        left, bottom, right, top = bounds
+        return cls(
+            left, top, res, round((top - bottom) / res), round((right - left) / res)
+        )
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(rows, cols)."""
+        return self.rows, self.cols
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        """(left, bottom, right, top) in local metres."""
+        return (
+            self.left,
+            self.top - self.rows * self.res,
+            self.left + self.cols * self.res,
+            self.top,
+        )
+
+    def transform(self, origin: tuple[float, float] = (0.0, 0.0)) -> Affine:
+        """Affine transform of the grid, optionally shifted to absolute coordinates.
+
+        Args:
+            origin: coordinates of the local origin (e.g. its UTM position)
+
+        Returns:
+            The transform.
+        """
+        return Affine(
+            self.res, 0.0, self.left + origin[0], 0.0, -self.res, self.top + origin[1]
+        )
+
+    def centres(self) -> tuple[FloatArray, FloatArray]:
+        """Pixel-centre coordinates along each axis.
+
+        Returns:
+            (x of each column, y of each row).
+        """
+        xs = self.left + (np.arange(self.cols, dtype=np.float64) + 0.5) * self.res
+        ys = self.top - (np.arange(self.rows, dtype=np.float64) + 0.5) * self.res
+        return np.asarray(xs, np.float64), np.asarray(ys, np.float64)
+
+
+@dataclass(frozen=True)
+class CityFields:
+    """Random fields of a city's surface, shared by every rendered grid.
+
+    Attributes:
+        yard: block-interior type (10 m correlation), standard normal
+        canopy: tree-crown field (3.5 m correlation), standard normal
+        moisture: slow soil-moisture / roughness variation (250 m), normal
+        parcel_seed: seed of the parcel hash
+
+    .. versionadded:: 0.1
+    """
+
+    yard: GridField
+    canopy: GridField
+    moisture: GridField
+    parcel_seed: int
+
+
+def make_fields(sim: CitySimulation, rng: np.random.Generator) -> CityFields:
+    """Draw the surface random fields over the DSM extent of a city.
+
+    Args:
+        sim: the city
+        rng: random generator
+
+    Returns:
+        The fields.
+
+    .. versionadded:: 0.1
+    """
+    left, bottom, right, top = sim.selection.bounds
+    left -= DSM_MARGIN_M + 50.0
+    bottom -= DSM_MARGIN_M + 50.0
+    right += DSM_MARGIN_M + 50.0
+    top += DSM_MARGIN_M + 50.0
+
+    def field(res: float, corr: float) -> GridField:
+        shape = (math.ceil((top - bottom) / res), math.ceil((right - left) / res))
+        values = gaussian_random_field(shape, res, corr, rng)
+        return GridField(values, left, top, res)
+
+    return CityFields(
+        yard=field(5.0, 10.0),
+        canopy=field(2.5, 3.5),
+        moisture=field(25.0, 250.0),
+        parcel_seed=int(rng.integers(1, 2**31 - 1)),
+    )
+
+
+def parcel_values(
+    x: FloatArray, y: FloatArray, angle_deg: float, seed: int
+) -> tuple[FloatArray, FloatArray]:
+    """Two uniform values per agricultural parcel, by hashing parcel indices.
+
+    Parcels are 120 x 60 m cells of a grid rotated by *angle_deg*, with every
+    other column of parcels split in two, so they are 60-180 m long.
+
+    Args:
+        x: local x of the points
+        y: local y of the points
+        angle_deg: grid orientation (degrees counter-clockwise from east)
+        seed: hash seed
+
+    Returns:
+        Two arrays of values in [0, 1) (same for all points of a parcel).
+
+    .. versionadded:: 0.1
+    """
+    t = math.radians(angle_deg)
+    u = x * math.cos(t) + y * math.sin(t)
+    v = -x * math.sin(t) + y * math.cos(t)
+    i = np.floor(u / 120.0).astype(np.int64)
+    j = np.floor(v / 60.0).astype(np.int64)
+    split = (i % 2 == 0) & (np.mod(u, 120.0) > 60.0)
+    key = (i * 2 + split) * 1_000_003 + j
+    h = (key.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)) ^ np.uint64(seed)
+    h ^= h >> np.uint64(29)
+    h *= np.uint64(0xBF58476D1CE4E5B9)
+    h ^= h >> np.uint64(32)
+    a = (h & np.uint64(0xFFFFFF)).astype(np.float64) / float(0x1000000)
+    b = ((h >> np.uint64(24)) & np.uint64(0xFFFFFF)).astype(np.float64) / float(
+        0x1000000
+    )
+    return a, b
+
+
+@dataclass
+class Surface:
+    """Surface model on a grid.
+
+    Attributes:
+        grid: the grid
+        cover: land-cover class per pixel (:class:`LandCover` values)
+        height: height above the terrain (metres)
+        building: index of the standing building per pixel, -1 elsewhere
+        debris: index of the building whose debris covers the pixel, -1 elsewhere
+        parcel_offset: backscatter offset of open-land parcels (dB)
+        moisture: slow soil-moisture field (standard normal)
+
+    .. versionadded:: 0.1
+    """
+
+    grid: PixelGrid
+    cover: npt.NDArray[np.uint8]
+    height: F32Array
+    building: npt.NDArray[np.int32]
+    debris: npt.NDArray[np.int32]
+    parcel_offset: F32Array
+    moisture: F32Array
+
+
+def rasterize(
+    geoms: npt.NDArray[np.object_] | list[shapely.Geometry],
+    values: npt.ArrayLike,
+    grid: PixelGrid,
+) -> npt.NDArray[np.int32]:
+    """Burn polygons into an int32 raster (pixel centres inside), 0 elsewhere.
+
+    Args:
+        geoms: polygons in local metres
+        values: value of each polygon
+        grid: target grid
+
+    Returns:
+        The raster.
+
+    .. versionadded:: 0.1
+    """
+    vals = np.asarray(values).tolist()
+    shapes = [(g, v) for g, v in zip(list(geoms), vals, strict=True) if g is not None]
+    if not shapes:
+        return np.zeros(grid.shape, dtype=np.int32)
+    out = rasterio.features.rasterize(
+        shapes, out_shape=grid.shape, transform=grid.transform(), fill=0, dtype="int32"
+    )
+    return np.asarray(out, dtype=np.int32)
+
+
+def _apron(
+    polygon: shapely.Polygon, angle_deg: float, side: int, spread: float
+) -> shapely.Geometry:
+    """Debris apron along one side of a partially damaged building.
+
+    Args:
+        polygon: footprint
+        angle_deg: orientation of the footprint axes
+        side: 0-3, which side (along the building axes)
+        spread: width of the apron (metres)
+
+    Returns:
+        The apron polygon (outside the footprint).
+    """
+    t = math.radians(angle_deg + 90.0 * side)
+    shifted = shapely.affinity.translate(
+        polygon, xoff=spread * math.cos(t), yoff=spread * math.sin(t)
+    )
+    return shapely.difference(shapely.union(polygon, shifted).convex_hull, polygon)
+
+
+def _heaps(
+    sim: CitySimulation,
+    grid: PixelGrid,
+    height: F32Array,
+    debris: npt.NDArray[np.int32],
+    rng: np.random.Generator,
+) -> None:
+    """Render debris heaps and aprons in local windows (in place).
+
+    Args:
+        sim: the city
+        grid: target grid
+        height: height raster, updated with debris heights
+        debris: debris index raster, updated
+        rng: random generator
+    """
+    dmg = sim.damage
+    b = sim.buildings
+    res = grid.res
+    for i in np.flatnonzero(dmg.grade > 0):
+        if dmg.grade[i] == 2:
+            shape = shapely.buffer(b.polygons[i], dmg.spread[i], quad_segs=4)
+            top, flank = dmg.heap_height[i], 0.5
+        else:
+            shape = _apron(
+                b.polygons[i], b.angle_deg[i], int(dmg.apron_side[i]), dmg.spread[i]
+            )
+            top, flank = 1.2, 0.5
+        if shape.is_empty:
+            continue
+        x0, y0, x1, y1 = shape.bounds
+        c0 = max(math.floor((x0 - grid.left) / res) - 1, 0)
+        c1 = min(math.ceil((x1 - grid.left) / res) + 1, grid.cols)
+        r0 = max(math.floor((grid.top - y1) / res) - 1, 0)
+        r1 = min(math.ceil((grid.top - y0) / res) + 1, grid.rows)
+        if c1 <= c0 or r1 <= r0:
+            continue
+        local = PixelGrid(
+            grid.left + c0 * res, grid.top - r0 * res, res, r1 - r0, c1 - c0
+        )
+        mask = rasterize([shape], [1], local) > 0
+        if not mask.any():
+            continue
+        inside = ndimage.distance_transform_edt(mask) * res
+        rough = ndimage.gaussian_filter(rng.standard_normal(mask.shape), 1.0 / res)
+        h = np.minimum(top, flank * inside) * (
+            1.0 + 0.35 * rough / max(rough.std(), 1e-6)
+        )
+        h = np.where(mask, np.maximum(h, 0.2), 0.0).astype(np.float32)
+        win_h = height[r0:r1, c0:c1]
+        win_d = debris[r0:r1, c0:c1]
+        free = mask & (win_d < 0)
+        win_h[free] = h[free]
+        win_d[free] = i
+
+
+def build_surface(
+    sim: CitySimulation,
+    fields: CityFields,
+    grid: PixelGrid,
+    post_event: bool,
+    rng: np.random.Generator,
+) -> Surface:
+    """Build the surface model of a city on a grid.
+
+    Args:
+        sim: the city
+        fields: the city's random fields
+        grid: target grid (local metres)
+        post_event: render the post-event surface (debris, reduced heights) or
+            the pre-event one (all buildings intact)
+        rng: random generator (debris roughness)
+
+    Returns:
+        The surface.
+
+    .. versionadded:: 0.1
+    """
+    city = sim.city
+    streets = sim.streets
+    b = sim.buildings
+    xs, ys = grid.centres()
+    xx, yy = np.meshgrid(xs, ys)
+
+    # Urban blocks and parks next to buildings.
+    used = np.unique(b.block)
+    parks = np.flatnonzero(streets.kind == "park")
+    if parks.size:
+        centroids = shapely.centroid(streets.blocks[parks])
+        near = shapely.dwithin(
+            centroids[:, None], shapely.points(b.x, b.y)[None, :], 150.0
+        ).any(axis=1)
+        parks = parks[near]
+    blocks = np.concatenate([used, parks])
+    block = rasterize(streets.blocks[blocks], blocks + 1, grid)
+    in_block = block > 0
+    halo = 0.95 * city.road_width_m[1] + 1.0
+    near_block = (
+        rasterize(
+            shapely.buffer(streets.blocks[blocks], halo, quad_segs=2),
+            np.ones(blocks.size),
+            grid,
+        )
+        > 0
+    )
+    avenues = rasterize(
+        shapely.buffer(
+            streets.arterials, 0.5 * streets.arterial_width, cap_style="flat"
+        ),
+        np.ones(streets.arterials.size),
+        grid,
+    )
+    road = (near_block & ~in_block) | ((avenues > 0) & ~in_block)
+
+    cover = np.full(grid.shape, LandCover.GROUND, dtype=np.uint8)
+    cover[road] = LandCover.ROAD
+    yard = fields.yard.sample_grid(grid.left, grid.top, grid.res, grid.shape)
+    paved_q, soil_q, _ = city.yard_mix
+    # Standard-normal quantiles of the yard mix (the field is standardised).
+    t_paved = float(special.ndtri(min(max(paved_q, 1e-6), 1 - 1e-6)))
+    t_soil = float(special.ndtri(min(max(paved_q + soil_q, 1e-6), 1 - 1e-6)))
+    is_park = np.isin(block, parks + 1)
+    paved = in_block & ~is_park & (yard <= t_paved)
+    garden = in_block & (is_park | (yard > t_soil))
+    cover[paved] = LandCover.PAVED
+
+    open_land = ~in_block & ~road
+    a, offset_draw = parcel_values(
+        xx, yy, city.block_orientation_deg + 8.0, fields.parcel_seed
+    )
+    orchard = open_land & (a < city.orchard_share)
+    parcel_offset = np.where(open_land & ~orchard, 5.0 * (offset_draw - 0.5), 0.0)
+
+    canopy = fields.canopy.sample_grid(grid.left, grid.top, grid.res, grid.shape)
+    tree = (orchard & (canopy > 0.0)) | (garden & (canopy > 0.45))
+    tree_height = city.tree_height_m * (0.6 + 0.4 * np.tanh(canopy.clip(0.0)))
+    height = np.where(tree, tree_height, 0.0).astype(np.float32)
+    cover[tree] = LandCover.VEGETATION
+
+    # Buildings (standing) and debris.
+    residual = sim.damage.residual if post_event else np.ones(len(b))
+    standing = residual > 0
+    ids = np.flatnonzero(standing)
+    building = rasterize(b.polygons[ids], ids + 1, grid) - 1
+    roof = building >= 0
+    heights = (sim.height * residual).astype(np.float32)
+    height[roof] = heights[building[roof]]
+    cover[roof] = LandCover.ROOF
+    debris = np.full(grid.shape, -1, dtype=np.int32)
+    if post_event:
+        debris_height = np.zeros(grid.shape, dtype=np.float32)
+        _heaps(sim, grid, debris_height, debris, rng)
+        rubble = (debris >= 0) & ~roof
+        debris[~rubble] = -1
+        height[rubble] = debris_height[rubble]
+        cover[rubble] = LandCover.DEBRIS
+    moisture = fields.moisture.sample_grid(grid.left, grid.top, grid.res, grid.shape)
+    return Surface(
+        grid=grid,
+        cover=cover,
+        height=height,
+        building=building.astype(np.int32),
+        debris=debris,
+        parcel_offset=parcel_offset.astype(np.float32),
+        moisture=moisture.astype(np.float32),
+    )

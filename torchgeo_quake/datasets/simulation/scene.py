@@ -1,0 +1,428 @@
+"""Simulate the five-city post-earthquake scene and write it to disk.
+
+:func:`simulate_scene` writes, for every selected city, ``ROOT/<slug>/`` with
+``sar.tif``, ``dsm.tif``, ``buildings.gpkg``, ``destroyed.geojson``,
+``gem.csv`` and ``truth.csv`` (layout in ``docs/dev/contracts.md``), plus
+``ROOT/scene.json``, the summary that marks the root as simulated.
+
+Re-running
+    * ``scene.json`` marks the root as simulated with the same parameters (seed,
+      scale, cities, GEM source, simulator version) and all files exist: nothing
+      is done and the stored summary is returned (unless ``overwrite=True``,
+      which always simulates afresh);
+    * a city folder holds files but the root has no simulated marker for these
+      parameters (it may hold real data, or another simulation), or
+      ``scene.json`` describes another simulation: a :class:`FileExistsError`
+      names the folder or file; pass ``overwrite=True`` (``--overwrite``) or
+      choose another root;
+    * otherwise (or with ``overwrite=True``, or when files of the same
+      simulation are missing) the cities are simulated.
+
+Atomic writes
+    All files are first written into a temporary folder inside ``ROOT``; only
+    when every city is complete are the city folders renamed into place (an
+    existing folder is moved aside and deleted), and ``scene.json`` is replaced
+    last. An error leaves ``ROOT`` as it was.
+
+.. versionadded:: 0.1
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from ... import __version__
+from .cities import CitySpec, resolve_cities
+from .city import CitySimulation, city_rng, simulate_layout
+from .dsm import DSM_RES, render_dsm, write_dsm
+from .gem import DEFAULT_GEM_DIR, ExposureTable, gem_assets, load_exposure
+from .landcover import make_fields
+from .sar import SAR_RES, render_sar, write_sar
+from .vectors import (
+    destroyed_features,
+    footprints_frame,
+    write_buildings,
+    write_destroyed,
+    write_truth,
+)
+
+__all__ = [
+    "CITY_FILES",
+    "SCENE_FILE",
+    "SIMULATOR_VERSION",
+    "resolve_gem_source",
+    "simulate_city_files",
+    "simulate_scene",
+]
+
+#: Version of the simulation model; bump when outputs change for a given seed.
+SIMULATOR_VERSION = 1
+#: Name of the scene summary / simulated marker in the root.
+SCENE_FILE = "scene.json"
+#: Files written per city.
+CITY_FILES: tuple[str, ...] = (
+    "sar.tif",
+    "dsm.tif",
+    "buildings.gpkg",
+    "destroyed.geojson",
+    "gem.csv",
+    "truth.csv",
+)
+_CRS = "EPSG:32637"
+
+
+def resolve_gem_source(gem_dir: str | os.PathLike[str] | None) -> str:
+    """Where the GEM exposure will come from, without reading it.
+
+    Args:
+        gem_dir: as for
+            :func:`~torchgeo_quake.datasets.simulation.gem.load_exposure`
+
+    Returns:
+        ``"builtin"`` or the absolute folder path.
+
+    Raises:
+        FileNotFoundError: If an explicitly given folder does not exist.
+
+    .. versionadded:: 0.1
+    """
+    if gem_dir is not None and str(gem_dir) == "builtin":
+        return "builtin"
+    if gem_dir is None:
+        return str(DEFAULT_GEM_DIR) if DEFAULT_GEM_DIR.is_dir() else "builtin"
+    folder = Path(gem_dir).expanduser().resolve()
+    if not folder.is_dir():
+        raise FileNotFoundError(
+            f"GEM exposure folder {str(folder)!r} does not exist. Pass the folder "
+            "holding Exposure_{Res,Com,Ind}_Turkey_Adm1.csv, or 'builtin' for the "
+            "built-in summary table."
+        )
+    return str(folder)
+
+
+def _bounds_utm(
+    bounds: tuple[float, float, float, float], origin: tuple[float, float]
+) -> list[float]:
+    """Local bounds shifted to UTM 37N.
+
+    Args:
+        bounds: (left, bottom, right, top) in local metres
+        origin: UTM coordinates of the local origin
+
+    Returns:
+        [left, bottom, right, top] in UTM metres.
+    """
+    left, bottom, right, top = bounds
+    ox, oy = origin
+    return [left + ox, bottom + oy, right + ox, top + oy]
+
+
+def _city_summary(
+    sim: CitySimulation,
+    sar_shape: tuple[int, int],
+    nodata_fraction: float,
+    dsm_shape: tuple[int, int],
+    dsm_bounds: tuple[float, float, float, float],
+    gem_rows: int,
+    gem_points: int,
+) -> dict[str, Any]:
+    """Summary of one simulated city for ``scene.json``.
+
+    Args:
+        sim: the city
+        sar_shape: (rows, cols) of the SAR image
+        nodata_fraction: share of nodata pixels in the SAR image
+        dsm_shape: (rows, cols) of the DSM
+        dsm_bounds: DSM bounds in local metres
+        gem_rows: number of GEM asset rows
+        gem_points: number of GEM locations
+
+    Returns:
+        JSON-serialisable summary.
+    """
+    city = sim.city
+    dmg = sim.damage
+    intact, damaged = sim.reference_counts()
+    counted = sim.counted
+    return {
+        "name": city.name,
+        "province": f"{city.province_id} {city.province_name}",
+        "buildings": len(sim.buildings),
+        "buildings_in_sar": int(counted.sum()),
+        "buildings_outside_sar": int((~counted).sum()),
+        "intact_reference": intact,
+        "damaged_reference": damaged,
+        "collapsed_true": int((dmg.grade[counted] == 2).sum()),
+        "partial_true": int((dmg.grade[counted] == 1).sum()),
+        "false_negatives": int(((dmg.grade == 2) & ~dmg.in_reference).sum()),
+        "sar": {
+            "width": sar_shape[1],
+            "height": sar_shape[0],
+            "res": SAR_RES,
+            "crs": _CRS,
+            "bounds": _bounds_utm(sim.selection.bounds, sim.origin),
+            "nodata_fraction": round(nodata_fraction, 4),
+            "incidence_angle": city.incidence_deg,
+            "orbit_direction": city.orbit,
+            "sensor_side": city.sensor_side,
+            "acquisition_date": city.acquisition_date,
+            "looks": city.looks,
+        },
+        "dsm": {
+            "width": dsm_shape[1],
+            "height": dsm_shape[0],
+            "res": DSM_RES,
+            "crs": _CRS,
+            "bounds": _bounds_utm(dsm_bounds, sim.origin),
+        },
+        "gem": {"assets": gem_rows, "locations": gem_points},
+        "files": list(CITY_FILES),
+    }
+
+
+def simulate_city_files(
+    city: CitySpec,
+    exposure: ExposureTable,
+    folder: str | os.PathLike[str],
+    scale: float = 1.0,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Simulate one city and write its files into *folder* (which must exist).
+
+    Args:
+        city: the city
+        exposure: GEM exposure
+        folder: output folder
+        scale: factor in (0, 1] applied to the Table II counts
+        seed: scene seed
+
+    Returns:
+        The city's summary (as stored in ``scene.json``).
+
+    .. versionadded:: 0.1
+    """
+    out = Path(folder)
+    sim = simulate_layout(city, exposure, scale, seed)
+    fields = make_fields(sim, city_rng(seed, city, scale, "fields"))
+    provenance = {
+        "GENERATOR": f"torchgeo_quake {__version__} simulator v{SIMULATOR_VERSION}",
+        "SEED": str(seed),
+        "SCALE": f"{scale:g}",
+    }
+    image = render_sar(sim, fields)
+    write_sar(out / "sar.tif", image, sim.origin, provenance)
+    sar_shape = image.amplitude.shape
+    nodata_fraction = float(1.0 - image.valid.mean())
+    del image
+    dsm = render_dsm(sim, fields)
+    write_dsm(out / "dsm.tif", dsm, sim.origin, {"CITY": city.name, **provenance})
+    dsm_shape, dsm_bounds = dsm.height.shape, dsm.grid.bounds
+    del dsm
+    frame = footprints_frame(sim)
+    write_buildings(out / "buildings.gpkg", frame)
+    write_destroyed(out / "destroyed.geojson", destroyed_features(sim, frame))
+    assets = gem_assets(
+        sim.neighbourhoods,
+        city,
+        sim.buildings.x,
+        sim.buildings.y,
+        sim.origin,
+        city_rng(seed, city, scale, "gem"),
+    )
+    assets.to_csv(out / "gem.csv", index=False)
+    write_truth(out / "truth.csv", sim)
+    points = int(assets[["lon", "lat"]].drop_duplicates().shape[0])
+    return _city_summary(
+        sim,
+        (int(sar_shape[0]), int(sar_shape[1])),
+        nodata_fraction,
+        (int(dsm_shape[0]), int(dsm_shape[1])),
+        dsm_bounds,
+        len(assets),
+        points,
+    )
+
+
+def _parameters(
+    cities: Iterable[CitySpec], scale: float, seed: int, gem_source: str
+) -> dict[str, Any]:
+    """The parameters that identify a simulated scene.
+
+    Args:
+        cities: simulated cities
+        scale: scene scale
+        seed: scene seed
+        gem_source: resolved GEM source
+
+    Returns:
+        Parameter dictionary (stored in ``scene.json``).
+    """
+    return {
+        "simulator_version": SIMULATOR_VERSION,
+        "seed": int(seed),
+        "scale": float(scale),
+        "cities": [c.slug for c in cities],
+        "gem_source": gem_source,
+    }
+
+
+def _read_scene(root: Path) -> dict[str, Any] | None:
+    """Read ``scene.json`` if present and valid.
+
+    Args:
+        root: scene root
+
+    Returns:
+        The summary, or None.
+    """
+    path = root / SCENE_FILE
+    if not path.is_file():
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _complete(root: Path, cities: Iterable[CitySpec]) -> bool:
+    """Whether every city folder holds every file.
+
+    Args:
+        root: scene root
+        cities: the cities
+
+    Returns:
+        True if nothing is missing.
+    """
+    return all((root / c.slug / name).is_file() for c in cities for name in CITY_FILES)
+
+
+def _check_existing(
+    root: Path, cities: Iterable[CitySpec], scene: dict[str, Any] | None
+) -> None:
+    """Refuse to replace data that this call did not make.
+
+    Args:
+        root: scene root
+        cities: cities about to be written
+        scene: the current ``scene.json`` (None if absent)
+
+    Raises:
+        FileExistsError: If a city folder holds files (or ``scene.json`` marks a
+            different simulation).
+    """
+    hint = "pass overwrite=True (--overwrite) to replace it, or choose another root"
+    simulated = scene is not None and scene.get("simulated") is True
+    for city in cities:
+        folder = root / city.slug
+        if folder.is_dir() and any(folder.iterdir()):
+            if simulated:
+                reason = "holds a simulation made with different parameters"
+            else:
+                reason = "holds files but is not marked as simulated (real data?)"
+            raise FileExistsError(f"{str(folder)!r} {reason}; {hint}.")
+    if scene is not None:
+        path = root / SCENE_FILE
+        raise FileExistsError(
+            f"{str(path)!r} describes another scene ({scene.get('parameters')}); "
+            f"{hint}."
+        )
+
+
+def simulate_scene(
+    root: str | os.PathLike[str],
+    cities: Iterable[str | CitySpec] | None = None,
+    scale: float = 1.0,
+    seed: int = 0,
+    overwrite: bool = False,
+    gem_dir: str | os.PathLike[str] | None = None,
+) -> dict[str, Any]:
+    """Simulate the post-earthquake scene of the paper's cities into *root*.
+
+    Args:
+        root: output folder (created if needed)
+        cities: slugs, names or specifications of the cities (default: all five)
+        scale: factor in (0, 1] applied to every Table II count (areas shrink
+            accordingly); at least one damaged building per city
+        seed: random seed; the same parameters give identical files
+        overwrite: replace existing city folders and ``scene.json`` (and
+            simulate afresh even when the root already holds this scene)
+        gem_dir: folder with GEM's ``Exposure_{Res,Com,Ind}_Turkey_Adm1.csv``;
+            None uses ``../shared/data/gem`` beside the repository if present and
+            the built-in summary table otherwise; ``"builtin"`` forces the table
+
+    Returns:
+        The scene summary, also written to ``ROOT/scene.json``: ``simulated``,
+        ``version``, ``seed``, ``scale``, ``parameters`` and per city the counts,
+        image sizes and acquisition geometry.
+
+    Raises:
+        ValueError: If *scale* or a city is invalid.
+        FileExistsError: If *root* holds data this call would replace and
+            *overwrite* is False.
+        FileNotFoundError: If *gem_dir* is given but missing.
+
+    .. versionadded:: 0.1
+    """
+    specs = resolve_cities(cities)
+    if not 0.0 < float(scale) <= 1.0:
+        raise ValueError(f"scale must be in (0, 1], got {scale}")
+    if int(seed) != seed or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed}")
+    root_path = Path(root).expanduser()
+    gem_source = resolve_gem_source(gem_dir)
+    parameters = _parameters(specs, scale, seed, gem_source)
+    scene = _read_scene(root_path)
+    same = (
+        scene is not None
+        and scene.get("simulated") is True
+        and scene.get("parameters") == parameters
+    )
+    if same and not overwrite and scene is not None and _complete(root_path, specs):
+        return scene
+    if not overwrite and not same:
+        _check_existing(root_path, specs, scene)
+
+    exposure = load_exposure(gem_source)
+    root_path.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".simulate-", dir=root_path))
+    try:
+        summaries: dict[str, Any] = {}
+        for city in specs:
+            folder = staging / city.slug
+            folder.mkdir()
+            summaries[city.slug] = simulate_city_files(
+                city, exposure, folder, scale, seed
+            )
+        summary: dict[str, Any] = {
+            "simulated": True,
+            "generator": "torchgeo_quake.datasets.simulation",
+            "version": __version__,
+            "simulator_version": SIMULATOR_VERSION,
+            "seed": int(seed),
+            "scale": float(scale),
+            "crs": _CRS,
+            "parameters": parameters,
+            "gem_source": gem_source,
+            "cities": summaries,
+        }
+        with open(staging / SCENE_FILE, "w", encoding="utf-8") as f:
+            json.dump(summary, f, ensure_ascii=False, indent=2)
+            f.write("\n")
+        for city in specs:
+            target = root_path / city.slug
+            if target.exists():
+                target.rename(staging / f"{city.slug}.replaced")
+            (staging / city.slug).rename(target)
+        os.replace(staging / SCENE_FILE, root_path / SCENE_FILE)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return summary
