@@ -17,7 +17,7 @@ def scene_dir() -> Path:
     return DATA / "scene"
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The real public data beside the checkout; skip when absent."""
     if not SHARED.exists():
