@@ -89,3 +89,19 @@ def test_paired_augmentation_keeps_modalities_aligned() -> None:
     assert not torch.equal(out["sar"], batch["sar"])
     for i in range(8):
         assert torch.equal(out["sar"][i].flatten().sort().values, base.flatten())
+
+
+def test_tiny_strata_are_merged() -> None:
+    # City "b" has only two damaged buildings: fewer than five folds.
+    cities = np.repeat(["a", "b"], [200, 40])
+    labels = np.zeros(240, dtype=np.int64)
+    labels[:30] = 1
+    labels[200:202] = 1
+    for fold in range(5):
+        splits = make_splits(labels, cities, "cv", fold=fold)
+        _disjoint_cover(splits, np.arange(240))
+        # The damaged class is still balanced over the test folds.
+        assert 5 <= labels[splits["test"]].sum() <= 8
+    splits = make_splits(labels, cities, "loco", test_city="a")
+    _disjoint_cover(splits, np.arange(240))
+    assert labels[splits["val"]].sum() + labels[splits["train"]].sum() == 2

@@ -25,6 +25,40 @@ Strategy = Literal["cv", "loco", "city"]
 _RASTERS = ("sar", "footprint", "dsm")
 
 
+def _strata(
+    cities: np.ndarray, labels: np.ndarray, min_count: int
+) -> np.ndarray | None:
+    """City × label strata, merged where a stratum is too small to split.
+
+    A city × label stratum with fewer than *min_count* members (e.g. a city
+    with only three damaged buildings in a small scene) is merged into the
+    label-only stratum (if that is still too small, the whole label joins it),
+    so stratification never fails on small data and still balances the damaged
+    class.
+
+    Args:
+        cities: city per sample
+        labels: label per sample
+        min_count: least members a stratum needs
+
+    Returns:
+        A stratum name per sample, or None when even a whole label has fewer
+        than *min_count* members (no stratification possible).
+    """
+    label_names = np.char.add("*:", labels.astype(str))
+    strata = np.char.add(np.char.add(cities, ":"), labels.astype(str))
+    _, inverse, counts = np.unique(strata, return_inverse=True, return_counts=True)
+    strata = np.where(counts[inverse] < min_count, label_names, strata)
+    for name in np.unique(label_names):
+        merged = strata == name
+        if 0 < merged.sum() < min_count:
+            strata[label_names == name] = name
+    _, counts = np.unique(strata, return_counts=True)
+    if counts.min() < min_count:
+        return None
+    return strata
+
+
 def make_splits(
     labels: np.ndarray,
     cities: np.ndarray,
@@ -88,13 +122,15 @@ def make_splits(
             everything = everything[cities == city]
         if not 0 <= fold < num_folds:
             raise ValueError(f"fold must be in [0, {num_folds}), got {fold}")
-        strata = np.char.add(cities[everything], labels[everything].astype(str))
+        strata = _strata(cities[everything], labels[everything], num_folds)
+        if strata is None:  # a class smaller than the number of folds
+            strata = labels[everything]
         folds = StratifiedKFold(n_splits=num_folds, shuffle=True, random_state=seed)
         train_part, test_part = list(folds.split(everything, strata))[fold]
         pool, test = everything[train_part], everything[test_part]
     else:
         raise ValueError(f"strategy must be 'cv', 'loco' or 'city', got {strategy!r}")
-    strata = np.char.add(cities[pool], labels[pool].astype(str))
+    strata = _strata(cities[pool], labels[pool], 2)
     train, val = train_test_split(
         pool, test_size=val_fraction, random_state=seed, stratify=strata
     )

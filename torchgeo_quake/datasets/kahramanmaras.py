@@ -443,7 +443,9 @@ class KahramanmarasDamage(NonGeoDataset):
         import matplotlib.pyplot as plt
 
         panels = [key for key in _RASTER_KEYS if key in sample]
-        fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.4))
+        fig, axes = plt.subplots(
+            1, len(panels), figsize=(3.2 * len(panels), 3.6), layout="constrained"
+        )
         axes = np.atleast_1d(axes)
         footprint = sample["footprint"][0].numpy()
         for ax, key in zip(axes, panels, strict=True):
@@ -468,5 +470,4 @@ class KahramanmarasDamage(NonGeoDataset):
             suptitle = f"{name} building {int(sample['building_id'])}: {state}"
         if suptitle is not None:
             fig.suptitle(suptitle)
-        fig.tight_layout()
         return fig

@@ -1,0 +1,489 @@
+"""DamageDetectionTask with Lightning on tiny in-memory data (CPU)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import lightning
+import numpy as np
+import pytest
+import torch
+from lightning import LightningDataModule, Trainer
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+from torchgeo.datasets import stack_samples
+
+from torchgeo_quake.trainers import (
+    DamageDetectionTask,
+    best_f1_threshold,
+    ranking_metrics,
+    threshold_metrics,
+)
+
+GEM = 5
+ALL = ["sar", "footprint", "dsm", "gem"]
+
+
+class TinyDamage(Dataset[dict[str, Any]]):
+    """Samples with the keys and shapes of the sample contract."""
+
+    def __init__(self, n: int, seed: int, gem: int = GEM, drop: str | None = None):
+        g = torch.Generator().manual_seed(seed)
+        self.label = torch.arange(n) % 3 == 0  # both classes in every batch
+        self.sar = torch.rand(n, 1, 32, 32, generator=g) * 5 + 10
+        self.sar[self.label] += 3  # something to learn
+        self.footprint = (torch.rand(n, 1, 32, 32, generator=g) > 0.6).float()
+        self.dsm = torch.randn(n, 1, 32, 32, generator=g) * 4 + 100
+        self.gem = torch.rand(n, gem, generator=g) * 50
+        self.ids = torch.arange(n) + 1000 * seed
+        self.drop = drop
+
+    def __len__(self) -> int:
+        return len(self.label)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        sample = {
+            "sar": self.sar[i],
+            "footprint": self.footprint[i],
+            "dsm": self.dsm[i],
+            "gem": self.gem[i],
+            "label": self.label[i].long(),
+            "building_id": self.ids[i],
+            "centroid": torch.tensor([float(i), 2.0 * i], dtype=torch.float64),
+            "city": "islahiye",
+        }
+        if self.drop:
+            del sample[self.drop]
+        return sample
+
+
+class TinyDataModule(LightningDataModule):
+    """In-memory data module with normalisation statistics of its train split."""
+
+    def __init__(
+        self, batch_size: int = 6, gem: int = GEM, drop: str | None = None, n: int = 12
+    ) -> None:
+        super().__init__()
+        self.batch_size = batch_size
+        self.train = TinyDamage(n, 0, gem, drop)
+        self.val = TinyDamage(n, 1, gem, drop)
+        self.test = TinyDamage(n, 2, gem, drop)
+
+    def normalization_stats(self) -> dict[str, Tensor]:
+        return {
+            "sar_mean": self.train.sar.mean(),
+            "sar_std": self.train.sar.std(),
+            "dsm_mean": self.train.dsm.mean(),
+            "dsm_std": self.train.dsm.std(),
+            "gem_mean": self.train.gem.mean(0),
+            "gem_std": self.train.gem.std(0),
+        }
+
+    def _loader(
+        self, ds: Dataset[dict[str, Any]], shuffle: bool = False
+    ) -> DataLoader[Any]:
+        return DataLoader(
+            ds, batch_size=self.batch_size, shuffle=shuffle, collate_fn=stack_samples
+        )
+
+    def train_dataloader(self) -> DataLoader[Any]:
+        return self._loader(self.train, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader[Any]:
+        return self._loader(self.val)
+
+    def test_dataloader(self) -> DataLoader[Any]:
+        return self._loader(self.test)
+
+    def predict_dataloader(self) -> DataLoader[Any]:
+        return self._loader(self.test)
+
+
+def _trainer(tmp_path: Path, **kwargs: Any) -> Trainer:
+    defaults: dict[str, Any] = {
+        "accelerator": "cpu",
+        "devices": 1,
+        "default_root_dir": tmp_path,
+        "logger": False,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+        "enable_checkpointing": False,
+        "num_sanity_val_steps": 0,
+    }
+    defaults.update(kwargs)
+    return Trainer(**defaults)
+
+
+def _task(modalities: list[str] = ALL, **kwargs: Any) -> DamageDetectionTask:
+    return DamageDetectionTask(modalities=modalities, gem_features=GEM, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "modalities", [["sar", "footprint"], ["sar", "footprint", "dsm"], ALL]
+)
+def test_fast_dev_run_fit_validate_test_predict(
+    tmp_path: Path, modalities: list[str]
+) -> None:
+    dm = TinyDataModule()
+    task = _task(modalities)
+    trainer = _trainer(tmp_path, fast_dev_run=True)
+    trainer.fit(task, datamodule=dm)
+    assert "train_loss" in trainer.callback_metrics
+    val = trainer.validate(task, datamodule=dm)[0]
+    assert set(val) == {
+        "val_loss",
+        "val_precision",
+        "val_recall",
+        "val_f1",
+        "val_kappa",
+        "val_auroc",
+        "val_ap",
+        "val_threshold",
+    }
+    assert 0 <= val["val_threshold"] <= 1
+    assert float(task.threshold) == pytest.approx(val["val_threshold"])
+    test = trainer.test(task, datamodule=dm)[0]
+    expected = {
+        f"test_{k}"
+        for k in (
+            "loss",
+            "precision",
+            "recall",
+            "f1",
+            "kappa",
+            "auroc",
+            "ap",
+            "threshold",
+        )
+    } | {
+        f"test_{k}_valthr" for k in ("precision", "recall", "f1", "kappa", "threshold")
+    }
+    assert set(test) == expected
+    batches = trainer.predict(task, datamodule=dm)
+    assert batches is not None
+    out = batches[0]
+    assert isinstance(out, dict)
+    assert set(out) == {"prob", "pred", "building_id", "centroid", "city", "label"}
+    assert out["prob"].shape == (6,)
+    assert torch.equal(out["pred"], (out["prob"] >= task.threshold).long())
+    assert torch.equal(out["building_id"], dm.test.ids[:6])
+    assert out["centroid"].shape == (6, 2)
+
+
+def test_epoch_metrics_and_predictions(tmp_path: Path) -> None:
+    dm = TinyDataModule()
+    task = _task()
+    trainer = _trainer(tmp_path, max_epochs=1, limit_train_batches=1)
+    trainer.fit(task, datamodule=dm)
+    metrics = trainer.callback_metrics
+    val = task.last_predictions["val"]
+    assert val.probs.shape == (12,) and val.labels.shape == (12,)
+    assert val.building_ids is not None
+    np.testing.assert_array_equal(val.building_ids, dm.val.ids.numpy())
+    np.testing.assert_array_equal(val.labels, dm.val.label.long().numpy())
+    # Logged values are the metrics of the gathered epoch at the best-F1 threshold.
+    thr = best_f1_threshold(val.probs, val.labels)
+    assert float(metrics["val_threshold"]) == pytest.approx(thr)
+    assert float(task.threshold) == pytest.approx(thr)
+    for key, value in threshold_metrics(val.probs, val.labels, thr).items():
+        assert float(metrics[f"val_{key}"]) == pytest.approx(value, abs=1e-6)
+    for key, value in ranking_metrics(val.probs, val.labels).items():
+        assert float(metrics[f"val_{key}"]) == pytest.approx(value, abs=1e-6)
+
+    test = trainer.test(task, datamodule=dm)[0]
+    preds = task.last_predictions["test"]
+    best = best_f1_threshold(preds.probs, preds.labels)
+    assert test["test_threshold"] == pytest.approx(best)
+    at_best = threshold_metrics(preds.probs, preds.labels, best)
+    at_val = threshold_metrics(preds.probs, preds.labels, float(task.threshold))
+    for key in ("precision", "recall", "f1", "kappa"):
+        assert test[f"test_{key}"] == pytest.approx(at_best[key], abs=1e-6, nan_ok=True)
+        assert test[f"test_{key}_valthr"] == pytest.approx(
+            at_val[key], abs=1e-6, nan_ok=True
+        )
+    assert test["test_threshold_valthr"] == pytest.approx(float(task.threshold))
+
+
+def test_normalization_from_datamodule(tmp_path: Path) -> None:
+    dm = TinyDataModule()
+    task = _task()
+    trainer = _trainer(tmp_path, fast_dev_run=True)
+    trainer.fit(task, datamodule=dm)
+    stats = dm.normalization_stats()
+    for key, value in stats.items():
+        torch.testing.assert_close(getattr(task, key), value.float())
+    assert bool(task.normalization_set)
+    # forward() takes raw inputs and normalises them.
+    x = {k: getattr(dm.test, k)[:4] for k in ALL}
+    task.eval()
+    with torch.no_grad():
+        raw = task(**x)
+        manual = task.model(
+            sar=(x["sar"] - stats["sar_mean"]) / stats["sar_std"],
+            footprint=x["footprint"],
+            dsm=(x["dsm"] - stats["dsm_mean"]) / stats["dsm_std"],
+            gem=(x["gem"] - stats["gem_mean"]) / stats["gem_std"],
+        )
+    torch.testing.assert_close(raw, manual)
+
+
+def test_threshold_and_normalization_saved_in_checkpoint(tmp_path: Path) -> None:
+    dm = TinyDataModule()
+    task = _task(["sar", "footprint", "dsm"], dropout=0.2)
+    trainer = _trainer(tmp_path, max_epochs=1, limit_train_batches=1)
+    trainer.fit(task, datamodule=dm)
+    assert bool(task.threshold_set)
+    path = tmp_path / "task.ckpt"
+    trainer.save_checkpoint(path)
+    loaded = DamageDetectionTask.load_from_checkpoint(path)
+    assert list(loaded.hparams["modalities"]) == ["sar", "footprint", "dsm"]
+    assert loaded.hparams["dropout"] == 0.2
+    assert float(loaded.threshold) == float(task.threshold) != 0.5
+    assert bool(loaded.threshold_set)
+    for key in ("sar_mean", "sar_std", "dsm_mean", "dsm_std"):
+        assert torch.equal(getattr(loaded, key), getattr(task, key))
+    task.eval()
+    loaded.eval()
+    x = {k: getattr(dm.test, k)[:4] for k in ("sar", "footprint", "dsm")}
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(**x), task(**x))
+    # Testing the reloaded task uses the stored threshold for *_valthr.
+    test = _trainer(tmp_path).test(loaded, datamodule=dm)[0]
+    assert test["test_threshold_valthr"] == pytest.approx(float(task.threshold))
+
+
+def _fit_weights(tmp_path: Path) -> dict[str, Tensor]:
+    lightning.seed_everything(7, workers=True)
+    task = _task(["sar", "footprint", "gem"], scheduler="none")
+    trainer = _trainer(
+        tmp_path,
+        max_epochs=1,
+        limit_train_batches=2,
+        limit_val_batches=0,
+        deterministic=True,
+    )
+    trainer.fit(task, datamodule=TinyDataModule())
+    state = task.state_dict()
+    return {
+        k: v.detach().clone() for k, v in state.items() if k != "model._extra_state"
+    }
+
+
+def test_deterministic_on_cpu(tmp_path: Path) -> None:
+    a = _fit_weights(tmp_path / "a")
+    b = _fit_weights(tmp_path / "b")
+    assert a.keys() == b.keys()
+    lightning.seed_everything(7, workers=True)
+    init = _task(["sar", "footprint", "gem"]).state_dict()
+    changed = False
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+        changed |= not torch.equal(a[key], init[key])
+    assert changed  # training did update the weights
+
+
+def test_batch_missing_modality(tmp_path: Path) -> None:
+    task = _task()
+    with pytest.raises(ValueError, match=r"batch lacks \['dsm'\].*modalities"):
+        _trainer(tmp_path, fast_dev_run=True).fit(
+            task, datamodule=TinyDataModule(drop="dsm")
+        )
+
+
+def test_gem_width_mismatch(tmp_path: Path) -> None:
+    # Caught when the data module's statistics are stored (before training) ...
+    with pytest.raises(
+        ValueError, match=r"gem_mean has shape \(7,\).*GEM_FEATURE_NAMES"
+    ):
+        _trainer(tmp_path, fast_dev_run=True).fit(
+            _task(), datamodule=TinyDataModule(gem=GEM + 2)
+        )
+    # ... and on the first batch otherwise.
+    batch = stack_samples([TinyDamage(2, 0, gem=GEM + 2)[i] for i in range(2)])
+    with pytest.raises(ValueError, match=r"\(B, 5\).*GEM_FEATURE_NAMES"):
+        _task().training_step(batch, 0)
+
+
+def test_checkpoint_with_other_modalities(tmp_path: Path) -> None:
+    dm = TinyDataModule()
+    task = _task(["sar", "footprint"])
+    trainer = _trainer(tmp_path, fast_dev_run=True)
+    trainer.fit(task, datamodule=dm)
+    path = tmp_path / "small.ckpt"
+    trainer.save_checkpoint(path)
+    both = r"\['sar', 'footprint'\].*\['sar', 'footprint', 'dsm'\]"
+    with pytest.raises(ValueError, match=both):
+        DamageDetectionTask.load_from_checkpoint(
+            path, modalities=["sar", "footprint", "dsm"]
+        )
+    with pytest.raises(ValueError, match=both):
+        _trainer(tmp_path).test(
+            _task(["sar", "footprint", "dsm"]), datamodule=dm, ckpt_path=path
+        )
+    # Same error for a bare state dict.
+    with pytest.raises(ValueError, match=both):
+        _task(["sar", "footprint", "dsm"]).load_state_dict(
+            task.state_dict(), strict=False
+        )
+
+
+def test_sar_weights_with_foreign_keys(tmp_path: Path) -> None:
+    path = tmp_path / "foreign.pth"
+    torch.save({"features.0.weight": torch.zeros(64, 3, 3, 3)}, path)
+    with pytest.raises(ValueError, match=r"foreign\.pth.*features\.0\.weight"):
+        _task(sar_weights=str(path))
+    assert "sar_weights" not in _task().hparams
+
+
+def test_set_normalization_errors() -> None:
+    task = _task()
+    good = TinyDataModule().normalization_stats()
+    with pytest.raises(ValueError, match=r"lack \['dsm_std'\]"):
+        task.set_normalization({k: v for k, v in good.items() if k != "dsm_std"})
+    with pytest.raises(ValueError, match=r"gem_mean has shape \(3,\), expected \(5,\)"):
+        task.set_normalization({**good, "gem_mean": torch.zeros(3)})
+    with pytest.raises(ValueError, match="not finite"):
+        task.set_normalization({**good, "sar_mean": float("nan")})
+    with pytest.raises(ValueError, match="negative"):
+        task.set_normalization({**good, "sar_std": -1.0})
+    with pytest.warns(UserWarning, match="gem_std is zero"):
+        task.set_normalization({**good, "gem_std": torch.tensor([0.0, 1, 2, 3, 4])})
+    assert float(task.gem_std[0]) == 1.0
+    # Only the configured modalities are needed.
+    small = _task(["sar", "footprint"])
+    small.set_normalization({"sar_mean": 1.0, "sar_std": 2.0})
+    assert float(small.sar_std) == 2.0
+
+
+def test_warns_without_normalization_stats(tmp_path: Path) -> None:
+    dm = TinyDataModule()
+    plain_dm = LightningDataModule.from_datasets(
+        train_dataset=dm.train, batch_size=6, num_workers=0
+    )
+    plain_dm.train_dataloader = dm.train_dataloader  # type: ignore[method-assign]
+    with pytest.warns(UserWarning, match="no normalisation statistics"):
+        _trainer(tmp_path, fast_dev_run=True).fit(
+            _task(scheduler="none"), datamodule=plain_dm
+        )
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "scheduler"),
+    [("adamw", "plateau"), ("adam", "cosine"), ("adamw", "none")],
+)
+def test_optimizers_and_schedulers(
+    tmp_path: Path, optimizer: str, scheduler: str
+) -> None:
+    task = _task(
+        ["sar", "footprint"], optimizer=optimizer, scheduler=scheduler, pos_weight=4.0
+    )
+    trainer = _trainer(
+        tmp_path, max_epochs=2, limit_train_batches=1, limit_val_batches=1
+    )
+    trainer.fit(task, datamodule=TinyDataModule())
+    opt = trainer.optimizers[0]
+    assert type(opt).__name__.lower() == optimizer
+    assert opt.defaults["weight_decay"] == 1e-4
+    assert task.criterion.pos_weight is not None
+    assert float(task.criterion.pos_weight) == 4.0
+    if scheduler == "none":
+        assert not trainer.lr_scheduler_configs
+    else:
+        assert len(trainer.lr_scheduler_configs) == 1
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"optimizer": "sgd"}, "optimizer"),
+        ({"scheduler": "step"}, "scheduler"),
+        ({"pos_weight": 0.0}, "pos_weight"),
+        ({"modalities": ["sar", "radar"]}, "unknown modalities"),
+    ],
+)
+def test_invalid_hyperparameters(kwargs: dict[str, Any], match: str) -> None:
+    args: dict[str, Any] = {"gem_features": GEM, **kwargs}
+    with pytest.raises(ValueError, match=match):
+        DamageDetectionTask(**args)
+
+
+def test_gather_uneven_ranks(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Two ranks with 3 and 5 predictions: sizes are gathered first, then the
+    # padded tensors; padding is removed again.
+    task = _task(["sar", "footprint"])
+    local = torch.arange(3.0)
+    other = torch.arange(10.0, 15.0)
+
+    class FakeTrainer:
+        world_size = 2
+
+    def fake_all_gather(t: Tensor, **_: Any) -> Tensor:
+        if t.shape == (1,):
+            return torch.tensor([[3], [5]])
+        padded = torch.cat([other, other.new_zeros(t.shape[0] - 5)])
+        return torch.stack([t, padded])
+
+    monkeypatch.setattr(task, "_trainer", FakeTrainer())
+    monkeypatch.setattr(task, "all_gather", fake_all_gather)
+    out = task._all_gather_cat(local)
+    assert torch.equal(out, torch.cat([local, other]))
+
+
+def test_single_class_validation_keeps_threshold(tmp_path: Path) -> None:
+    dm = TinyDataModule()
+    dm.val.label[:] = False
+    task = _task(["sar", "footprint"])
+    with pytest.warns(UserWarning, match="no damaged building"):
+        _trainer(tmp_path, max_epochs=1, limit_train_batches=1).fit(task, datamodule=dm)
+    assert float(task.threshold) == 0.5
+    assert not bool(task.threshold_set)
+    assert math.isnan(
+        float(_trainer(tmp_path).validate(task, datamodule=dm)[0]["val_auroc"])
+    )
+
+
+def test_sanity_check_does_not_set_threshold(tmp_path: Path) -> None:
+    seen: list[bool] = []
+
+    class Probe(lightning.Callback):
+        def on_sanity_check_end(self, trainer: Trainer, pl_module: Any) -> None:
+            seen.append(bool(pl_module.threshold_set))
+            seen.append("val" in pl_module.last_predictions)
+
+    task = _task(["sar", "footprint"])
+    trainer = _trainer(
+        tmp_path,
+        max_epochs=1,
+        limit_train_batches=1,
+        num_sanity_val_steps=1,
+        callbacks=[Probe()],
+    )
+    trainer.fit(task, datamodule=TinyDataModule())
+    assert seen == [False, False]
+    assert bool(task.threshold_set)
+
+
+def test_validate_before_fit(tmp_path: Path) -> None:
+    # Evaluating an untrained task (under inference mode) must not break training.
+    dm = TinyDataModule()
+    task = _task(["sar", "footprint"])
+    _trainer(tmp_path, fast_dev_run=True).validate(task, datamodule=dm)
+    _trainer(tmp_path, fast_dev_run=True).fit(task, datamodule=dm)
+
+
+@pytest.mark.slow
+def test_ddp_validation_equals_single_process(tmp_path: Path) -> None:
+    # 13 samples over 2 processes: the distributed sampler repeats one sample,
+    # which is counted once; the metrics equal those of a single process.
+    torch.manual_seed(0)
+    task = _task(["sar", "footprint"])
+    dm = TinyDataModule(batch_size=4, n=13)
+    single = _trainer(tmp_path).validate(task, datamodule=dm)[0]
+    ddp = _trainer(tmp_path, devices=2, strategy="ddp_spawn").validate(
+        task, datamodule=dm
+    )[0]
+    assert single.keys() == ddp.keys()
+    for key, value in single.items():
+        assert ddp[key] == pytest.approx(value, abs=1e-6), key

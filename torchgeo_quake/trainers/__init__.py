@@ -1,0 +1,18 @@
+"""Lightning trainers and metrics for earthquake building-damage detection."""
+
+from .damage import DamageDetectionTask, EpochPredictions
+from .metrics import (
+    best_f1_threshold,
+    confusion_counts,
+    ranking_metrics,
+    threshold_metrics,
+)
+
+__all__ = [
+    "DamageDetectionTask",
+    "EpochPredictions",
+    "best_f1_threshold",
+    "confusion_counts",
+    "ranking_metrics",
+    "threshold_metrics",
+]

@@ -1,0 +1,251 @@
+"""Binary damage-detection metrics on predicted probabilities.
+
+Thin wrappers around :mod:`sklearn.metrics` with the paper's conventions
+(Section IV-B): all threshold metrics refer to the positive (damaged) class, a
+building is predicted damaged when ``prob >= threshold``, and the threshold of
+choice maximises F1 on the precision–recall curve. Values equal scikit-learn's
+on the same predictions; where a metric is undefined (e.g. recall without
+damaged buildings, AUROC with one class) the result is NaN and a
+:class:`UserWarning` says why, instead of scikit-learn's exception or
+placeholder value.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from sklearn.metrics import (
+    average_precision_score,
+    cohen_kappa_score,
+    confusion_matrix,
+    f1_score,
+    precision_recall_curve,
+    precision_score,
+    recall_score,
+    roc_auc_score,
+)
+
+__all__ = [
+    "best_f1_threshold",
+    "confusion_counts",
+    "ranking_metrics",
+    "threshold_metrics",
+]
+
+ArrayLike = npt.ArrayLike | torch.Tensor
+
+
+def _as_numpy(x: ArrayLike) -> npt.NDArray[Any]:
+    """Convert a tensor or array-like to a 1-D numpy array.
+
+    Args:
+        x: Tensor (any device) or array-like.
+
+    Returns:
+        The values as a flat numpy array.
+    """
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu()
+        if x.is_floating_point():
+            x = x.double()
+        return np.asarray(x.numpy()).reshape(-1)
+    return np.asarray(x).reshape(-1)
+
+
+def _prepare(
+    probs: ArrayLike, labels: ArrayLike
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
+    """Validate and convert predictions and labels.
+
+    Args:
+        probs: Predicted probabilities (or scores) of the damaged class.
+        labels: Reference labels, 1 = damaged, 0 = intact.
+
+    Returns:
+        Probabilities as float64 and labels as int64, both 1-D.
+
+    Raises:
+        ValueError: If the inputs are empty, differ in length, contain
+            non-finite scores or labels other than 0 and 1.
+    """
+    p = _as_numpy(probs).astype(np.float64)
+    y_raw = _as_numpy(labels)
+    if p.size == 0:
+        raise ValueError("no predictions given")
+    if p.shape != y_raw.shape:
+        raise ValueError(
+            f"probs and labels differ in length: {p.shape[0]} vs {y_raw.shape[0]}"
+        )
+    if not np.isfinite(p).all():
+        raise ValueError("probs contain NaN or infinite values")
+    values = np.unique(y_raw)
+    if not np.isin(values, (0, 1)).all():
+        raise ValueError(f"labels must be 0 or 1, got values {values[:10].tolist()}")
+    return p, y_raw.astype(np.int64)
+
+
+def _one_class_warning(labels: npt.NDArray[np.int64], what: str) -> bool:
+    """Warn if the labels hold a single class.
+
+    Args:
+        labels: 0/1 labels.
+        what: What this means for the metrics, for the message.
+
+    Returns:
+        Whether only one class is present.
+    """
+    if np.unique(labels).size < 2:
+        warnings.warn(
+            f"only one class ({int(labels[0])}) among {labels.size} labels: {what}",
+            UserWarning,
+            stacklevel=3,
+        )
+        return True
+    return False
+
+
+def best_f1_threshold(probs: ArrayLike, labels: ArrayLike) -> float:
+    """Threshold that maximises F1 of the damaged class on the PR curve.
+
+    The candidates are the thresholds of
+    :func:`sklearn.metrics.precision_recall_curve` (the distinct predicted
+    probabilities); a building is predicted damaged when ``prob >= threshold``.
+    F1 is computed from the curve's precision and recall (0 where both are 0).
+    Ties are broken towards the **lowest** threshold reaching the maximum,
+    i.e. the one with the highest recall among equally good thresholds.
+
+    Args:
+        probs: Predicted probabilities of the damaged class.
+        labels: Reference labels, 1 = damaged, 0 = intact.
+
+    Returns:
+        The threshold, or NaN (with a warning) if there is no damaged building,
+        where F1 is 0 or undefined at every threshold.
+
+    Raises:
+        ValueError: On invalid inputs (see :func:`threshold_metrics`).
+
+    .. versionadded:: 0.1
+    """
+    p, y = _prepare(probs, labels)
+    if not y.any():
+        warnings.warn(
+            f"no damaged building among {y.size} labels: the best-F1 threshold is "
+            "undefined; returning NaN",
+            UserWarning,
+            stacklevel=2,
+        )
+        return float("nan")
+    precision, recall, thresholds = precision_recall_curve(y, p)
+    precision = precision[:-1]
+    recall = recall[:-1]
+    denom = precision + recall
+    f1 = np.divide(
+        2 * precision * recall, denom, out=np.zeros_like(denom), where=denom > 0
+    )
+    return float(thresholds[int(np.argmax(f1))])
+
+
+def threshold_metrics(
+    probs: ArrayLike, labels: ArrayLike, threshold: float
+) -> dict[str, float]:
+    """Precision, recall, F1 and Cohen's kappa at a threshold.
+
+    Computed with scikit-learn on ``pred = prob >= threshold`` for the damaged
+    class (``pos_label=1``), with ``zero_division=nan``: precision is NaN when
+    nothing is predicted damaged, recall when nothing is damaged, F1 when
+    neither; kappa is NaN when both raters use a single, identical class.
+
+    Args:
+        probs: Predicted probabilities of the damaged class.
+        labels: Reference labels, 1 = damaged, 0 = intact.
+        threshold: Decision threshold.
+
+    Returns:
+        Dict with keys ``precision``, ``recall``, ``f1`` and ``kappa``.
+
+    Raises:
+        ValueError: If the inputs are empty, differ in length, contain
+            non-finite probabilities, labels other than 0/1, or the threshold
+            is NaN.
+
+    .. versionadded:: 0.1
+    """
+    p, y = _prepare(probs, labels)
+    if np.isnan(threshold):
+        raise ValueError("threshold is NaN")
+    pred = (p >= threshold).astype(np.int64)
+    _one_class_warning(y, "precision, recall, F1 or kappa may be undefined (NaN)")
+    with warnings.catch_warnings():
+        # Undefined values are NaN (warned about above for a single class).
+        warnings.simplefilter("ignore")
+        precision = precision_score(y, pred, zero_division=np.nan)
+        recall = recall_score(y, pred, zero_division=np.nan)
+        f1 = f1_score(y, pred, zero_division=np.nan)
+        kappa = cohen_kappa_score(y, pred)
+    return {
+        "precision": float(precision),
+        "recall": float(recall),
+        "f1": float(f1),
+        "kappa": float(kappa),
+    }
+
+
+def ranking_metrics(probs: ArrayLike, labels: ArrayLike) -> dict[str, float]:
+    """Threshold-free metrics: AUROC and average precision.
+
+    Args:
+        probs: Predicted probabilities (or any scores) of the damaged class.
+        labels: Reference labels, 1 = damaged, 0 = intact.
+
+    Returns:
+        Dict with keys ``auroc`` (:func:`sklearn.metrics.roc_auc_score`) and
+        ``ap`` (:func:`sklearn.metrics.average_precision_score`). With one
+        class only, AUROC is NaN, and so is AP when no building is damaged
+        (scikit-learn would raise, respectively return 0); both with a warning.
+
+    Raises:
+        ValueError: On invalid inputs (see :func:`threshold_metrics`).
+
+    .. versionadded:: 0.1
+    """
+    p, y = _prepare(probs, labels)
+    if _one_class_warning(
+        y, "AUROC is undefined (NaN), and so is AP without damaged buildings"
+    ):
+        ap = float(average_precision_score(y, p)) if y.all() else float("nan")
+        return {"auroc": float("nan"), "ap": ap}
+    return {
+        "auroc": float(roc_auc_score(y, p)),
+        "ap": float(average_precision_score(y, p)),
+    }
+
+
+def confusion_counts(
+    probs: ArrayLike, labels: ArrayLike, threshold: float
+) -> npt.NDArray[np.int64]:
+    """Confusion matrix at a threshold.
+
+    Args:
+        probs: Predicted probabilities of the damaged class.
+        labels: Reference labels, 1 = damaged, 0 = intact.
+        threshold: Decision threshold (``prob >= threshold`` is damaged).
+
+    Returns:
+        ``[[TN, FP], [FN, TP]]`` (:func:`sklearn.metrics.confusion_matrix`
+        with ``labels=[0, 1]``), rows the reference, columns the prediction.
+
+    Raises:
+        ValueError: On invalid inputs (see :func:`threshold_metrics`).
+
+    .. versionadded:: 0.1
+    """
+    p, y = _prepare(probs, labels)
+    if np.isnan(threshold):
+        raise ValueError("threshold is NaN")
+    pred = (p >= threshold).astype(np.int64)
+    return np.asarray(confusion_matrix(y, pred, labels=[0, 1]), dtype=np.int64)
