@@ -9,8 +9,9 @@ implementation lazily, so ``torchgeo-quake --help`` stays fast.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from . import __version__
 
@@ -27,25 +28,60 @@ CITY_CHOICES: tuple[str, ...] = (
 )
 
 
-def _scale(value: str) -> float:
-    """Parse a scale in (0, 1].
+def _integer(minimum: int) -> Callable[[str], int]:
+    """Make an argparse type for integers of at least *minimum*.
 
     Args:
-        value: command-line text
+        minimum: smallest accepted value
 
     Returns:
-        The scale.
-
-    Raises:
-        argparse.ArgumentTypeError: If it is not a number in (0, 1].
+        A function that parses command-line text and raises
+        :class:`argparse.ArgumentTypeError` on other input.
     """
-    try:
-        scale = float(value)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from err
-    if not 0.0 < scale <= 1.0:
-        raise argparse.ArgumentTypeError(f"scale must be in (0, 1], got {value}")
-    return scale
+
+    def parse(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(f"not an integer: {value!r}") from err
+        if number < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return number
+
+    return parse
+
+
+def _number(
+    low: float, high: float = math.inf, low_open: bool = False
+) -> Callable[[str], float]:
+    """Make an argparse type for numbers in [low, high] (or (low, high]).
+
+    Args:
+        low: lower bound
+        high: upper bound (inclusive)
+        low_open: whether *low* itself is excluded
+
+    Returns:
+        A function that parses command-line text and raises
+        :class:`argparse.ArgumentTypeError` on other input.
+    """
+    interval = f"{'(' if low_open else '['}{low:g}, {high:g}]"
+
+    def parse(value: str) -> float:
+        try:
+            number = float(value)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(f"not a number: {value!r}") from err
+        above = number > low if low_open else number >= low
+        if not (above and number <= high):
+            raise argparse.ArgumentTypeError(f"must be in {interval}, got {value}")
+        return number
+
+    return parse
+
+
+#: A share of a scene in (0, 1].
+_scale = _number(0.0, 1.0, low_open=True)
 
 
 def _run_simulate(args: argparse.Namespace) -> int:
@@ -109,7 +145,135 @@ def _add_simulate(
             "the built-in table)"
         ),
     )
+    parser.add_argument(
+        "--buildings",
+        type=_integer(2),
+        default=None,
+        metavar="N",
+        help=(
+            "simulate N buildings inside each city's SAR image instead of the "
+            "scaled Table II counts (keeps the damaged share; --scale is ignored), "
+            "e.g. one large city for the mapping benchmark"
+        ),
+    )
     parser.set_defaults(func=_run_simulate)
+
+
+def _run_protocol(args: argparse.Namespace) -> int:
+    """Handler of ``protocol`` (imports Lightning and the runner lazily).
+
+    Args:
+        args: parsed arguments
+
+    Returns:
+        Exit status.
+    """
+    from .protocols.command import protocol_cli
+
+    return protocol_cli(args)
+
+
+#: The configuration files of the paper's three input configurations.
+PROTOCOL_CONFIGS: tuple[str, ...] = (
+    "experiments/sar_ftp.yaml",
+    "experiments/sar_ftp_dsm.yaml",
+    "experiments/all_inputs.yaml",
+)
+
+
+def _add_protocol(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
+    """Register the ``protocol`` subcommand.
+
+    Args:
+        subparsers: the subparser collection of the main parser
+    """
+    parser = subparsers.add_parser(
+        "protocol",
+        help="run one of the paper's evaluation protocols and write its table",
+        description=(
+            "Train and test every run of a protocol (configuration x split x "
+            "seed) and write the paper's table (Markdown, CSV, JSON; at the "
+            "best-F1 threshold of the test split and at the validation threshold) "
+            "and figures (PNG) into OUT. cv: 5-fold cross-validation over all "
+            "cities (Table III); loco: leave-one-city-out (Table IV); islahiye: "
+            "5-fold cross-validation on Islahiye (Table V). Resumable: finished "
+            "runs in OUT are not trained again."
+        ),
+    )
+    parser.add_argument(
+        "protocol", choices=("cv", "loco", "islahiye"), help="the protocol"
+    )
+    parser.add_argument(
+        "--configs",
+        nargs="+",
+        default=list(PROTOCOL_CONFIGS),
+        metavar="YAML",
+        help="experiment configuration files, one per input configuration "
+        f"(default: {' '.join(PROTOCOL_CONFIGS)})",
+    )
+    parser.add_argument("--out", required=True, help="output folder, e.g. runs/cv")
+    parser.add_argument(
+        "--seeds",
+        nargs="+",
+        type=int,
+        default=[0],
+        metavar="SEED",
+        help="repeat the protocol per seed (split, sampling, training; default 0)",
+    )
+    parser.add_argument(
+        "--max-epochs",
+        type=_integer(1),
+        default=None,
+        help="epochs per run (default: the configuration's; 2 with --quick)",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="small simulated scene (scale 0.1, in data/kahramanmaras-quick) and "
+        "2 epochs: smoke tests and docs, minutes on a CPU",
+    )
+    parser.add_argument(
+        "--scale",
+        type=_scale,
+        default=None,
+        help="size of the simulated scene in (0, 1] (default 1, or 0.1 with "
+        "--quick); a scale other than 1 uses its own data root",
+    )
+    parser.add_argument(
+        "--root",
+        default=None,
+        help="data root (default: the configuration's, or a per-scale root)",
+    )
+    lightning = parser.add_argument_group(
+        "Lightning", "passed to lightning.pytorch.Trainer (default: configuration's)"
+    )
+    lightning.add_argument("--accelerator", default=None, help="cpu, gpu, auto, ...")
+    lightning.add_argument(
+        "--devices", default=None, help="number of devices, a list (0,1) or auto"
+    )
+    lightning.add_argument("--strategy", default=None, help="e.g. ddp, auto")
+    lightning.add_argument(
+        "--num-nodes", type=_integer(1), default=None, help="number of nodes"
+    )
+    lightning.add_argument(
+        "--max-time", default=None, help="time limit per run, DD:HH:MM:SS"
+    )
+    parser.add_argument(
+        "--keep-checkpoints",
+        action="store_true",
+        help="keep each run's checkpoints (deleted once the run is done by default)",
+    )
+    parser.add_argument(
+        "--no-progress", action="store_true", help="hide the progress bar"
+    )
+    # Internal knobs for tests: cap the batches of each epoch.
+    parser.add_argument(
+        "--limit-train-batches", type=_integer(1), help=argparse.SUPPRESS
+    )
+    parser.add_argument("--limit-val-batches", type=_integer(1), help=argparse.SUPPRESS)
+    parser.set_defaults(func=_run_protocol)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -127,6 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=__version__)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_simulate(subparsers)
+    _add_protocol(subparsers)
     return parser
 
 

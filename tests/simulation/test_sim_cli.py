@@ -37,7 +37,7 @@ def test_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
     assert info.value.code == 2
     with pytest.raises(SystemExit):
         main(["simulate", "root", "--cities", "antakya"])
-    assert "scale must be in (0, 1]" in capsys.readouterr().err
+    assert "--scale: must be in (0, 1]" in capsys.readouterr().err
 
 
 def test_parser_defaults() -> None:

@@ -40,7 +40,13 @@ from .layout import (
 )
 from .terrain import Terrain, build_terrain
 
-__all__ = ["CitySimulation", "city_rng", "simulate_layout"]
+__all__ = [
+    "CitySimulation",
+    "city_rng",
+    "count_override",
+    "effective_scale",
+    "simulate_layout",
+]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -92,7 +98,8 @@ class CitySimulation:
 
     Attributes:
         city: the city
-        scale: scene scale
+        scale: scene scale (with a building count override, the count divided
+            by the Table II total, see :func:`effective_scale`)
         seed: scene seed
         origin: UTM 37N coordinates (easting, northing) of the local origin
         radius: radius of the working area (metres)
@@ -193,6 +200,48 @@ class CitySimulation:
         )
 
 
+def count_override(city: CitySpec, buildings: int) -> tuple[int, int]:
+    """Intact and damaged counts of a city simulated with a building count.
+
+    The damaged share of the city's Table II counts is kept.
+
+    Args:
+        city: the city
+        buildings: number of buildings inside the valid SAR area (>= 2)
+
+    Returns:
+        (intact, damaged), at least one of each, summing to *buildings*.
+
+    Raises:
+        ValueError: If *buildings* is smaller than 2.
+
+    .. versionadded:: 0.1
+    """
+    if int(buildings) != buildings or buildings < 2:
+        raise ValueError(f"buildings must be an integer >= 2, got {buildings}")
+    share = city.n_damaged / (city.n_intact + city.n_damaged)
+    damaged = min(max(1, round(int(buildings) * share)), int(buildings) - 1)
+    return int(buildings) - damaged, damaged
+
+
+def effective_scale(city: CitySpec, buildings: int) -> float:
+    """Scale equivalent to a building count (may exceed 1).
+
+    Stored as :attr:`CitySimulation.scale` and used to seed the random
+    generators, so a count override gives its own reproducible city.
+
+    Args:
+        city: the city
+        buildings: number of buildings inside the valid SAR area
+
+    Returns:
+        *buildings* divided by the city's Table II total.
+
+    .. versionadded:: 0.1
+    """
+    return int(buildings) / (city.n_intact + city.n_damaged)
+
+
 def _origin(city: CitySpec) -> tuple[float, float]:
     """UTM 37N coordinates of the city centre, rounded to 5 m.
 
@@ -238,6 +287,7 @@ def simulate_layout(
     exposure: ExposureTable,
     scale: float = 1.0,
     seed: int = 0,
+    n_buildings: int | None = None,
 ) -> CitySimulation:
     """Lay out a city and draw its damage, without rendering rasters.
 
@@ -247,6 +297,10 @@ def simulate_layout(
             :func:`~torchgeo_quake.datasets.simulation.gem.load_exposure`)
         scale: factor in (0, 1] applied to the Table II counts
         seed: scene seed
+        n_buildings: if given, the number of buildings the valid SAR area must
+            hold instead of the scaled Table II counts (see
+            :func:`count_override`); *scale* is then ignored. For benchmarks
+            and demos of large cities (e.g. 100,000 buildings).
 
     Returns:
         The city's simulation state.
@@ -254,10 +308,15 @@ def simulate_layout(
     Raises:
         RuntimeError: If no layout with enough buildings is found (should not
             happen with the built-in city specifications).
+        ValueError: If *n_buildings* is smaller than 2.
 
     .. versionadded:: 0.1
     """
-    n_intact, n_damaged = scaled_counts(city, scale)
+    if n_buildings is not None:
+        n_intact, n_damaged = count_override(city, n_buildings)
+        scale = effective_scale(city, n_buildings)
+    else:
+        n_intact, n_damaged = scaled_counts(city, scale)
     count = n_intact + n_damaged
     stock = exposure.province(city.province_id)
     r_need = city_radius(city, count)

@@ -20,7 +20,8 @@ def simulate_cli(args: argparse.Namespace) -> int:
         args: namespace with ``root`` (output folder), ``cities`` (list of
             slugs or None for all), ``scale`` (float), ``seed`` (int),
             ``overwrite`` (bool) and optionally ``gem_dir`` (folder, ``builtin``
-            or None)
+            or None) and ``buildings`` (building count per city, or None for
+            the scaled Table II counts)
 
     Returns:
         Exit status 0 (errors are raised: :class:`FileExistsError`,
@@ -36,8 +37,14 @@ def simulate_cli(args: argparse.Namespace) -> int:
         seed=args.seed,
         overwrite=args.overwrite,
         gem_dir=getattr(args, "gem_dir", None),
+        buildings=getattr(args, "buildings", None),
     )
-    print(f"simulated scene in {args.root} (seed {args.seed}, scale {args.scale:g})")
+    size = (
+        f"{args.buildings} buildings per city"
+        if getattr(args, "buildings", None) is not None
+        else f"scale {args.scale:g}"
+    )
+    print(f"simulated scene in {args.root} (seed {args.seed}, {size})")
     header = f"{'city':<15}{'intact':>8}{'damaged':>9}{'outside':>9}  sar (w x h)"
     print(header)
     for slug, city in summary["cities"].items():

@@ -192,6 +192,7 @@ def simulate_city_files(
     folder: str | os.PathLike[str],
     scale: float = 1.0,
     seed: int = 0,
+    buildings: int | None = None,
 ) -> dict[str, Any]:
     """Simulate one city and write its files into *folder* (which must exist).
 
@@ -201,6 +202,9 @@ def simulate_city_files(
         folder: output folder
         scale: factor in (0, 1] applied to the Table II counts
         seed: scene seed
+        buildings: if given, buildings inside the valid SAR area instead of the
+            scaled Table II counts (see
+            :func:`~torchgeo_quake.datasets.simulation.city.simulate_layout`)
 
     Returns:
         The city's summary (as stored in ``scene.json``).
@@ -208,7 +212,8 @@ def simulate_city_files(
     .. versionadded:: 0.1
     """
     out = Path(folder)
-    sim = simulate_layout(city, exposure, scale, seed)
+    sim = simulate_layout(city, exposure, scale, seed, n_buildings=buildings)
+    scale = sim.scale  # the effective scale of a building count override
     fields = make_fields(sim, city_rng(seed, city, scale, "fields"))
     provenance = {
         "GENERATOR": f"torchgeo_quake {__version__} simulator v{SIMULATOR_VERSION}",
@@ -250,7 +255,11 @@ def simulate_city_files(
 
 
 def _parameters(
-    cities: Iterable[CitySpec], scale: float, seed: int, gem_source: str
+    cities: Iterable[CitySpec],
+    scale: float,
+    seed: int,
+    gem_source: str,
+    buildings: int | None = None,
 ) -> dict[str, Any]:
     """The parameters that identify a simulated scene.
 
@@ -259,17 +268,21 @@ def _parameters(
         scale: scene scale
         seed: scene seed
         gem_source: resolved GEM source
+        buildings: building count override (recorded only when given)
 
     Returns:
         Parameter dictionary (stored in ``scene.json``).
     """
-    return {
+    parameters: dict[str, Any] = {
         "simulator_version": SIMULATOR_VERSION,
         "seed": int(seed),
         "scale": float(scale),
         "cities": [c.slug for c in cities],
         "gem_source": gem_source,
     }
+    if buildings is not None:
+        parameters["buildings"] = int(buildings)
+    return parameters
 
 
 def _read_scene(root: Path) -> dict[str, Any] | None:
@@ -344,6 +357,7 @@ def simulate_scene(
     seed: int = 0,
     overwrite: bool = False,
     gem_dir: str | os.PathLike[str] | None = None,
+    buildings: int | None = None,
 ) -> dict[str, Any]:
     """Simulate the post-earthquake scene of the paper's cities into *root*.
 
@@ -358,6 +372,10 @@ def simulate_scene(
         gem_dir: folder with GEM's ``Exposure_{Res,Com,Ind}_Turkey_Adm1.csv``;
             None uses ``../shared/data/gem`` beside the repository if present and
             the built-in summary table otherwise; ``"builtin"`` forces the table
+        buildings: if given, every city's valid SAR area holds this many
+            buildings (the Table II damaged share is kept) instead of the scaled
+            Table II counts, and *scale* is ignored; e.g. one city of 100,000
+            buildings for the mapping benchmark. The area grows accordingly.
 
     Returns:
         The scene summary, also written to ``ROOT/scene.json``: ``simulated``,
@@ -365,7 +383,7 @@ def simulate_scene(
         image sizes and acquisition geometry.
 
     Raises:
-        ValueError: If *scale* or a city is invalid.
+        ValueError: If *scale*, *buildings* or a city is invalid.
         FileExistsError: If *root* holds data this call would replace and
             *overwrite* is False.
         FileNotFoundError: If *gem_dir* is given but missing.
@@ -377,9 +395,11 @@ def simulate_scene(
         raise ValueError(f"scale must be in (0, 1], got {scale}")
     if int(seed) != seed or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed}")
+    if buildings is not None and (int(buildings) != buildings or buildings < 2):
+        raise ValueError(f"buildings must be an integer >= 2, got {buildings}")
     root_path = Path(root).expanduser()
     gem_source = resolve_gem_source(gem_dir)
-    parameters = _parameters(specs, scale, seed, gem_source)
+    parameters = _parameters(specs, scale, seed, gem_source, buildings)
     scene = _read_scene(root_path)
     same = (
         scene is not None
@@ -400,7 +420,7 @@ def simulate_scene(
             folder = staging / city.slug
             folder.mkdir()
             summaries[city.slug] = simulate_city_files(
-                city, exposure, folder, scale, seed
+                city, exposure, folder, scale, seed, buildings=buildings
             )
         summary: dict[str, Any] = {
             "simulated": True,

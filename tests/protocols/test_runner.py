@@ -1,0 +1,377 @@
+"""The protocol runner end to end on a tiny simulated scene (CPU, < 2 minutes).
+
+Each protocol runs through the whole pipeline (data module, training, testing,
+tables, figures) with one training batch per epoch and two folds, so the tests
+check wiring, leakage and resumability, not model quality.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from torchgeo_quake.cli import build_parser, main
+from torchgeo_quake.protocols import (
+    ProtocolSettings,
+    load_config,
+    load_runs,
+    plan_runs,
+    run_protocol,
+)
+from torchgeo_quake.trainers import best_f1_threshold, threshold_metrics
+
+ROOT = Path(__file__).resolve().parents[2]
+SCALE = "0.05"  # the scale of the session's `sim_root` scene
+FAST = ["--max-epochs", "1", "--limit-train-batches", "1", "--no-progress"]
+
+
+def make_config(folder: Path, source: str, name: str, **data: Any) -> str:
+    """Copy an experiment configuration with other data settings."""
+    raw = yaml.safe_load((ROOT / "experiments" / source).read_text())
+    raw["data"]["init_args"].update(data)
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return str(path)
+
+
+def splits_of(record: dict[str, Any]) -> dict[str, set[tuple[str, int]]]:
+    """(city, building id) pairs per split of a run."""
+    raw = json.loads((Path(record["directory"]) / "splits.json").read_text())
+    return {
+        split: set(zip(raw[split]["city"], raw[split]["building_id"], strict=True))
+        for split in ("train", "val", "test")
+    }
+
+
+# ------------------------------------------------------------------ planning
+def test_plan_runs() -> None:
+    configs = [
+        load_config(ROOT / "experiments" / name)
+        for name in ("sar_ftp.yaml", "sar_ftp_dsm.yaml", "all_inputs.yaml")
+    ]
+    assert [c.label for c in configs] == [
+        "SAR + FTP",
+        "SAR + FTP + DSM",
+        "SAR + FTP + DSM + GEM",
+    ]
+    cv = plan_runs("cv", configs, [0, 1])
+    assert len(cv) == 3 * 5 * 2
+    assert len({r.name for r in cv}) == len(cv)
+    assert cv[0].name == "sar_ftp/fold0/seed0"
+    assert cv[1].name == "sar_ftp_dsm/fold0/seed0"  # configurations side by side
+    loco = plan_runs("loco", configs, [0])
+    assert sorted({r.test_city for r in loco}) == [
+        "islahiye",
+        "kahramanmaras",
+        "nurdagi",
+        "osmaniye",
+        "turkoglu",
+    ]
+    islahiye = plan_runs("islahiye", configs, [0])
+    assert {(r.strategy, r.city) for r in islahiye} == {("city", "islahiye")}
+    assert len(islahiye) == 15
+    with pytest.raises(ValueError, match="names"):
+        plan_runs("cv", [configs[0], configs[0]], [0])
+    with pytest.raises(ValueError, match="protocol"):
+        plan_runs("nope", configs, [0])  # type: ignore[arg-type]
+
+
+def test_cli_defaults() -> None:
+    args = build_parser().parse_args(["protocol", "loco", "--out", "runs/x"])
+    assert args.configs == [
+        "experiments/sar_ftp.yaml",
+        "experiments/sar_ftp_dsm.yaml",
+        "experiments/all_inputs.yaml",
+    ]
+    assert args.seeds == [0] and not args.quick
+    args = build_parser().parse_args(
+        ["protocol", "cv", "--out", "o", "--devices", "2", "--strategy", "ddp"]
+    )
+    assert (args.devices, args.strategy) == ("2", "ddp")
+
+
+def test_quick_settings() -> None:
+    settings = ProtocolSettings("cv", ["a.yaml"], "out", quick=True).resolved()
+    assert settings.scale == 0.1 and settings.max_epochs == 2
+    assert settings.root == "data/kahramanmaras-quick"
+    full = ProtocolSettings("cv", ["a.yaml"], "out").resolved()
+    assert full.scale == 1.0 and full.max_epochs is None and full.root is None
+    with pytest.raises(ValueError, match="seeds"):
+        ProtocolSettings("cv", ["a.yaml"], "out", seeds=[1, 1]).resolved()
+
+
+# ------------------------------------------------------------------------ cv
+@pytest.fixture(scope="module")
+def cv_run(tmp_path_factory: pytest.TempPathFactory, sim_root: Path) -> Path:
+    """Cross-validation, two configurations × two folds, through the CLI."""
+    folder = tmp_path_factory.mktemp("cv")
+    configs = [
+        make_config(folder, "sar_ftp.yaml", "sar_ftp", num_folds=2),
+        make_config(folder, "sar_ftp_dsm.yaml", "sar_ftp_dsm", num_folds=2),
+    ]
+    out = folder / "out"
+    argv = ["protocol", "cv", "--configs", *configs, "--out", str(out)]
+    argv += ["--quick", "--scale", SCALE, "--root", str(sim_root), *FAST]
+    assert main([*argv, "--keep-checkpoints"]) == 0
+    return out
+
+
+def test_cv_writes_tables_and_figures(cv_run: Path) -> None:
+    for policy in ("bestf1", "valthr"):
+        for ext in ("md", "csv", "json"):
+            assert (cv_run / f"table_III_cv_{policy}.{ext}").is_file()
+    for name in ("confusion_matrix", "pr_roc_curves", "training_curves"):
+        assert (cv_run / f"{name}.png").stat().st_size > 1000
+    markdown = (cv_run / "table_III_cv_bestf1.md").read_text()
+    assert "| Metric | SAR + FTP | SAR + FTP + DSM |" in markdown
+    assert "2 folds × 1 seed(s)" in markdown
+    records = load_runs(cv_run)
+    assert len(records) == 4
+    for record in records:
+        folder = Path(record["directory"])
+        for name in ("splits.json", "metrics.csv", "predictions.npz"):
+            assert (folder / name).is_file()
+        assert record["scale"] == 0.05
+
+
+def test_no_building_in_two_splits(cv_run: Path) -> None:
+    for record in load_runs(cv_run):
+        splits = splits_of(record)
+        assert not splits["train"] & splits["val"]
+        assert not splits["train"] & splits["test"]
+        assert not splits["val"] & splits["test"]
+    # Over the folds of a configuration, every building is tested exactly once.
+    for config in ("sar_ftp", "sar_ftp_dsm"):
+        tests = [
+            splits_of(r)["test"] for r in load_runs(cv_run) if r["config"] == config
+        ]
+        assert not tests[0] & tests[1]
+        everything = tests[0] | tests[1]
+        first = splits_of(next(r for r in load_runs(cv_run) if r["config"] == config))
+        assert everything == first["train"] | first["val"] | first["test"]
+
+
+def test_splits_are_seeded(cv_run: Path, sim_root: Path) -> None:
+    from torchgeo_quake.datamodules import KahramanmarasDamageDataModule
+
+    record = next(r for r in load_runs(cv_run) if r["split"] == "fold1")
+    again = KahramanmarasDamageDataModule(
+        root=sim_root,
+        modalities=record["modalities"],
+        strategy="cv",
+        fold=1,
+        num_folds=2,
+        seed=0,
+        scale=0.05,
+    )
+    again.setup("fit")
+    dataset = again.dataset
+    assert dataset is not None
+    test = again.indices["test"]
+    rebuilt = set(
+        zip(
+            dataset.city_of[test].tolist(),  # type: ignore[attr-defined]
+            dataset.building_ids[test].tolist(),  # type: ignore[attr-defined]
+            strict=True,
+        )
+    )
+    assert rebuilt == splits_of(record)["test"]
+
+
+def test_metrics_match_saved_predictions(cv_run: Path) -> None:
+    for record in load_runs(cv_run):
+        metrics = record["metrics"]
+        with np.load(Path(record["directory"]) / "predictions.npz") as data:
+            probs, labels, ids = data["probs"], data["labels"], data["building_ids"]
+            cities = data["cities"]
+        tested = set(zip(cities.tolist(), ids.tolist(), strict=True))
+        assert tested == splits_of(record)["test"]
+        # The paper's columns: best-F1 threshold of the test split (logged values
+        # are float32, so the threshold is recomputed from the predictions).
+        best = best_f1_threshold(probs, labels)
+        assert best == pytest.approx(metrics["test_threshold"], rel=1e-6)
+        at_best = threshold_metrics(probs, labels, best)
+        for key in ("precision", "recall", "f1", "kappa"):
+            assert at_best[key] == pytest.approx(metrics[f"test_{key}"], rel=1e-6)
+        # The valthr columns: the stored validation threshold.
+        assert metrics["test_threshold_valthr"] == pytest.approx(
+            record["val_threshold"]
+        )
+        at_val = threshold_metrics(probs, labels, record["val_threshold"])
+        for key in ("precision", "recall", "f1", "kappa"):
+            expected = metrics.get(f"test_{key}_valthr")
+            if expected is None:
+                assert np.isnan(at_val[key])
+            else:
+                assert at_val[key] == pytest.approx(expected, rel=1e-6)
+
+
+def test_valthr_threshold_is_chosen_on_validation(cv_run: Path, sim_root: Path) -> None:
+    """The valthr threshold is the best-F1 threshold of the validation split."""
+    from torchgeo_quake.datamodules import KahramanmarasDamageDataModule
+    from torchgeo_quake.trainers import DamageDetectionTask
+
+    record = next(r for r in load_runs(cv_run) if r["config"] == "sar_ftp_dsm")
+    (best,) = (Path(record["directory"]) / "checkpoints").glob("best-*.ckpt")
+    task = DamageDetectionTask.load_from_checkpoint(best, map_location="cpu")
+    task.eval()
+    assert float(task.threshold) == pytest.approx(record["val_threshold"])
+    datamodule = KahramanmarasDamageDataModule(
+        root=sim_root,
+        modalities=record["modalities"],
+        strategy="cv",
+        fold=int(record["fold"]),
+        num_folds=2,
+        seed=0,
+        scale=0.05,
+    )
+    datamodule.setup("fit")
+    probs, labels = [], []
+    with torch.inference_mode():
+        for batch in datamodule.val_dataloader():
+            probs.append(torch.sigmoid(task(batch)).double())
+            labels.append(batch["label"])
+    val_probs = torch.cat(probs).numpy()
+    val_labels = torch.cat(labels).numpy()
+    assert best_f1_threshold(val_probs, val_labels) == pytest.approx(
+        record["val_threshold"], rel=1e-4
+    )
+
+
+def test_other_settings_are_refused(cv_run: Path, sim_root: Path) -> None:
+    settings = ProtocolSettings(
+        "cv",
+        [str(p) for p in (cv_run.parent).glob("*.yaml")],
+        str(cv_run),
+        scale=0.05,
+        root=str(sim_root),
+        max_epochs=3,
+    )
+    with pytest.raises(FileExistsError, match="max_epochs"):
+        run_protocol(settings)
+    argv = ["protocol", "cv", "--out", str(cv_run), "--scale", "0.2"]
+    argv += ["--root", str(sim_root)]
+    assert main(argv) == 1
+
+
+# ---------------------------------------------------------------------- loco
+@pytest.fixture(scope="module")
+def loco_run(tmp_path_factory: pytest.TempPathFactory, sim_root: Path) -> Path:
+    """Leave-one-city-out on three cities with all four inputs."""
+    folder = tmp_path_factory.mktemp("loco")
+    config = make_config(
+        folder,
+        "all_inputs.yaml",
+        "all_inputs",
+        cities=["islahiye", "nurdagi", "osmaniye"],
+    )
+    settings = ProtocolSettings(
+        "loco",
+        [config],
+        str(folder / "out"),
+        scale=0.05,
+        root=str(sim_root),
+        max_epochs=1,
+        limit_train_batches=1,
+        progress=False,
+    )
+    result = run_protocol(settings)
+    assert len(result.trained) == 3
+    return folder / "out"
+
+
+def test_loco_table(loco_run: Path) -> None:
+    markdown = (loco_run / "table_IV_loco_bestf1.md").read_text()
+    assert "| City | Inputs | Precision | Recall | F1 score | AUROC | Kappa |" in (
+        markdown
+    )
+    for city in ("Islahiye", "Nurdağı", "Osmaniye"):
+        assert f"| {city} | SAR + FTP + DSM + GEM |" in markdown
+
+
+def test_held_out_city_never_in_training(loco_run: Path) -> None:
+    for record in load_runs(loco_run):
+        splits = splits_of(record)
+        city = record["test_city"]
+        assert {c for c, _ in splits["test"]} == {city}
+        assert city not in {c for c, _ in splits["train"] | splits["val"]}
+
+
+def test_normalisation_statistics_from_training_split_only(
+    loco_run: Path, sim_root: Path
+) -> None:
+    from torchgeo_quake.datasets import KahramanmarasDamage
+
+    dataset = KahramanmarasDamage(
+        sim_root,
+        cities=["islahiye", "nurdagi", "osmaniye"],
+        scale=0.05,
+        seed=0,
+    )
+    arrays = dataset.arrays()
+    pairs = list(
+        zip(dataset.city_of.tolist(), dataset.building_ids.tolist(), strict=True)
+    )
+    for record in load_runs(loco_run):
+        train = splits_of(record)["train"]
+        mask = np.array([pair in train for pair in pairs])
+        stats = record["normalization"]
+        for key in ("sar", "dsm"):
+            values = arrays[key][mask].astype(np.float64)
+            assert stats[f"{key}_mean"] == pytest.approx(values.mean(), rel=1e-5)
+            assert stats[f"{key}_std"] == pytest.approx(values.std(), rel=1e-5)
+        gem = arrays["gem"][mask].astype(np.float64)
+        assert np.allclose(stats["gem_mean"], gem.mean(axis=0), rtol=1e-5)
+        # With the held-out city, the statistics would differ.
+        held_out = dataset.city_of == record["test_city"]
+        leaky = arrays["sar"][mask | held_out].astype(np.float64).mean()
+        assert stats["sar_mean"] != pytest.approx(leaky, rel=1e-6)
+
+
+# ------------------------------------------------------------------ islahiye
+def test_islahiye_resumes_only_unfinished_runs(tmp_path: Path, sim_root: Path) -> None:
+    config = make_config(tmp_path, "sar_ftp.yaml", "sar_ftp", num_folds=3)
+    settings = ProtocolSettings(
+        "islahiye",
+        [config],
+        str(tmp_path / "out"),
+        scale=0.05,
+        root=str(sim_root),
+        max_epochs=1,
+        limit_train_batches=1,
+        keep_checkpoints=True,
+        progress=False,
+    )
+    first = run_protocol(settings)
+    assert first.trained == [f"sar_ftp/fold{k}/seed0" for k in range(3)]
+    markdown = (tmp_path / "out" / "table_V_islahiye_bestf1.md").read_text()
+    assert "Sun et al. 2024 (quoted, not re-run)" in markdown
+    assert "0.427 ± 0.104" in markdown
+    for record in load_runs(tmp_path / "out"):
+        assert {c for s in splits_of(record).values() for c, _ in s} == {"islahiye"}
+    runs = tmp_path / "out" / "runs" / "sar_ftp"
+    done = {k: (runs / f"fold{k}" / "seed0" / "metrics.json") for k in range(3)}
+    stamps = {k: os.stat(p).st_mtime_ns for k, p in done.items()}
+
+    # Nothing to do: no run is trained again.
+    assert run_protocol(settings).trained == []
+    # fold1 interrupted after its last checkpoint; fold2 never started.
+    done[1].unlink()
+    shutil.rmtree(runs / "fold2")
+    again = run_protocol(settings)
+    assert again.trained == ["sar_ftp/fold1/seed0", "sar_ftp/fold2/seed0"]
+    assert again.skipped == ["sar_ftp/fold0/seed0"]
+    assert os.stat(done[0]).st_mtime_ns == stamps[0]
+    records = {r["split"]: r for r in load_runs(tmp_path / "out")}
+    assert records["fold1"]["resumed"] is True
+    assert records["fold2"]["resumed"] is False
+    summary = json.loads((tmp_path / "out" / "protocol.json").read_text())
+    assert summary["last_call"]["skipped"] == ["sar_ftp/fold0/seed0"]

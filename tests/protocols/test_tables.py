@@ -1,0 +1,182 @@
+"""Tables of the protocols: aggregation, bold best, formats (no training)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from torchgeo_quake.protocols import (
+    SUN_ET_AL,
+    build_table,
+    format_markdown,
+    write_tables,
+)
+from torchgeo_quake.protocols.tables import SUN_LABEL
+
+
+def record(
+    config: str, split: str, seed: int = 0, shift: float = 0.0, **extra: float
+) -> dict[str, Any]:
+    metrics = {
+        "test_precision": 0.5 + shift,
+        "test_recall": 0.4 + shift,
+        "test_f1": 0.45 + shift,
+        "test_kappa": 0.3 + shift,
+        "test_auroc": 0.8 + shift,
+        "test_precision_valthr": 0.3 + shift,
+        "test_recall_valthr": 0.2 + shift,
+        "test_f1_valthr": 0.25 + shift,
+        "test_kappa_valthr": 0.1 + shift,
+    }
+    metrics.update(extra)
+    return {
+        "config": config,
+        "label": config.upper(),
+        "split": split,
+        "seed": seed,
+        "metrics": metrics,
+        "val_threshold": 0.5,
+        "best_epoch": 0,
+    }
+
+
+def cv_records() -> list[dict[str, Any]]:
+    # "b" is better than "a" everywhere; folds differ by 0.1 and 0.3 -> std 0.1.
+    return [
+        record(name, f"fold{k}", shift=base + delta)
+        for name, base in (("a", 0.0), ("b", 0.05))
+        for k, delta in enumerate((0.0, 0.2))
+    ]
+
+
+def test_mean_std_and_bold() -> None:
+    table = build_table(cv_records(), "cv", "bestf1", order=["a", "b"])
+    assert table.number == "III"
+    assert table.columns == ["A", "B"]
+    f1_a = table.cells[("F1 score",), "A"]
+    assert f1_a.mean == pytest.approx(0.55)
+    assert f1_a.std == pytest.approx(0.1)  # population std of 0.45 and 0.65
+    markdown = format_markdown(table)
+    assert "| F1 score | 0.550 ± 0.100 | **0.600 ± 0.100** |" in markdown
+    assert "| AUROC | 0.900 ± 0.100 | **0.950 ± 0.100** |" in markdown
+    assert markdown.count("**") == 2 * 5  # one bold cell per metric
+    assert "best-F1 threshold of each test split" in markdown
+
+
+def test_policies_use_their_metrics() -> None:
+    val = build_table(cv_records(), "cv", "valthr", order=["a", "b"])
+    best = build_table(cv_records(), "cv", "bestf1", order=["a", "b"])
+    assert val.cells[("F1 score",), "A"].mean == pytest.approx(0.35)
+    assert best.cells[("F1 score",), "A"].mean == pytest.approx(0.55)
+    # AUROC is threshold-free: the same in both.
+    assert val.cells[("AUROC",), "B"].mean == best.cells[("AUROC",), "B"].mean
+    assert "validation split" in val.caption
+    assert "never chosen on the test data" in val.caption
+
+
+def test_ties_are_all_bold_and_nan_is_marked() -> None:
+    records = [
+        record("a", "fold0"),
+        record("b", "fold0", test_precision=math.nan),
+        record("b", "fold1"),
+        record("a", "fold1"),
+    ]
+    table = build_table(records, "cv", "bestf1", order=["a", "b"])
+    assert table.cells[("Recall",), "A"].bold
+    assert table.cells[("Recall",), "B"].bold
+    precision_b = table.cells[("Precision",), "B"]
+    assert (precision_b.n, precision_b.total) == (1, 2)
+    assert precision_b.text().endswith("†")
+    assert any("†" in note for note in table.notes)
+
+
+def test_loco_blocks_per_city() -> None:
+    records = [
+        record(name, city, shift=shift)
+        for city, order in (("islahiye", (0.0, 0.1)), ("nurdagi", (0.1, 0.0)))
+        for name, shift in zip(("a", "b"), order, strict=True)
+    ]
+    table = build_table(records, "loco", "bestf1", order=["a", "b"])
+    assert table.number == "IV"
+    assert table.index_names == ["City", "Inputs"]
+    assert table.rows[0] == ("Islahiye", "A")
+    # The best is chosen per city.
+    assert table.cells[("Islahiye", "B"), "F1 score"].bold
+    assert table.cells[("Nurdağı", "A"), "F1 score"].bold
+    assert not table.cells[("Nurdağı", "B"), "F1 score"].bold
+    markdown = format_markdown(table)
+    assert "| Islahiye | A | 0.500 |" in markdown  # one seed: no ± std
+    assert "|  | B | **0.600** |" in markdown  # the city is named once per block
+
+
+def test_islahiye_quotes_sun_et_al() -> None:
+    table = build_table(cv_records(), "islahiye", "bestf1", order=["a", "b"])
+    assert table.number == "V"
+    assert table.columns[0] == SUN_LABEL
+    assert "quoted" in SUN_LABEL and "not re-run" in SUN_LABEL
+    cell = table.cells[("Precision",), SUN_LABEL]
+    assert cell.quoted and (cell.mean, cell.std) == SUN_ET_AL["precision"]
+    assert not cell.bold  # quoted figures take no part in the comparison
+    assert table.cells[("Kappa",), SUN_LABEL].text() == "–"
+    assert "0.237 ± 0.116" in format_markdown(table)
+    # The validation-threshold version has no Sun et al. column.
+    val = build_table(cv_records(), "islahiye", "valthr", order=["a", "b"])
+    assert SUN_LABEL not in val.columns
+
+
+def test_sun_et_al_matches_the_paper() -> None:
+    paper = (
+        Path(__file__).resolve().parents[3]
+        / "shared"
+        / "paper"
+        / "russo2025-arxiv-2506.22338.txt"
+    )
+    if not paper.exists():
+        pytest.skip("paper text not found")
+    text = paper.read_text(encoding="utf-8")
+    rows = text[text.index("Metric\tSun et al.") :].splitlines()[1:6]
+    for (key, quoted), row in zip(SUN_ET_AL.items(), rows, strict=True):
+        first = row.split("\t")[1]
+        if quoted is None:
+            assert key == "kappa" and first.strip() == "-"
+        else:
+            assert first == f"{quoted[0]:.3f} ± {quoted[1]:.3f}"
+
+
+def test_write_three_formats(tmp_path: Path) -> None:
+    files = write_tables(cv_records(), tmp_path, "cv", ["a", "b"])
+    names = sorted(p.name for p in files)
+    for policy in ("bestf1", "valthr"):
+        for ext in ("md", "csv", "json"):
+            assert f"table_III_cv_{policy}.{ext}" in names
+    assert "runs.csv" in names
+    payload = json.loads((tmp_path / "table_III_cv_valthr.json").read_text())
+    assert payload["threshold_policy"] == "valthr"
+    cells = {(c["Metric"], c["column"]): c for c in payload["cells"]}
+    assert cells["F1 score", "B"]["best"]
+    assert cells["F1 score", "B"]["mean"] == pytest.approx(0.4)
+    with (tmp_path / "table_III_cv_bestf1.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 5 * 2
+    f1 = next(r for r in rows if r["Metric"] == "F1 score" and r["column"] == "A")
+    assert float(f1["mean"]) == pytest.approx(0.55)
+    assert float(f1["std"]) == pytest.approx(0.1)
+    with (tmp_path / "runs.csv").open() as f:
+        runs = list(csv.DictReader(f))
+    assert len(runs) == 4
+    assert np.isclose(float(runs[0]["test_f1"]), 0.45)
+
+
+def test_invalid_arguments() -> None:
+    with pytest.raises(ValueError, match="protocol"):
+        build_table(cv_records(), "nope", "bestf1")
+    with pytest.raises(ValueError, match="policy"):
+        build_table(cv_records(), "cv", "nope")
+    with pytest.raises(ValueError, match="no finished runs"):
+        build_table([], "cv", "bestf1")

@@ -1,0 +1,62 @@
+"""The paper's experimental protocols: Tables III, IV and V from one command.
+
+:func:`run_protocol` trains every run of a protocol (input configuration ×
+split × seed) resumably and writes the tables (:mod:`.tables`) and figures
+(:mod:`.figures`); ``torchgeo-quake protocol`` is its command line.
+
+.. versionadded:: 0.1
+"""
+
+from .figures import (
+    plot_confusion_matrix,
+    plot_curves,
+    plot_training_curves,
+    write_figures,
+)
+from .runner import (
+    PROTOCOLS,
+    QUICK,
+    ExperimentConfig,
+    ProtocolResult,
+    ProtocolSettings,
+    RunSpec,
+    load_config,
+    load_runs,
+    plan_runs,
+    run_protocol,
+)
+from .tables import (
+    METRICS,
+    POLICIES,
+    SUN_ET_AL,
+    Cell,
+    Table,
+    build_table,
+    format_markdown,
+    write_tables,
+)
+
+__all__ = [
+    "METRICS",
+    "POLICIES",
+    "PROTOCOLS",
+    "QUICK",
+    "SUN_ET_AL",
+    "Cell",
+    "ExperimentConfig",
+    "ProtocolResult",
+    "ProtocolSettings",
+    "RunSpec",
+    "Table",
+    "build_table",
+    "format_markdown",
+    "load_config",
+    "load_runs",
+    "plan_runs",
+    "plot_confusion_matrix",
+    "plot_curves",
+    "plot_training_curves",
+    "run_protocol",
+    "write_figures",
+    "write_tables",
+]

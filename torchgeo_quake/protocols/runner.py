@@ -1,0 +1,892 @@
+"""Plan and run the paper's evaluation protocols, resumably.
+
+A protocol is a set of runs, one per input configuration × split × seed:
+
+* ``"cv"`` — stratified k-fold cross-validation over all cities (Table III);
+* ``"loco"`` — leave-one-city-out, one run per held-out city (Table IV);
+* ``"islahiye"`` — stratified k-fold cross-validation on Islahiye alone
+  (Table V).
+
+Each run trains a :class:`~torchgeo_quake.trainers.DamageDetectionTask` on a
+:class:`~torchgeo_quake.datamodules.KahramanmarasDamageDataModule`, both built
+from a LightningCLI configuration file (``experiments/*.yaml``), tests the
+checkpoint with the best validation F1 and writes, under
+``OUT/runs/<config>/<split>/seed<k>/``:
+
+* ``splits.json`` — building ids and cities of the train, val and test splits;
+* ``metrics.csv`` — Lightning's CSV log (training curves);
+* ``predictions.npz`` — test probabilities, labels, building ids and cities;
+* ``metrics.json`` — test metrics and run details, written **last** by an atomic
+  rename: it marks the run as finished.
+
+A run with ``metrics.json`` is never trained again; a run without it is
+(re)started, from its ``checkpoints/last.ckpt`` when an interrupted attempt left
+one. ``OUT/protocol.json`` records the settings; re-running into the same folder
+with other settings is refused, so results of different scales or epochs never
+mix.
+
+.. versionadded:: 0.1
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import importlib
+import json
+import logging
+import math
+import os
+import re
+import shutil
+import time
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import yaml
+
+__all__ = [
+    "PROTOCOLS",
+    "QUICK",
+    "ExperimentConfig",
+    "ProtocolResult",
+    "ProtocolSettings",
+    "RunSpec",
+    "load_config",
+    "load_runs",
+    "plan_runs",
+    "run_protocol",
+]
+
+Protocol = Literal["cv", "loco", "islahiye"]
+
+#: The protocols, with the paper's table each one reproduces.
+PROTOCOLS: dict[str, str] = {
+    "cv": "Table III",
+    "loco": "Table IV",
+    "islahiye": "Table V",
+}
+
+#: Settings of ``--quick``: a small simulated scene, two epochs (see
+#: ``benchmarks/RESULTS.md`` for the measured wall time).
+QUICK: dict[str, Any] = {"scale": 0.1, "max_epochs": 2}
+
+#: Default data root of the quick mode (a different scale is another scene).
+QUICK_ROOT = "data/kahramanmaras-quick"
+
+#: File whose presence marks a run as finished.
+DONE_FILE = "metrics.json"
+
+#: Paper labels of the input configurations, by canonical modalities.
+_LABELS: dict[tuple[str, ...], str] = {
+    ("sar", "footprint"): "SAR + FTP",
+    ("sar", "footprint", "dsm"): "SAR + FTP + DSM",
+    ("sar", "footprint", "dsm", "gem"): "SAR + FTP + DSM + GEM",
+    ("sar", "footprint", "gem"): "SAR + FTP + GEM",
+}
+
+_ORDER = ("sar", "footprint", "dsm", "gem")
+
+#: Trainer settings of the configuration file the runner replaces by its own.
+_RUNNER_OWNED = (
+    "logger",
+    "callbacks",
+    "default_root_dir",
+    "enable_progress_bar",
+    "enable_model_summary",
+    "enable_checkpointing",
+)
+
+
+# ---------------------------------------------------------------- settings
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """One input configuration, read from a LightningCLI configuration file.
+
+    .. versionadded:: 0.1
+    """
+
+    #: Short name (the file's stem), used in output paths.
+    name: str
+    #: The configuration file.
+    path: str
+    #: Paper-style label of the inputs, e.g. ``"SAR + FTP + DSM"``.
+    label: str
+    #: Model modalities in canonical order.
+    modalities: tuple[str, ...]
+    #: ``model`` section (``class_path`` and ``init_args``).
+    model: dict[str, Any]
+    #: ``data`` section (``class_path`` and ``init_args``).
+    data: dict[str, Any]
+    #: ``trainer`` section.
+    trainer: dict[str, Any]
+
+
+def load_config(path: str | os.PathLike[str]) -> ExperimentConfig:
+    """Read an experiment configuration file (``experiments/*.yaml``).
+
+    Args:
+        path: LightningCLI YAML file with ``model``, ``data`` and ``trainer``.
+
+    Returns:
+        The parsed configuration.
+
+    Raises:
+        FileNotFoundError: If the file does not exist.
+        ValueError: If it lacks a ``model`` or ``data`` section with
+            ``class_path``, or its modalities are not a known configuration.
+
+    .. versionadded:: 0.1
+    """
+    file = Path(path)
+    if not file.is_file():
+        raise FileNotFoundError(f"configuration file not found: {file}")
+    raw = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+    if not isinstance(raw, dict):
+        raise ValueError(f"{file}: expected a mapping at the top level")
+    sections: dict[str, dict[str, Any]] = {}
+    for key in ("model", "data"):
+        section = raw.get(key)
+        if not isinstance(section, dict) or "class_path" not in section:
+            raise ValueError(f"{file}: needs a '{key}' section with a class_path")
+        sections[key] = {
+            "class_path": section["class_path"],
+            "init_args": dict(section.get("init_args") or {}),
+        }
+    trainer = dict(raw.get("trainer") or {})
+    mods = sections["model"]["init_args"].get("modalities", _ORDER)
+    modalities = tuple(m for m in _ORDER if m in set(mods))
+    label = _LABELS.get(modalities, " + ".join(m.upper() for m in modalities))
+    return ExperimentConfig(
+        name=file.stem,
+        path=str(file),
+        label=label,
+        modalities=modalities,
+        model=sections["model"],
+        data=sections["data"],
+        trainer=trainer,
+    )
+
+
+@dataclass
+class ProtocolSettings:
+    """Everything a protocol run depends on.
+
+    .. versionadded:: 0.1
+    """
+
+    #: ``"cv"``, ``"loco"`` or ``"islahiye"``.
+    protocol: Protocol
+    #: Experiment configuration files, one per input configuration.
+    configs: Sequence[str]
+    #: Output folder.
+    out: str
+    #: Seeds; each repeats the whole protocol (split, sampling and training).
+    seeds: Sequence[int] = (0,)
+    #: Epochs per run (None: the configuration's ``trainer.max_epochs``).
+    max_epochs: int | None = None
+    #: Shrink data and epochs (:data:`QUICK`) for smoke tests and docs.
+    quick: bool = False
+    #: Size of the simulated scene (None: 1, or :data:`QUICK`'s with *quick*).
+    scale: float | None = None
+    #: Data root (None: the configuration's, or :data:`QUICK_ROOT` when the
+    #: scale is not 1).
+    root: str | None = None
+    #: Lightning ``accelerator`` (None: the configuration's).
+    accelerator: str | None = None
+    #: Lightning ``devices`` (None: the configuration's).
+    devices: str | int | None = None
+    #: Lightning ``strategy`` (None: the configuration's, else Lightning's).
+    strategy: str | None = None
+    #: Lightning ``num_nodes`` (None: the configuration's, else 1).
+    num_nodes: int | None = None
+    #: Lightning ``limit_train_batches`` (tests).
+    limit_train_batches: int | float | None = None
+    #: Lightning ``limit_val_batches`` (tests).
+    limit_val_batches: int | float | None = None
+    #: Lightning ``max_time`` (None: the configuration's).
+    max_time: str | None = None
+    #: Keep each run's checkpoints after it finished (they are large).
+    keep_checkpoints: bool = False
+    #: Show the progress bar.
+    progress: bool = True
+
+    def resolved(self) -> ProtocolSettings:
+        """Settings with the quick-mode defaults and the data root filled in.
+
+        Returns:
+            A copy with *scale*, *max_epochs* (under *quick*) and *root* set.
+
+        Raises:
+            ValueError: If the protocol, seeds, scale or epochs are invalid.
+        """
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(
+                f"protocol must be one of {sorted(PROTOCOLS)}, got {self.protocol!r}"
+            )
+        if not self.configs:
+            raise ValueError("give at least one configuration file")
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds must be distinct and not empty: {self.seeds}")
+        scale = self.scale
+        if scale is None:
+            scale = QUICK["scale"] if self.quick else 1.0
+        if not 0.0 < scale <= 1.0:
+            raise ValueError(f"scale must be in (0, 1], got {scale}")
+        max_epochs = self.max_epochs
+        if max_epochs is None and self.quick:
+            max_epochs = QUICK["max_epochs"]
+        if max_epochs is not None and max_epochs < 1:
+            raise ValueError(f"max_epochs must be at least 1, got {max_epochs}")
+        root = self.root
+        if root is None and scale != 1.0:
+            root = (
+                QUICK_ROOT
+                if scale == QUICK["scale"]
+                else (f"data/kahramanmaras-scale{scale:g}")
+            )
+        return replace(
+            self,
+            scale=scale,
+            max_epochs=max_epochs,
+            root=root,
+            configs=tuple(str(c) for c in self.configs),
+            seeds=tuple(int(s) for s in self.seeds),
+        )
+
+    def fingerprint(self) -> dict[str, Any]:
+        """Settings that determine the results (stored in ``protocol.json``).
+
+        Returns:
+            JSON-serialisable settings; hardware settings (devices, strategy,
+            progress, checkpoints) are left out.
+        """
+        return {
+            "protocol": self.protocol,
+            "scale": self.scale,
+            "max_epochs": self.max_epochs,
+            "root": self.root,
+            "limit_train_batches": self.limit_train_batches,
+            "limit_val_batches": self.limit_val_batches,
+        }
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One training run of a protocol: configuration × split × seed.
+
+    .. versionadded:: 0.1
+    """
+
+    #: Protocol name.
+    protocol: str
+    #: Configuration name (file stem).
+    config: str
+    #: Split name: ``fold<k>`` (``cv``, ``islahiye``) or the held-out city.
+    split: str
+    #: Seed of the split, the negative sampling and the training.
+    seed: int
+    #: Data-module strategy: ``"cv"``, ``"loco"`` or ``"city"``.
+    strategy: str
+    #: Test fold (``cv``, ``islahiye``).
+    fold: int | None = None
+    #: Held-out city (``loco``).
+    test_city: str | None = None
+    #: The only city used (``islahiye``).
+    city: str | None = None
+
+    def directory(self, out: str | os.PathLike[str]) -> Path:
+        """Output folder of the run.
+
+        Args:
+            out: the protocol's output folder
+
+        Returns:
+            ``out/runs/<config>/<split>/seed<k>``.
+        """
+        return Path(out) / "runs" / self.config / self.split / f"seed{self.seed}"
+
+    @property
+    def name(self) -> str:
+        """Short human-readable name, ``config/split/seed<k>``."""
+        return f"{self.config}/{self.split}/seed{self.seed}"
+
+
+@dataclass
+class ProtocolResult:
+    """What :func:`run_protocol` did and wrote.
+
+    .. versionadded:: 0.1
+    """
+
+    #: Output folder.
+    out: Path
+    #: Runs trained in this call.
+    trained: list[str] = field(default_factory=list)
+    #: Runs found finished and skipped.
+    skipped: list[str] = field(default_factory=list)
+    #: Table files written (Markdown, CSV, JSON).
+    tables: list[Path] = field(default_factory=list)
+    #: Figure files written (PNG).
+    figures: list[Path] = field(default_factory=list)
+    #: Wall time of this call in seconds.
+    wall_s: float = 0.0
+
+
+def _cities(config: ExperimentConfig) -> tuple[str, ...]:
+    """Cities of a configuration (its data ``cities``, else all five).
+
+    Args:
+        config: the configuration
+
+    Returns:
+        City slugs.
+    """
+    from ..datasets import TABLE_II
+
+    cities = config.data["init_args"].get("cities")
+    return tuple(cities) if cities else tuple(TABLE_II)
+
+
+def plan_runs(
+    protocol: Protocol, configs: Sequence[ExperimentConfig], seeds: Sequence[int]
+) -> list[RunSpec]:
+    """All runs of a protocol, in execution order (seed, split, configuration).
+
+    Args:
+        protocol: ``"cv"``, ``"loco"`` or ``"islahiye"``
+        configs: input configurations
+        seeds: seeds
+
+    Returns:
+        The runs.
+
+    Raises:
+        ValueError: If the protocol is unknown, configuration names repeat, or
+            Islahiye is not among the cities of ``islahiye``.
+
+    .. versionadded:: 0.1
+    """
+    names = [c.name for c in configs]
+    if len(set(names)) != len(names):
+        raise ValueError(f"configuration names (file stems) must differ: {names}")
+    runs: list[RunSpec] = []
+    for seed in seeds:
+        for config in configs:
+            folds = int(config.data["init_args"].get("num_folds", 5))
+            if protocol == "cv":
+                runs += [
+                    RunSpec(protocol, config.name, f"fold{k}", seed, "cv", fold=k)
+                    for k in range(folds)
+                ]
+            elif protocol == "loco":
+                runs += [
+                    RunSpec(protocol, config.name, city, seed, "loco", test_city=city)
+                    for city in _cities(config)
+                ]
+            elif protocol == "islahiye":
+                if "islahiye" not in _cities(config):
+                    raise ValueError(f"{config.path}: 'islahiye' is not among cities")
+                runs += [
+                    RunSpec(
+                        protocol,
+                        config.name,
+                        f"fold{k}",
+                        seed,
+                        "city",
+                        fold=k,
+                        city="islahiye",
+                    )
+                    for k in range(folds)
+                ]
+            else:
+                raise ValueError(f"unknown protocol {protocol!r}")
+    # Runs of one split and seed next to each other: configurations compare early.
+    order = {name: i for i, name in enumerate(names)}
+    splits: dict[str, int] = {}
+    for run in runs:
+        splits.setdefault(run.split, len(splits))
+    runs.sort(key=lambda r: (r.seed, splits[r.split], order[r.config]))
+    return runs
+
+
+# ------------------------------------------------------------------ running
+def _import(class_path: str) -> Any:
+    """Import a class from its dotted path.
+
+    Args:
+        class_path: e.g. ``torchgeo_quake.trainers.DamageDetectionTask``
+
+    Returns:
+        The class.
+
+    Raises:
+        ValueError: If it cannot be imported.
+    """
+    module, _, name = class_path.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as err:
+        raise ValueError(f"cannot import {class_path!r}: {err}") from err
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    """Write a text file atomically (temporary file, then rename).
+
+    Args:
+        path: destination
+        text: content
+    """
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _is_global_zero() -> bool:
+    """Whether this process is rank 0 (Lightning's launchers set the rank).
+
+    Returns:
+        True on rank 0 or without distributed training.
+    """
+    from lightning.pytorch.utilities import rank_zero_only
+
+    return int(getattr(rank_zero_only, "rank", 0)) == 0
+
+
+def _prepare_scene(settings: ProtocolSettings, configs: list[ExperimentConfig]) -> str:
+    """Make sure the data root exists, simulating it when it is empty.
+
+    The scene is simulated once, with the configuration's data seed, before any
+    run, so it does not depend on the protocol seeds.
+
+    Args:
+        settings: resolved settings
+        configs: configurations (the first gives the default root and seed)
+
+    Returns:
+        The data root.
+
+    Raises:
+        ValueError: If the root holds a simulated scene of another scale.
+    """
+    data_args = configs[0].data["init_args"]
+    root = Path(settings.root or data_args.get("root", "data/kahramanmaras"))
+    marker = root / "scene.json"
+    if marker.exists():
+        scene = json.loads(marker.read_text(encoding="utf-8"))
+        if scene.get("simulated") and not math.isclose(
+            float(scene.get("scale", 1.0)), float(settings.scale or 1.0)
+        ):
+            raise ValueError(
+                f"{root} holds a simulated scene of scale {scene.get('scale')}, "
+                f"but this protocol runs at scale {settings.scale}; give another "
+                "--root (or remove that folder)"
+            )
+    if (not root.exists() or not any(root.iterdir())) and _is_global_zero():
+        from ..datasets.simulation import simulate_scene
+
+        simulate_scene(
+            root, scale=settings.scale or 1.0, seed=int(data_args.get("seed", 0))
+        )
+    return str(root)
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence Lightning's informational logging and known harmless warnings.
+
+    Yields:
+        Nothing.
+    """
+    loggers = [logging.getLogger(n) for n in ("lightning.pytorch", "lightning.fabric")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.WARNING)
+    with warnings.catch_warnings():
+        for pattern in (
+            ".*does not have many workers.*",
+            ".*The number of training batches.*",
+            ".*Checkpoint directory .* exists and is not empty.*",
+            ".*LeafSpec.*",
+            ".*GPU available but not used.*",
+            ".*Converting CartoSatDSM res.*",
+        ):
+            warnings.filterwarnings("ignore", message=pattern)
+        try:
+            yield
+        finally:
+            for lg, level in zip(loggers, levels, strict=True):
+                lg.setLevel(level)
+
+
+def _jsonable(value: Any) -> Any:
+    """Convert tensors, arrays and NaN to JSON-friendly values.
+
+    Args:
+        value: a number, tensor, array or container of them
+
+    Returns:
+        Plain Python values (NaN becomes None).
+    """
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "detach"):
+        value = value.detach().cpu().numpy()
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist()) if value.ndim else _jsonable(value.item())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _trainer_kwargs(
+    settings: ProtocolSettings, config: ExperimentConfig
+) -> dict[str, Any]:
+    """Lightning ``Trainer`` arguments of a run.
+
+    Args:
+        settings: resolved settings
+        config: the run's configuration
+
+    Returns:
+        Keyword arguments without logger and callbacks.
+    """
+    kwargs = {k: v for k, v in config.trainer.items() if k not in _RUNNER_OWNED}
+    overrides = {
+        "max_epochs": settings.max_epochs,
+        "accelerator": settings.accelerator,
+        "devices": settings.devices,
+        "strategy": settings.strategy,
+        "num_nodes": settings.num_nodes,
+        "limit_train_batches": settings.limit_train_batches,
+        "limit_val_batches": settings.limit_val_batches,
+        "max_time": settings.max_time,
+    }
+    kwargs.update({k: v for k, v in overrides.items() if v is not None})
+    kwargs.setdefault("max_epochs", 10)
+    # Every step in the CSV log: training curves even for short epochs.
+    kwargs["log_every_n_steps"] = 1
+    return kwargs
+
+
+class _EpochProgress:
+    """A Lightning callback advancing the protocol's bar once per epoch."""
+
+    def __new__(cls, bar: Any) -> Any:
+        """Build the callback (a subclass of Lightning's ``Callback``).
+
+        Args:
+            bar: the tqdm bar (or None)
+
+        Returns:
+            The callback instance.
+        """
+        from lightning.pytorch.callbacks import Callback
+
+        class EpochProgress(Callback):  # type: ignore[misc]
+            def __init__(self) -> None:
+                self.epochs = 0
+
+            def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+                self.epochs += 1
+                if bar is not None and trainer.is_global_zero:
+                    bar.update(1)
+
+        return EpochProgress()
+
+
+def _train_one(
+    run: RunSpec,
+    config: ExperimentConfig,
+    settings: ProtocolSettings,
+    root: str,
+    out: Path,
+    bar: Any,
+) -> None:
+    """Train and test one run and write its outputs (metrics.json last).
+
+    Args:
+        run: the run
+        config: its configuration
+        settings: resolved settings
+        root: data root
+        out: protocol output folder
+        bar: the progress bar (or None)
+    """
+    import lightning
+    from lightning.pytorch import Trainer
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from lightning.pytorch.loggers import CSVLogger
+
+    directory = run.directory(out)
+    directory.mkdir(parents=True, exist_ok=True)
+    ckpt_dir = directory / "checkpoints"
+    last = ckpt_dir / "last.ckpt"
+    resume = last if last.exists() else None
+    if resume is None:
+        # A fresh start: forget the logs of an attempt that left no checkpoint.
+        for stale in ("metrics.csv", "hparams.yaml"):
+            (directory / stale).unlink(missing_ok=True)
+    start = time.perf_counter()
+
+    lightning.seed_everything(run.seed, workers=True, verbose=False)
+    data_args = dict(config.data["init_args"])
+    data_args.update(
+        root=root,
+        strategy=run.strategy,
+        fold=run.fold if run.fold is not None else 0,
+        test_city=run.test_city,
+        city=run.city,
+        seed=run.seed,
+        scale=settings.scale,
+        splits_file=str(directory / "splits.json"),
+    )
+    datamodule = _import(config.data["class_path"])(**data_args)
+    model = _import(config.model["class_path"])(**config.model["init_args"])
+    # The best epoch (weights and buffers only: the test needs no optimiser) and
+    # the full state of the last epoch (to resume an interrupted run).
+    checkpoint = ModelCheckpoint(
+        dirpath=ckpt_dir,
+        filename="best-{epoch}",
+        monitor="val_f1",
+        mode="max",
+        save_weights_only=True,
+    )
+    resumable = ModelCheckpoint(dirpath=ckpt_dir, save_top_k=0, save_last=True)
+    progress = _EpochProgress(bar)
+    trainer = Trainer(
+        **_trainer_kwargs(settings, config),
+        default_root_dir=str(directory),
+        logger=CSVLogger(str(directory), name="", version=""),
+        callbacks=[checkpoint, resumable, progress],
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(model, datamodule=datamodule, ckpt_path=resume)
+    best = checkpoint.best_model_path
+    results = trainer.test(
+        model, datamodule=datamodule, ckpt_path=best or None, verbose=False
+    )
+    if not trainer.is_global_zero:
+        return
+    metrics = {k: float(v) for k, v in (results[0] if results else {}).items()}
+    preds = model.last_predictions["test"]
+    dataset = datamodule.dataset
+    test_index = datamodule.indices["test"]
+    city_of = dict(
+        zip(
+            dataset.building_ids[test_index].tolist(),
+            dataset.city_of[test_index].tolist(),
+            strict=True,
+        )
+    )
+    ids = preds.building_ids
+    cities = (
+        np.array([city_of.get(int(i), "") for i in ids])
+        if ids is not None
+        else np.array([], dtype=str)
+    )
+    np.savez_compressed(
+        directory / "predictions.npz",
+        probs=preds.probs,
+        labels=preds.labels,
+        building_ids=ids if ids is not None else np.array([], dtype=np.int64),
+        cities=cities.astype(str),
+    )
+    match = re.search(r"epoch=(\d+)", Path(best).name) if best else None
+    stats = {
+        name: getattr(model, name)
+        for name in (
+            "sar_mean",
+            "sar_std",
+            "dsm_mean",
+            "dsm_std",
+            "gem_mean",
+            "gem_std",
+        )
+        if hasattr(model, name)
+    }
+    record = {
+        "protocol": run.protocol,
+        "config": run.config,
+        "config_file": config.path,
+        "label": config.label,
+        "modalities": list(config.modalities),
+        "split": run.split,
+        "seed": run.seed,
+        "strategy": run.strategy,
+        "fold": run.fold,
+        "test_city": run.test_city,
+        "city": run.city,
+        "metrics": metrics,
+        "val_threshold": float(model.threshold),
+        "best_epoch": int(match.group(1)) if match else None,
+        "epochs": int(trainer.current_epoch),
+        "max_epochs": trainer.max_epochs,
+        "resumed": resume is not None,
+        "n_train": len(datamodule.indices["train"]),
+        "n_val": len(datamodule.indices["val"]),
+        "n_test": len(test_index),
+        "n_test_damaged": int(np.asarray(preds.labels).sum()),
+        "normalization": stats,
+        "scale": settings.scale,
+        "root": root,
+        "wall_s": time.perf_counter() - start,
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    if not settings.keep_checkpoints:
+        shutil.rmtree(ckpt_dir, ignore_errors=True)
+    _atomic_write(directory / DONE_FILE, json.dumps(_jsonable(record), indent=1))
+
+
+def load_runs(out: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Records (``metrics.json``) of all finished runs under a protocol folder.
+
+    Args:
+        out: the protocol's output folder
+
+    Returns:
+        One dict per finished run, sorted by configuration, split and seed.
+
+    .. versionadded:: 0.1
+    """
+    records = []
+    for path in sorted(Path(out).glob(f"runs/*/*/seed*/{DONE_FILE}")):
+        record = json.loads(path.read_text(encoding="utf-8"))
+        record["directory"] = str(path.parent)
+        records.append(record)
+    return records
+
+
+def _check_settings(out: Path, settings: ProtocolSettings) -> None:
+    """Refuse to mix runs of different settings in one output folder.
+
+    Args:
+        out: output folder
+        settings: resolved settings
+
+    Raises:
+        FileExistsError: If ``out/protocol.json`` records other settings.
+    """
+    marker = out / "protocol.json"
+    current = settings.fingerprint()
+    if marker.exists():
+        saved = json.loads(marker.read_text(encoding="utf-8")).get("settings", {})
+        differ = {k: (saved.get(k), v) for k, v in current.items() if saved.get(k) != v}
+        if differ:
+            details = ", ".join(
+                f"{k}: {a!r} there, {b!r} now" for k, (a, b) in differ.items()
+            )
+            raise FileExistsError(
+                f"{out} holds a protocol run with other settings ({details}); "
+                "choose another --out or delete that folder"
+            )
+
+
+def run_protocol(settings: ProtocolSettings) -> ProtocolResult:
+    """Run (or resume) a protocol, then write its tables and figures.
+
+    Finished runs (with ``metrics.json``) are skipped; the others are trained in
+    order, resuming from ``checkpoints/last.ckpt`` where an interrupted attempt
+    left one. One progress bar, in epochs, covers all runs and shows the ETA.
+    Tables (:mod:`~torchgeo_quake.protocols.tables`) and figures
+    (:mod:`~torchgeo_quake.protocols.figures`) are written from all finished
+    runs at the end.
+
+    Args:
+        settings: the protocol's settings
+
+    Returns:
+        What was trained, skipped and written.
+
+    Raises:
+        FileNotFoundError: If a configuration file is missing.
+        FileExistsError: If *out* holds runs of other settings.
+        ValueError: If the settings or configurations are invalid.
+
+    .. versionadded:: 0.1
+    """
+    from tqdm.auto import tqdm
+
+    from .figures import write_figures
+    from .tables import write_tables
+
+    wall = time.perf_counter()
+    settings = settings.resolved()
+    configs = [load_config(path) for path in settings.configs]
+    by_name = {c.name: c for c in configs}
+    runs = plan_runs(settings.protocol, configs, settings.seeds)
+    out = Path(settings.out)
+    _check_settings(out, settings)
+    root = _prepare_scene(settings, configs)
+    rank0 = _is_global_zero()
+    if rank0:
+        out.mkdir(parents=True, exist_ok=True)
+        payload = {
+            "settings": settings.fingerprint(),
+            "configs": [asdict(c) for c in configs],
+            "seeds": list(settings.seeds),
+            "runs": [r.name for r in runs],
+        }
+        _atomic_write(out / "protocol.json", json.dumps(payload, indent=1))
+    result = ProtocolResult(out=out)
+    pending = [r for r in runs if not (r.directory(out) / DONE_FILE).exists()]
+    result.skipped = [r.name for r in runs if r not in pending]
+
+    def epochs(run: RunSpec) -> int:
+        return int(_trainer_kwargs(settings, by_name[run.config])["max_epochs"])
+
+    total = sum(epochs(r) for r in runs)
+    bar = None
+    if rank0 and settings.progress:
+        bar = tqdm(
+            total=total,
+            initial=total - sum(epochs(r) for r in pending),
+            unit="epoch",
+            desc=f"protocol {settings.protocol}",
+            dynamic_ncols=True,
+        )
+    try:
+        with _quiet():
+            for run in pending:
+                if bar is not None:
+                    bar.set_postfix_str(run.name)
+                before = bar.n if bar is not None else 0
+                _train_one(run, by_name[run.config], settings, root, out, bar)
+                if bar is not None:  # early stop / max_time: count the whole run
+                    bar.update(epochs(run) - (bar.n - before))
+                result.trained.append(run.name)
+                gc.collect()  # Lightning's reference cycles hold the last model
+    finally:
+        if bar is not None:
+            bar.close()
+    if rank0:
+        records = [r for r in load_runs(out) if r.get("protocol") == settings.protocol]
+        planned = {r.name for r in runs}
+        records = [
+            r
+            for r in records
+            if f"{r['config']}/{r['split']}/seed{r['seed']}" in planned
+        ]
+        labels = {c.name: c.label for c in configs}
+        order = [c.name for c in configs]
+        result.tables = write_tables(records, out, settings.protocol, order, labels)
+        result.figures = write_figures(records, out, settings.protocol, order, labels)
+        result.wall_s = time.perf_counter() - wall
+        summary = json.loads((out / "protocol.json").read_text(encoding="utf-8"))
+        summary["last_call"] = {
+            "trained": result.trained,
+            "skipped": result.skipped,
+            "wall_s": result.wall_s,
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
+        _atomic_write(out / "protocol.json", json.dumps(summary, indent=1))
+    return result

@@ -1,0 +1,532 @@
+"""Tables III, IV and V from the records of finished protocol runs.
+
+Every table is written in two versions, one per threshold policy, and in three
+formats (Markdown, CSV, JSON):
+
+* ``bestf1`` — precision, recall, F1 and kappa at the threshold maximising F1 on
+  the precision–recall curve **of the test split itself**: the paper's
+  convention, optimistic because the threshold is chosen on the data it is
+  scored on;
+* ``valthr`` — the same metrics at the threshold chosen (best F1) on the
+  **validation** split, stored in the checkpoint: what a deployed model
+  achieves.
+
+AUROC is threshold-free and the same in both. Values are the mean ± standard
+deviation (population, ``ddof=0``) over folds and seeds (Tables III and V), or
+over seeds (Table IV, one run per city and seed; without repeated seeds only the
+value is shown). The best configuration per metric (per city in Table IV) is in
+bold; ties at the shown precision are all bold.
+
+.. versionadded:: 0.1
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "METRICS",
+    "POLICIES",
+    "SUN_ET_AL",
+    "Cell",
+    "Table",
+    "build_table",
+    "format_markdown",
+    "write_tables",
+]
+
+#: Reported metrics: (key, label).
+METRICS: tuple[tuple[str, str], ...] = (
+    ("precision", "Precision"),
+    ("recall", "Recall"),
+    ("f1", "F1 score"),
+    ("auroc", "AUROC"),
+    ("kappa", "Kappa"),
+)
+
+#: Threshold policies: name → (suffix of the logged metric, description).
+POLICIES: dict[str, tuple[str, str]] = {
+    "bestf1": (
+        "",
+        "precision, recall, F1 and kappa at the best-F1 threshold of each test "
+        "split (the paper's convention; optimistic: chosen on the test data)",
+    ),
+    "valthr": (
+        "_valthr",
+        "precision, recall, F1 and kappa at the threshold chosen on the "
+        "validation split (deployable; never chosen on the test data)",
+    ),
+}
+
+#: Sun et al. (2024), QuickQuakeBuildings, Capella SAR, Islahiye, as quoted in
+#: the paper's Table V (mean, std); kappa was not reported. Quoted, not re-run.
+SUN_ET_AL: dict[str, tuple[float, float] | None] = {
+    "precision": (0.237, 0.116),
+    "recall": (0.427, 0.104),
+    "f1": (0.282, 0.077),
+    "auroc": (0.769, 0.032),
+    "kappa": None,
+}
+
+#: Display names of the city slugs.
+_CITY_NAMES = {
+    "islahiye": "Islahiye",
+    "kahramanmaras": "Kahramanmaraş",
+    "nurdagi": "Nurdağı",
+    "osmaniye": "Osmaniye",
+    "turkoglu": "Türkoğlu",
+}
+
+SUN_LABEL = "Sun et al. 2024 (quoted, not re-run)"
+
+_TITLES = {
+    "cv": (
+        "III",
+        "{folds}-fold stratified cross-validation over all cities",
+    ),
+    "loco": (
+        "IV",
+        "leave-one-city-out: each city tested by a model trained on the others",
+    ),
+    "islahiye": ("V", "{folds}-fold stratified cross-validation on Islahiye only"),
+}
+
+
+def _upper_first(text: str) -> str:
+    """Capitalise the first letter only.
+
+    Args:
+        text: a sentence
+
+    Returns:
+        The sentence with an upper-case first letter.
+    """
+    return text[:1].upper() + text[1:]
+
+
+@dataclass
+class Cell:
+    """One aggregated value of a table.
+
+    .. versionadded:: 0.1
+    """
+
+    #: Mean over the runs (NaN when no run defines the metric).
+    mean: float
+    #: Standard deviation (``ddof=0``) over the runs; NaN for a single run.
+    std: float
+    #: Runs where the metric is defined.
+    n: int
+    #: Runs aggregated.
+    total: int
+    #: Best of its comparison group.
+    bold: bool = False
+    #: Quoted from the literature, not computed.
+    quoted: bool = False
+
+    def text(self, digits: int = 3, show_std: bool = True) -> str:
+        """Format as ``mean ± std`` (``–`` when undefined).
+
+        Args:
+            digits: decimals
+            show_std: include the standard deviation
+
+        Returns:
+            The formatted cell, bold when best, ``†`` when some runs lacked it.
+        """
+        if math.isnan(self.mean):
+            return "–"
+        text = f"{self.mean:.{digits}f}"
+        if show_std and not math.isnan(self.std):
+            text += f" ± {self.std:.{digits}f}"
+        if self.bold:
+            text = f"**{text}**"
+        if 0 < self.n < self.total:
+            text += " †"
+        return text
+
+
+@dataclass
+class Table:
+    """An aggregated table: rows × columns of :class:`Cell`.
+
+    .. versionadded:: 0.1
+    """
+
+    #: ``"cv"``, ``"loco"`` or ``"islahiye"``.
+    protocol: str
+    #: ``"bestf1"`` or ``"valthr"``.
+    policy: str
+    #: Paper table number (``"III"``, ``"IV"``, ``"V"``).
+    number: str
+    #: Caption.
+    caption: str
+    #: Header of the first column(s).
+    index_names: list[str]
+    #: Row keys (tuples matching *index_names*).
+    rows: list[tuple[str, ...]]
+    #: Column labels.
+    columns: list[str]
+    #: Cells by (row, column).
+    cells: dict[tuple[tuple[str, ...], str], Cell]
+    #: Show ``± std``.
+    show_std: bool = True
+    #: Footnotes.
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def stem(self) -> str:
+        """File stem, e.g. ``table_III_cv_bestf1``."""
+        return f"table_{self.number}_{self.protocol}_{self.policy}"
+
+
+def _cell(values: Sequence[float]) -> Cell:
+    """Aggregate run values into a cell.
+
+    Args:
+        values: one value per run (NaN where undefined)
+
+    Returns:
+        The cell.
+    """
+    array = np.asarray(values, dtype=np.float64)
+    defined = array[np.isfinite(array)]
+    if defined.size == 0:
+        return Cell(math.nan, math.nan, 0, array.size)
+    std = float(defined.std()) if defined.size > 1 else math.nan
+    return Cell(float(defined.mean()), std, int(defined.size), int(array.size))
+
+
+def _value(record: Mapping[str, Any], metric: str, policy: str) -> float:
+    """A metric of a run under a threshold policy.
+
+    Args:
+        record: the run's ``metrics.json``
+        metric: metric key
+        policy: ``"bestf1"`` or ``"valthr"``
+
+    Returns:
+        The value (NaN when missing or undefined).
+    """
+    suffix = "" if metric == "auroc" else POLICIES[policy][0]
+    value = record["metrics"].get(f"test_{metric}{suffix}")
+    return math.nan if value is None else float(value)
+
+
+def _mark_best(
+    cells: dict[tuple[tuple[str, ...], str], Cell],
+    groups: list[list[tuple[tuple[str, ...], str]]],
+    digits: int,
+) -> None:
+    """Set ``bold`` on the best (highest shown mean) cell(s) of each group.
+
+    Args:
+        cells: the cells
+        groups: keys compared with each other
+        digits: shown decimals (ties at this precision are all bold)
+    """
+    for keys in groups:
+        shown = {
+            k: round(cells[k].mean, digits)
+            for k in keys
+            if not cells[k].quoted and not math.isnan(cells[k].mean)
+        }
+        if not shown:
+            continue
+        best = max(shown.values())
+        for key, value in shown.items():
+            cells[key].bold = value == best
+
+
+def build_table(
+    records: Sequence[Mapping[str, Any]],
+    protocol: str,
+    policy: str,
+    order: Sequence[str] | None = None,
+    labels: Mapping[str, str] | None = None,
+    digits: int = 3,
+) -> Table:
+    """Aggregate run records into the protocol's table.
+
+    Args:
+        records: ``metrics.json`` of the runs (see
+            :func:`~torchgeo_quake.protocols.load_runs`)
+        protocol: ``"cv"`` (Table III), ``"loco"`` (Table IV) or
+            ``"islahiye"`` (Table V)
+        policy: ``"bestf1"`` or ``"valthr"``
+        order: configuration names in column order (default: as found)
+        labels: display label per configuration name (default: the records')
+        digits: decimals shown (and compared for bold)
+
+    Returns:
+        The table.
+
+    Raises:
+        ValueError: If the protocol or policy is unknown, or there are no records.
+
+    .. versionadded:: 0.1
+    """
+    if protocol not in _TITLES:
+        raise ValueError(f"unknown protocol {protocol!r}")
+    if policy not in POLICIES:
+        raise ValueError(f"policy must be one of {sorted(POLICIES)}, got {policy!r}")
+    if not records:
+        raise ValueError("no finished runs to tabulate")
+    names = list(order) if order else []
+    for record in records:
+        if record["config"] not in names:
+            names.append(record["config"])
+    names = [n for n in names if any(r["config"] == n for r in records)]
+    label_of = {r["config"]: r.get("label", r["config"]) for r in records}
+    label_of.update(labels or {})
+    columns = [label_of[n] for n in names]
+    seeds = sorted({int(r["seed"]) for r in records})
+    splits = sorted({str(r["split"]) for r in records})
+    number, title = _TITLES[protocol]
+    title = title.format(folds=len(splits))
+    cells: dict[tuple[tuple[str, ...], str], Cell] = {}
+    groups: list[list[tuple[tuple[str, ...], str]]] = []
+    rows: list[tuple[str, ...]] = []
+    notes: list[str] = []
+    if protocol == "loco":
+        index_names = ["City", "Inputs"]
+        cities = list(dict.fromkeys(str(r["split"]) for r in records))
+        show_std = len(seeds) > 1
+        value_columns = [label for _, label in METRICS]
+        for city in cities:
+            for name in names:
+                runs = [
+                    r for r in records if r["config"] == name and r["split"] == city
+                ]
+                if not runs:
+                    continue
+                row: tuple[str, ...] = (_CITY_NAMES.get(city, city), label_of[name])
+                rows.append(row)
+                for key, label in METRICS:
+                    cells[row, label] = _cell([_value(r, key, policy) for r in runs])
+            for _, label in METRICS:
+                groups.append(
+                    [(r, label) for r in rows if r[0] == _CITY_NAMES.get(city, city)]
+                )
+        columns = value_columns
+        spread = (
+            f"mean ± std over {len(seeds)} seeds" if show_std else f"seed {seeds[0]}"
+        )
+        caption = (
+            f"Table {number} ({title}). {_upper_first(POLICIES[policy][1])}; AUROC "
+            f"over all thresholds. One run per city and input configuration, "
+            f"{spread}. Best per city and metric in bold."
+        )
+    else:
+        index_names = ["Metric"]
+        show_std = True
+        for key, label in METRICS:
+            row = (label,)
+            rows.append(row)
+            for name in names:
+                runs = [r for r in records if r["config"] == name]
+                cells[row, label_of[name]] = _cell(
+                    [_value(r, key, policy) for r in runs]
+                )
+            groups.append([(row, label_of[n]) for n in names])
+        caption = (
+            f"Table {number} ({title}). {_upper_first(POLICIES[policy][1])}; AUROC "
+            f"over all thresholds. Mean ± std over {len(splits)} folds × "
+            f"{len(seeds)} seed(s). Best per metric in bold."
+        )
+        if protocol == "islahiye" and policy == "bestf1":
+            columns = [SUN_LABEL, *columns]
+            for key, label in METRICS:
+                quoted = SUN_ET_AL[key]
+                cells[(label,), SUN_LABEL] = (
+                    Cell(quoted[0], quoted[1], 1, 1, quoted=True)
+                    if quoted
+                    else Cell(math.nan, math.nan, 0, 1, quoted=True)
+                )
+            notes.append(
+                f"{SUN_LABEL}: figures of Sun et al. (2024), QuickQuakeBuildings, "
+                "real Capella SAR of Islahiye, at their best-F1 threshold, as "
+                "quoted in the paper's Table V. They were not re-run here and are "
+                "not comparable with the simulated columns; they take no part in "
+                "the bold marking."
+            )
+        elif protocol == "islahiye":
+            notes.append(
+                "Sun et al. (2024) report no metrics at a validation-chosen "
+                "threshold; see the best-F1 version of this table for their figures."
+            )
+    _mark_best(cells, groups, digits)
+    computed = [c for c in cells.values() if not c.quoted]
+    if any(0 < c.n < c.total for c in computed):
+        notes.append(
+            "†: undefined in some runs (e.g. precision when nothing is predicted "
+            "damaged); mean over the runs where it is defined."
+        )
+    if any(c.n == 0 for c in computed):
+        notes.append(
+            "–: undefined in every run (e.g. precision when nothing is predicted "
+            "damaged)."
+        )
+    return Table(
+        protocol=protocol,
+        policy=policy,
+        number=number,
+        caption=caption,
+        index_names=index_names,
+        rows=rows,
+        columns=columns,
+        cells=cells,
+        show_std=show_std,
+        notes=notes,
+    )
+
+
+def format_markdown(table: Table, digits: int = 3) -> str:
+    """Format a table as Markdown (caption, table, notes).
+
+    Args:
+        table: the table
+        digits: decimals
+
+    Returns:
+        Markdown text.
+
+    .. versionadded:: 0.1
+    """
+    lines = [f"*{table.caption}*", ""]
+    head = [*table.index_names, *table.columns]
+    lines.append("| " + " | ".join(head) + " |")
+    lines.append("|" + "---|" * len(table.index_names) + "---:|" * len(table.columns))
+    previous: tuple[str, ...] | None = None
+    for row in table.rows:
+        shown = list(row)
+        if previous is not None and len(row) > 1 and row[0] == previous[0]:
+            shown[0] = ""
+        previous = row
+        values = [
+            table.cells[row, c].text(digits, table.show_std)
+            if (row, c) in table.cells
+            else ""
+            for c in table.columns
+        ]
+        lines.append("| " + " | ".join([*shown, *values]) + " |")
+    if table.notes:
+        lines.append("")
+        lines += [f"{note}  " for note in table.notes[:-1]]
+        lines.append(table.notes[-1])
+    return "\n".join(lines) + "\n"
+
+
+def _rows_long(table: Table) -> list[dict[str, Any]]:
+    """One row per cell: the long format of the CSV and JSON files.
+
+    Args:
+        table: the table
+
+    Returns:
+        Dicts with the index, column, mean, std, n, total, best and quoted.
+    """
+    out = []
+    for row in table.rows:
+        for column in table.columns:
+            cell = table.cells.get((row, column))
+            if cell is None:
+                continue
+            entry: dict[str, Any] = dict(zip(table.index_names, row, strict=True))
+            entry.update(
+                column=column,
+                mean=None if math.isnan(cell.mean) else round(cell.mean, 6),
+                std=None if math.isnan(cell.std) else round(cell.std, 6),
+                n=cell.n,
+                total=cell.total,
+                best=cell.bold,
+                quoted=cell.quoted,
+            )
+            out.append(entry)
+    return out
+
+
+def write_tables(
+    records: Sequence[Mapping[str, Any]],
+    out: str | os.PathLike[str],
+    protocol: str,
+    order: Sequence[str] | None = None,
+    labels: Mapping[str, str] | None = None,
+) -> list[Path]:
+    """Write the protocol's table under both threshold policies, in 3 formats.
+
+    Also writes ``runs.csv``: one row per run with every test metric, so any
+    table can be re-derived.
+
+    Args:
+        records: finished runs
+        out: output folder
+        protocol: protocol name
+        order: configuration names in column order
+        labels: display labels of the configurations
+
+    Returns:
+        The files written (empty when there is no finished run).
+
+    .. versionadded:: 0.1
+    """
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    if not records:
+        return []
+    written: list[Path] = []
+    for policy in POLICIES:
+        table = build_table(records, protocol, policy, order, labels)
+        md = folder / f"{table.stem}.md"
+        md.write_text(format_markdown(table), encoding="utf-8")
+        long = _rows_long(table)
+        csv_path = folder / f"{table.stem}.csv"
+        with csv_path.open("w", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, fieldnames=list(long[0]))
+            writer.writeheader()
+            writer.writerows(long)
+        json_path = folder / f"{table.stem}.json"
+        json_path.write_text(
+            json.dumps(
+                {
+                    "table": table.number,
+                    "protocol": protocol,
+                    "threshold_policy": policy,
+                    "threshold_description": POLICIES[policy][1],
+                    "caption": table.caption,
+                    "index": table.index_names,
+                    "columns": table.columns,
+                    "cells": long,
+                    "notes": table.notes,
+                    "std": "population standard deviation (ddof=0) over runs",
+                },
+                indent=1,
+            ),
+            encoding="utf-8",
+        )
+        written += [md, csv_path, json_path]
+    keys = sorted({k for r in records for k in r["metrics"]})
+    runs_csv = folder / "runs.csv"
+    with runs_csv.open("w", newline="", encoding="utf-8") as f:
+        fields = ["config", "label", "split", "seed", "val_threshold", "best_epoch"]
+        writer = csv.DictWriter(f, fieldnames=[*fields, *keys, "wall_s"])
+        writer.writeheader()
+        for record in records:
+            writer.writerow(
+                {
+                    **{k: record.get(k) for k in fields},
+                    **{k: record["metrics"].get(k) for k in keys},
+                    "wall_s": record.get("wall_s"),
+                }
+            )
+    written.append(runs_csv)
+    return written
