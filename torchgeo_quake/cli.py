@@ -276,6 +276,188 @@ def _add_protocol(
     parser.set_defaults(func=_run_protocol)
 
 
+def _run_map(args: argparse.Namespace) -> int:
+    """Handler of ``map`` (imports Lightning and the mapping code lazily).
+
+    Args:
+        args: parsed arguments
+
+    Returns:
+        Exit status.
+    """
+    from .mapping.command import map_cli
+
+    return map_cli(args)
+
+
+def _map_devices(value: str) -> int | str:
+    """Parse Lightning's ``devices``: a count >= 1 or ``auto``.
+
+    Args:
+        value: command-line text
+
+    Returns:
+        The count, or ``"auto"``.
+
+    Raises:
+        argparse.ArgumentTypeError: If it is neither.
+    """
+    if value == "auto":
+        return value
+    try:
+        count = int(value)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(
+            f"devices must be a number or 'auto', got {value!r}"
+        ) from err
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"devices must be at least 1, got {value}")
+    return count
+
+
+def _add_map(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
+    """Register the ``map`` subcommand.
+
+    Args:
+        subparsers: the subparser collection of the main parser
+    """
+    parser = subparsers.add_parser(
+        "map",
+        help="map the damage of every building of a city with a trained model",
+        description=(
+            "Run a trained damage model on every building footprint covered by a "
+            "post-event SAR image and write DIR/damage.gpkg, damage.geojson, "
+            "summary.json, overview.png and map.html (an interactive map that "
+            "works offline). Every footprint appears once: predicted, or skipped "
+            "with the reason."
+        ),
+    )
+    required = parser.add_argument_group("required")
+    required.add_argument("--sar", required=True, help="post-event SAR image")
+    required.add_argument(
+        "--footprints",
+        required=True,
+        metavar="BUILDINGS",
+        help="building footprints (one vector file, any CRS) with an osm_id column",
+    )
+    required.add_argument(
+        "--checkpoint", required=True, metavar="CKPT", help="trained model (.ckpt)"
+    )
+    required.add_argument(
+        "--out", required=True, metavar="DIR", help="output folder (created)"
+    )
+    parser.add_argument(
+        "--dsm", default=None, help="pre-event DSM (needed by models trained with it)"
+    )
+    parser.add_argument(
+        "--exposure",
+        default=None,
+        metavar="GEM.csv",
+        help=(
+            "GEM point-asset exposure CSV (needed by models trained with it; also "
+            "gives occupants and replacement cost of damaged buildings)"
+        ),
+    )
+    parser.add_argument(
+        "--fallback-checkpoint",
+        default=None,
+        metavar="CKPT",
+        help=(
+            "model trained without DSM/GEM, used instead of --checkpoint only when "
+            "that one needs an input that is not given"
+        ),
+    )
+    parser.add_argument(
+        "--batch-size", type=_integer(1), default=256, help="default 256"
+    )
+    parser.add_argument(
+        "--devices",
+        type=_map_devices,
+        default=1,
+        help="number of devices or 'auto'; several GPUs run with DDP (default 1)",
+    )
+    parser.add_argument(
+        "--accelerator",
+        default="auto",
+        help="Lightning accelerator: auto, cpu, gpu, ... (default auto)",
+    )
+    parser.add_argument(
+        "--num-workers",
+        type=_integer(0),
+        default=0,
+        help="data-loader worker processes (default 0)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=_integer(1),
+        default=None,
+        help=(
+            "CPU threads of PyTorch (default: one per core; 1 is faster on a CPU "
+            "shared with other busy processes)"
+        ),
+    )
+    parser.add_argument(
+        "--radiometry",
+        choices=("db", "amplitude", "intensity"),
+        default="db",
+        help="SAR values the model was trained on (default db, as in training)",
+    )
+    parser.add_argument(
+        "--units",
+        default=None,
+        metavar="FILE",
+        help="admin-unit polygons for per-unit totals (default: a square grid)",
+    )
+    parser.add_argument(
+        "--unit-field",
+        default="name",
+        help="attribute naming the units in --units (default name)",
+    )
+    parser.add_argument(
+        "--cell-size",
+        type=_number(0.0, low_open=True),
+        default=500.0,
+        help="side of the grid cells in SAR CRS units (default 500 m)",
+    )
+    parser.add_argument("--name", default=None, help="city name in titles")
+    parser.add_argument(
+        "--id-field", default="osm_id", help="building id column (default osm_id)"
+    )
+    parser.add_argument(
+        "--max-nodata",
+        type=_number(0.0, 1.0),
+        default=0.0,
+        help="largest share of SAR nodata tolerated in a building's window (0)",
+    )
+    parser.add_argument(
+        "--basemap",
+        default=None,
+        metavar="URL",
+        help=(
+            "XYZ tile URL template ({z}/{x}/{y}) drawn under map.html; by default "
+            "the map needs no network"
+        ),
+    )
+    parser.add_argument(
+        "--basemap-attribution", default=None, help="attribution of --basemap"
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace results already in DIR"
+    )
+    parser.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="show a progress bar (default: when the terminal is interactive)",
+    )
+    parser.add_argument(
+        "--quiet", action="store_true", help="print only the final counts"
+    )
+    parser.set_defaults(func=_run_map)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the ``torchgeo-quake`` argument parser.
 
@@ -292,6 +474,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_simulate(subparsers)
     _add_protocol(subparsers)
+    _add_map(subparsers)
     return parser
 
 

@@ -151,7 +151,9 @@ class OSMBuildings(IntersectionMixin, VectorDataset):
 
     Invalid geometries are repaired with :func:`shapely.make_valid`; features that
     cannot be repaired, are not polygons or repeat an id are not silently dropped:
-    they are listed in :attr:`skipped` with the reason.
+    they are listed in :attr:`skipped` with the reason. Both :attr:`buildings`
+    and :attr:`skipped` record each feature's ``file`` and ``row`` (its position
+    in that file), so results can be joined back to the input features.
 
     .. versionadded:: 0.1
     """
@@ -257,6 +259,7 @@ class OSMBuildings(IntersectionMixin, VectorDataset):
                 {
                     "building_id": int(row.building_id),
                     "file": row.file,
+                    "row": int(row.row),
                     "reason": f"duplicate {id_field}",
                 }
             )
@@ -267,8 +270,10 @@ class OSMBuildings(IntersectionMixin, VectorDataset):
                 "features' reasons."
             )
         #: Features that were not used, with the reason (``building_id``, ``file``,
-        #: ``reason``).
-        self.skipped = pd.DataFrame(skipped, columns=["building_id", "file", "reason"])
+        #: ``row``: position of the feature in its file, ``reason``).
+        self.skipped = pd.DataFrame(
+            skipped, columns=["building_id", "file", "row", "reason"]
+        )
         buildings["label"] = np.zeros(len(buildings), dtype=np.int64)
         buildings["city"] = self.city
         self.buildings = buildings
@@ -339,8 +344,9 @@ class OSMBuildings(IntersectionMixin, VectorDataset):
             filepath: the file they came from
 
         Returns:
-            Cleaned frame with ``building_id``, ``file`` and geometry columns, and
-            the list of skipped features.
+            Cleaned frame with ``building_id``, ``file``, ``row`` (position of
+            the feature in the file) and geometry columns, and the list of
+            skipped features.
         """
         skipped: list[dict[str, Any]] = []
         ids = pd.to_numeric(frame[self.id_field], errors="coerce")
@@ -368,6 +374,7 @@ class OSMBuildings(IntersectionMixin, VectorDataset):
                     {
                         "building_id": None if pd.isna(bid) else int(bid),
                         "file": filepath,
+                        "row": i,
                         "reason": reason,
                     }
                 )
@@ -375,6 +382,7 @@ class OSMBuildings(IntersectionMixin, VectorDataset):
             {
                 "building_id": ids[keep].astype(np.int64).to_numpy(),
                 "file": filepath,
+                "row": np.flatnonzero(keep),
             },
             geometry=list(geoms[keep]),
             crs=frame.crs,

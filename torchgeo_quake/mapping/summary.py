@@ -1,0 +1,233 @@
+"""Totals of a damage map: per city, per admin unit or grid cell, and exposure.
+
+.. versionadded:: 0.1
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import shapely
+from pyproj import CRS
+
+__all__ = ["EXPOSURE_COLUMNS", "admin_units", "grid_cells", "summarise"]
+
+#: Per-building exposure columns of the map (from the nearest GEM location).
+EXPOSURE_COLUMNS: tuple[str, ...] = (
+    "occupants_day",
+    "occupants_night",
+    "replacement_cost_usd",
+)
+
+
+def grid_cells(
+    x: npt.NDArray[np.float64], y: npt.NDArray[np.float64], cell_size: float
+) -> tuple[npt.NDArray[np.object_], pd.DataFrame]:
+    """Square grid cell of each point.
+
+    Args:
+        x: x coordinates in a projected CRS (NaN for buildings without geometry)
+        y: y coordinates
+        cell_size: cell side in CRS units
+
+    Returns:
+        A label per point (``"<xmin>_<ymin>"``, the lower-left corner of its cell
+        in CRS units; None for NaN points) and a table of the cells with
+        ``unit``, ``xmin``, ``ymin``, ``xmax``, ``ymax``.
+
+    Raises:
+        ValueError: If *cell_size* is not positive.
+
+    .. versionadded:: 0.1
+    """
+    if not cell_size > 0:
+        raise ValueError(f"cell_size must be positive, got {cell_size}")
+    labels = np.full(len(x), None, dtype=object)
+    ok = np.isfinite(x) & np.isfinite(y)
+    xmin = np.floor(x[ok] / cell_size) * cell_size
+    ymin = np.floor(y[ok] / cell_size) * cell_size
+    text = [
+        f"{a:.0f}_{b:.0f}" for a, b in zip(xmin.tolist(), ymin.tolist(), strict=True)
+    ]
+    labels[ok] = np.asarray(text, dtype=object)
+    table = pd.DataFrame({"unit": labels[ok], "xmin": xmin, "ymin": ymin})
+    table = table.drop_duplicates("unit").reset_index(drop=True)
+    table["xmax"] = table["xmin"] + cell_size
+    table["ymax"] = table["ymin"] + cell_size
+    return labels, table
+
+
+def admin_units(
+    x: npt.NDArray[np.float64],
+    y: npt.NDArray[np.float64],
+    crs: CRS,
+    path: str | os.PathLike[str],
+    field: str,
+) -> npt.NDArray[np.object_]:
+    """Admin unit (polygon of a vector file) that contains each point.
+
+    Args:
+        x: x coordinates in *crs* (NaN for buildings without geometry)
+        y: y coordinates
+        crs: CRS of the points
+        path: polygons of the units (any vector format with a CRS)
+        field: attribute holding the unit's name
+
+    Returns:
+        The name of the unit of each point, None outside every unit.
+
+    Raises:
+        FileNotFoundError: If *path* does not exist.
+        ValueError: If the file cannot be read or lacks *field*.
+
+    .. versionadded:: 0.1
+    """
+    from ..datasets.osm import read_vector
+
+    units = read_vector(path)
+    if field not in units.columns:
+        columns = ", ".join(str(c) for c in units.columns if c != units.geometry.name)
+        raise ValueError(
+            f"admin units file {str(path)!r} has no field {field!r} (fields: "
+            f"{columns}); pass the field that names the units with --unit-field."
+        )
+    units = units[units.geometry.notna()].to_crs(crs)
+    geoms = shapely.make_valid(np.asarray(units.geometry.values, dtype=object))
+    names = units[field].astype(str).to_numpy(dtype=object)
+    labels = np.full(len(x), None, dtype=object)
+    ok = np.flatnonzero(np.isfinite(x) & np.isfinite(y))
+    if len(ok) == 0 or len(geoms) == 0:
+        return labels
+    points = shapely.points(x[ok], y[ok])
+    tree = shapely.STRtree(geoms)
+    point_idx, unit_idx = tree.query(points, predicate="within")
+    # The first unit in file order wins where units overlap.
+    order = np.lexsort((unit_idx, point_idx))
+    point_idx, unit_idx = point_idx[order], unit_idx[order]
+    first = np.ones(len(point_idx), dtype=bool)
+    first[1:] = point_idx[1:] != point_idx[:-1]
+    labels[ok[point_idx[first]]] = names[unit_idx[first]]
+    return labels
+
+
+def _share(numerator: int, denominator: int) -> float | None:
+    """A ratio rounded to 6 decimals, None for an empty denominator.
+
+    Args:
+        numerator: count
+        denominator: count
+
+    Returns:
+        The share.
+    """
+    return None if denominator == 0 else round(numerator / denominator, 6)
+
+
+def _money(value: float) -> float:
+    """Round a total for JSON.
+
+    Args:
+        value: the total
+
+    Returns:
+        The total rounded to 2 decimals (0 for NaN).
+    """
+    return 0.0 if not math.isfinite(value) else round(float(value), 2)
+
+
+def summarise(
+    predicted: npt.NDArray[np.bool_],
+    damaged: npt.NDArray[np.bool_],
+    reasons: npt.NDArray[np.object_],
+    units: npt.NDArray[np.object_],
+    exposure: dict[str, npt.NDArray[np.float64]] | None = None,
+    unit_table: pd.DataFrame | None = None,
+) -> dict[str, Any]:
+    """Counts of the map overall and per unit.
+
+    Args:
+        predicted: True for buildings the model scored
+        damaged: True for scored buildings predicted damaged
+        reasons: skip reason of every skipped building (ignored elsewhere)
+        units: unit label of every building (None: outside every unit)
+        exposure: per-building :data:`EXPOSURE_COLUMNS` (NaN where unknown)
+        unit_table: extra per-unit columns (e.g. grid-cell bounds) keyed by
+            ``unit``
+
+    Returns:
+        ``counts`` (``footprints``, ``predicted``, ``skipped``, ``damaged``,
+        ``intact``, ``damaged_share``, ``skipped_by_reason``), ``exposure``
+        (totals in buildings predicted damaged and in all scored buildings, or
+        None) and ``units`` (one record per unit holding a building, sorted by
+        damaged count, then name).
+
+    .. versionadded:: 0.1
+    """
+    n = len(predicted)
+    n_pred = int(predicted.sum())
+    n_dmg = int(damaged.sum())
+    skipped = ~predicted
+    by_reason = (
+        pd.Series(reasons[skipped], dtype=object).value_counts().sort_index()
+        if skipped.any()
+        else pd.Series(dtype=int)
+    )
+    counts = {
+        "footprints": n,
+        "predicted": n_pred,
+        "skipped": int(skipped.sum()),
+        "damaged": n_dmg,
+        "intact": n_pred - n_dmg,
+        "damaged_share": _share(n_dmg, n_pred),
+        "skipped_by_reason": {str(k): int(v) for k, v in by_reason.items()},
+    }
+    exposure_totals: dict[str, Any] | None = None
+    if exposure is not None:
+        exposure_totals = {}
+        for column in EXPOSURE_COLUMNS:
+            values = np.nan_to_num(exposure[column], nan=0.0)
+            exposure_totals[f"{column}_in_damaged"] = _money(values[damaged].sum())
+            exposure_totals[f"{column}_in_predicted"] = _money(values[predicted].sum())
+
+    frame = pd.DataFrame(
+        {
+            "unit": pd.Series(units, dtype=object).fillna("(none)"),
+            "buildings": 1,
+            "predicted": predicted.astype(np.int64),
+            "skipped": skipped.astype(np.int64),
+            "damaged": damaged.astype(np.int64),
+        }
+    )
+    if exposure is not None:
+        for column in EXPOSURE_COLUMNS:
+            frame[f"{column}_in_damaged"] = np.where(
+                damaged, np.nan_to_num(exposure[column], nan=0.0), 0.0
+            )
+    table = frame.groupby("unit", sort=True).sum()
+    table["damaged_share"] = [
+        _share(int(d), int(p))
+        for d, p in zip(table["damaged"], table["predicted"], strict=True)
+    ]
+    table = table.reset_index()
+    if unit_table is not None and not unit_table.empty:
+        table = table.merge(unit_table, on="unit", how="left")
+    table = table.sort_values(["damaged", "unit"], ascending=[False, True])
+    records = []
+    for row in table.to_dict("records"):
+        record: dict[str, Any] = {}
+        for name, value in row.items():
+            key = str(name)
+            if isinstance(value, np.generic):
+                value = value.item()
+            if isinstance(value, float) and key.endswith("_in_damaged"):
+                value = _money(value)
+            if isinstance(value, float) and not math.isfinite(value):
+                value = None
+            record[key] = value
+        records.append(record)
+    return {"counts": counts, "exposure": exposure_totals, "units": records}

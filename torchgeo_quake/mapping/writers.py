@@ -1,0 +1,199 @@
+"""Incremental writers of the damage map: GeoPackage and GeoJSON.
+
+Both writers take the map tile by tile (a :class:`geopandas.GeoDataFrame` of a
+few thousand buildings at a time) and append it to their file, so memory does
+not grow with the size of the city.
+
+.. versionadded:: 0.1
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyogrio
+import shapely
+from pyproj import CRS
+
+__all__ = ["GeoJSONWriter", "GeoPackageWriter"]
+
+
+class GeoPackageWriter:
+    """Append tiles of a map to one layer of a GeoPackage.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str], crs: CRS, layer: str = "damage"
+    ) -> None:
+        """Initialize a new GeoPackageWriter instance.
+
+        Args:
+            path: output ``.gpkg`` (must not exist yet)
+            crs: CRS of the geometries written
+            layer: layer name
+        """
+        self.path = Path(path)
+        self.crs = crs
+        self.layer = layer
+        #: Number of features written so far.
+        self.count = 0
+
+    def write(self, frame: gpd.GeoDataFrame) -> None:
+        """Append a tile.
+
+        Args:
+            frame: features in :attr:`crs`, always with the same columns
+        """
+        if frame.empty:
+            return
+        pyogrio.write_dataframe(
+            frame,
+            self.path,
+            layer=self.layer,
+            driver="GPKG",
+            append=self.count > 0,
+        )
+        self.count += len(frame)
+
+    def close(self, empty_schema: gpd.GeoDataFrame | None = None) -> None:
+        """Finish the file; with no feature written, write an empty layer.
+
+        Args:
+            empty_schema: an empty frame with the output columns
+        """
+        if self.count == 0 and empty_schema is not None:
+            pyogrio.write_dataframe(
+                empty_schema, self.path, layer=self.layer, driver="GPKG"
+            )
+
+
+def _json_value(value: Any) -> Any:
+    """A JSON-safe scalar: numpy types to Python, NaN and NA to None.
+
+    Args:
+        value: a cell of a data frame
+
+    Returns:
+        The value for :func:`json.dumps`.
+    """
+    if value is None or value is pd.NA:
+        return None
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+class GeoJSONWriter:
+    """Stream a FeatureCollection in WGS84 (RFC 7946) to a file, tile by tile.
+
+    Coordinates are rounded to *precision* decimals (7 decimals of a degree are
+    about 1 cm). Use it as a context manager or call :meth:`close`.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(self, path: str | os.PathLike[str], precision: int = 7) -> None:
+        """Initialize a new GeoJSONWriter instance and write the header.
+
+        Args:
+            path: output ``.geojson``
+            precision: decimals kept in the coordinates
+        """
+        self.path = Path(path)
+        self.precision = precision
+        self._file: IO[str] | None = open(self.path, "w", encoding="utf-8")  # noqa: SIM115
+        self._file.write('{"type": "FeatureCollection", "features": [\n')
+        #: Number of features written so far.
+        self.count = 0
+
+    def write(self, frame: gpd.GeoDataFrame) -> None:
+        """Append a tile.
+
+        Args:
+            frame: features in any CRS (reprojected to EPSG:4326)
+
+        Raises:
+            ValueError: If the writer is closed.
+        """
+        if self._file is None:
+            raise ValueError(f"GeoJSON writer of {self.path} is closed")
+        if frame.empty:
+            return
+        if frame.crs is not None and not CRS.from_user_input(frame.crs).equals(
+            CRS.from_epsg(4326)
+        ):
+            frame = frame.to_crs(4326)
+        geoms = np.asarray(frame.geometry.values, dtype=object)
+        present = ~shapely.is_missing(geoms)
+        scale = 10.0**self.precision
+        rounded = geoms.copy()
+        if present.any():
+            rounded[present] = shapely.transform(
+                geoms[present], lambda xy: np.round(xy * scale) / scale
+            )
+        texts = np.full(len(geoms), "null", dtype=object)
+        if present.any():
+            texts[present] = shapely.to_geojson(rounded[present])
+        columns = [c for c in frame.columns if c != frame.geometry.name]
+        values = [frame[c].tolist() for c in columns]
+        lines = []
+        for i in range(len(frame)):
+            properties = {
+                c: _json_value(v[i]) for c, v in zip(columns, values, strict=True)
+            }
+            lines.append(
+                '{"type": "Feature", "properties": '
+                + json.dumps(properties, ensure_ascii=False)
+                + ', "geometry": '
+                + str(texts[i])
+                + "}"
+            )
+        separator = ",\n" if self.count else ""
+        self._file.write(separator + ",\n".join(lines))
+        self.count += len(frame)
+
+    def close(self) -> None:
+        """Write the footer and close the file."""
+        if self._file is not None:
+            self._file.write("\n]}\n")
+            self._file.close()
+            self._file = None
+
+    def __enter__(self) -> GeoJSONWriter:
+        """Enter the context.
+
+        Returns:
+            The writer.
+        """
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Finish the file (or, after an error, just close it).
+
+        Args:
+            exc_type: exception type, if any
+            exc: exception, if any
+            tb: traceback, if any
+        """
+        if exc_type is None:
+            self.close()
+        elif self._file is not None:
+            self._file.close()
+            self._file = None
