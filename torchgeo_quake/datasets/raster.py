@@ -711,7 +711,10 @@ class CachedRasterDataset(IntersectionMixin, RasterDataset):
         Returns:
             (xmin, ymin, xmax, ymax)
         """
-        key = (id(self.index), len(self.index), self.res)
+        # The index is replaced, never edited, when the CRS changes (which also
+        # resets this cache); len() of a GeoDataFrame would cost more than the
+        # slicing of a patch.
+        key = (id(self.index), self._res)
         if self._grid_key is None or self._grid_key[0] != key:
             xmin, ymin, xmax, ymax = (float(v) for v in self.index.total_bounds)
             self._grid_key = (key, (xmin, ymin, xmax, ymax))
