@@ -111,6 +111,10 @@ def test_dsm_file(scene: tuple[Path, dict[str, object]]) -> None:
     assert relief[collapsed].mean() > 1.0
 
 
+def _reject_constant(name: str) -> None:
+    raise AssertionError(f"{name} is not valid JSON")
+
+
 def test_vector_files(scene: tuple[Path, dict[str, object]]) -> None:
     root, _ = scene
     ids = []
@@ -132,6 +136,10 @@ def test_vector_files(scene: tuple[Path, dict[str, object]]) -> None:
         assert (buildings["building"] == "yes").mean() > 0.4
         ids.append(buildings["osm_id"].to_numpy())
 
+        # Strict JSON (no NaN literals), as the real HOTOSM export: GDAL, QGIS
+        # and browsers reject NaN.
+        text = (root / slug / "destroyed.geojson").read_text(encoding="utf-8")
+        json.loads(text, parse_constant=_reject_constant)
         destroyed = gpd.read_file(root / slug / "destroyed.geojson")
         assert destroyed.crs.to_epsg() == 4326
         assert tuple(destroyed.columns[:-1]) == DESTROYED_PROPERTIES

@@ -257,7 +257,9 @@ def destroyed_features(
     for k, i in enumerate(listed):
         u = rng.random(6)
         building = "yes" if u[0] < 0.04 else ("detached" if u[0] < 0.055 else None)
-        name = frame["name"].iloc[i] if u[1] < 0.5 else None
+        # Footprints without a name hold NaN, which is not valid JSON: null.
+        value = frame["name"].iloc[i]
+        name = value if u[1] < 0.5 and isinstance(value, str) else None
         if name is None and u[1] < 0.01:
             name = "YIKILDI"
         properties: dict[str, Any] = {
@@ -294,7 +296,9 @@ def write_destroyed(
     """
     document = {"type": "FeatureCollection", "features": features}
     with open(path, "w", encoding="utf-8") as f:
-        json.dump(document, f, ensure_ascii=False, separators=(",", ":"))
+        json.dump(
+            document, f, ensure_ascii=False, allow_nan=False, separators=(",", ":")
+        )
 
 
 def write_truth(path: str | os.PathLike[str], sim: CitySimulation) -> None:
