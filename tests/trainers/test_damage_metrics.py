@@ -21,6 +21,7 @@ from sklearn.metrics import (
 from torchgeo_quake.trainers import (
     best_f1_threshold,
     confusion_counts,
+    decision_threshold,
     ranking_metrics,
     threshold_metrics,
 )
@@ -182,3 +183,37 @@ def test_nan_threshold_rejected() -> None:
         threshold_metrics([0.1, 0.9], [0, 1], float("nan"))
     with pytest.raises(ValueError, match="threshold is NaN"):
         confusion_counts([0.1, 0.9], [0, 1], float("nan"))
+
+
+@pytest.mark.parametrize("seed", range(50))
+def test_decision_threshold_survives_float32(seed: int) -> None:
+    """Stored in float32 and applied to float32 probabilities, the decisions
+    (and so F1) are those of the chosen float64 threshold."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(20, 400))
+    labels = (rng.random(n) < 0.1).astype(np.int64)
+    labels[0] = 1
+    # Float64 sigmoids of float32 logits, as in validation.
+    logits = rng.normal(labels * 2.0, 1.5).astype(np.float32)
+    probs = 1 / (1 + np.exp(-logits.astype(np.float64)))
+    best = best_f1_threshold(probs, labels)
+    stored = decision_threshold(probs, best)
+    assert float(np.float32(stored)) == stored
+    np.testing.assert_array_equal(probs >= stored, probs >= best)
+    # float32 sigmoids, as at prediction time.
+    probs32 = torch.sigmoid(torch.from_numpy(logits)).numpy()
+    np.testing.assert_array_equal(probs32 >= np.float32(stored), probs >= best)
+    assert threshold_metrics(probs, labels, stored) == threshold_metrics(
+        probs, labels, best
+    )
+
+
+def test_decision_threshold_edges() -> None:
+    probs = np.array([0.2, 0.4, 0.4, 0.9])
+    assert decision_threshold(probs, 0.4) == pytest.approx(0.3)
+    assert decision_threshold(probs, 0.2) == pytest.approx(0.1)  # lowest: to 0
+    # Values float32 cannot separate: the threshold itself.
+    close = np.array([0.5, 0.5 + 1e-12])
+    assert decision_threshold(close, 0.5 + 1e-12) == 0.5 + 1e-12
+    with pytest.raises(ValueError, match="NaN"):
+        decision_threshold(probs, float("nan"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from sklearn.model_selection import StratifiedKFold, train_test_split
 from torch import Tensor, nn
-from torch.utils.data import Subset
+from torch.utils.data import DataLoader, Sampler, Subset
 from torchgeo.datamodules import NonGeoDataModule
 from torchgeo.datasets import stack_samples
 
@@ -181,6 +181,69 @@ class PairedFlipRotate(nn.Module):
         return batch
 
 
+class _EpochShuffle(Sampler[int]):
+    """Shuffle with a permutation that depends only on a seed and the epoch.
+
+    Lightning calls :meth:`set_epoch` before every training epoch (as for a
+    ``DistributedSampler``), so the order of an epoch does not depend on the
+    global random state, and a run resumed from a checkpoint sees the batches
+    an uninterrupted run would. :attr:`loader_generator`, given to the
+    ``DataLoader``, is re-seeded by epoch too: the loader draws its workers'
+    base seed from it instead of from the global generator, whose state then
+    stays the task's (augmentation, dropout).
+    """
+
+    def __init__(self, size: int, seed: int) -> None:
+        """Initialize a new _EpochShuffle instance.
+
+        Args:
+            size: number of samples
+            seed: base seed
+        """
+        self.size = size
+        self.seed = seed
+        self.loader_generator = torch.Generator()
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Choose the epoch whose permutation is drawn next.
+
+        Args:
+            epoch: the epoch
+        """
+        self.epoch = epoch
+        self.loader_generator.manual_seed(self._seed(1))
+
+    def _seed(self, stream: int) -> int:
+        """A seed of this epoch.
+
+        Args:
+            stream: 0 for the permutation, 1 for the data loader
+
+        Returns:
+            The seed.
+        """
+        sequence = np.random.SeedSequence([self.seed, self.epoch, stream])
+        return int(sequence.generate_state(1)[0])
+
+    def __iter__(self) -> Iterator[int]:
+        """Yield the permutation of the current epoch.
+
+        Yields:
+            Sample indices.
+        """
+        generator = torch.Generator().manual_seed(self._seed(0))
+        yield from torch.randperm(self.size, generator=generator).tolist()
+
+    def __len__(self) -> int:
+        """Number of samples.
+
+        Returns:
+            The size.
+        """
+        return self.size
+
+
 def _identity(batch: dict[str, Any]) -> dict[str, Any]:
     """Return the batch unchanged (normalisation lives in the model).
 
@@ -312,6 +375,31 @@ class KahramanmarasDamageDataModule(NonGeoDataModule):
         self.val_dataset = Subset(dataset, self.indices["val"].tolist())
         self.test_dataset = Subset(dataset, self.indices["test"].tolist())
         self.predict_dataset = self.test_dataset
+
+    def train_dataloader(self) -> DataLoader[dict[str, Tensor]]:
+        """Training batches, shuffled by the seed and the epoch alone.
+
+        Under distributed training Lightning's ``DistributedSampler`` (seeded,
+        by epoch) shuffles instead.
+
+        Returns:
+            The training data loader (incomplete last batch dropped).
+        """
+        trainer = self.trainer
+        if trainer is not None and trainer.world_size > 1:
+            return super().train_dataloader()
+        dataset = self._valid_attribute("train_dataset", "dataset")
+        sampler = _EpochShuffle(len(dataset), self.seed)
+        return DataLoader(
+            dataset=dataset,
+            batch_size=self.batch_size,
+            sampler=sampler,
+            generator=sampler.loader_generator,
+            num_workers=self.num_workers,
+            collate_fn=self.collate_fn,
+            drop_last=True,
+            persistent_workers=self.num_workers > 0,
+        )
 
     def save_splits(self, path: str | os.PathLike[str]) -> None:
         """Write the building ids and cities of every split to a JSON file.

@@ -4,6 +4,7 @@ from .damage import DamageDetectionTask, EpochPredictions
 from .metrics import (
     best_f1_threshold,
     confusion_counts,
+    decision_threshold,
     ranking_metrics,
     threshold_metrics,
 )
@@ -13,6 +14,7 @@ __all__ = [
     "EpochPredictions",
     "best_f1_threshold",
     "confusion_counts",
+    "decision_threshold",
     "ranking_metrics",
     "threshold_metrics",
 ]

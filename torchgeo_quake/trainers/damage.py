@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import os
+import random
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal, NamedTuple
@@ -18,7 +20,12 @@ from torch.optim.lr_scheduler import CosineAnnealingLR, ReduceLROnPlateau
 from torchgeo.trainers import BaseTask
 
 from ..models import MODALITIES, LateFusionNet, canonical_modalities
-from .metrics import best_f1_threshold, ranking_metrics, threshold_metrics
+from .metrics import (
+    best_f1_threshold,
+    decision_threshold,
+    ranking_metrics,
+    threshold_metrics,
+)
 
 __all__ = ["DamageDetectionTask", "EpochPredictions"]
 
@@ -350,6 +357,23 @@ class DamageDetectionTask(BaseTask):
                 stacklevel=2,
             )
 
+    def on_train_epoch_start(self) -> None:
+        """Seed the random generators from the run's seed and the epoch.
+
+        The shuffling of the training set, the augmentation and dropout of an
+        epoch then depend only on the global seed (``seed_everything``), the
+        epoch and the process rank, not on what ran before in the process: a
+        run resumed from a checkpoint continues exactly as an uninterrupted
+        run would (on the CPU, bit for bit).
+        """
+        base = int(os.environ.get("PL_GLOBAL_SEED", "0"))
+        seed = np.random.SeedSequence(
+            [base, self.current_epoch, self.global_rank]
+        ).generate_state(1)[0]
+        random.seed(int(seed))
+        np.random.seed(int(seed))  # noqa: NPY002 (the legacy global state)
+        torch.manual_seed(int(seed))  # every device, CUDA included
+
     # -- inputs ----------------------------------------------------------------
 
     def _check_batch(self, batch: Mapping[str, Any], need_label: bool) -> None:
@@ -622,10 +646,16 @@ class DamageDetectionTask(BaseTask):
         if result is None:
             return
         preds, loss, ranking = result
+        chosen = False
         threshold = best_f1_threshold(preds.probs, preds.labels)
         if math.isnan(threshold):
             threshold = float(self.threshold)  # keep the stored one
-        elif not self.trainer.sanity_checking:
+        else:
+            # Same decisions on this data, robust to float32 storage and to
+            # float32 / bfloat16 probabilities at prediction time.
+            threshold = decision_threshold(preds.probs, threshold)
+            chosen = True
+        if chosen and not self.trainer.sanity_checking:
             self.threshold.fill_(threshold)
             self.threshold_set.fill_(True)
         if not self.trainer.sanity_checking:

@@ -32,6 +32,7 @@ from sklearn.metrics import (
 __all__ = [
     "best_f1_threshold",
     "confusion_counts",
+    "decision_threshold",
     "ranking_metrics",
     "threshold_metrics",
 ]
@@ -148,6 +149,40 @@ def best_f1_threshold(probs: ArrayLike, labels: ArrayLike) -> float:
         2 * precision * recall, denom, out=np.zeros_like(denom), where=denom > 0
     )
     return float(thresholds[int(np.argmax(f1))])
+
+
+def decision_threshold(probs: ArrayLike, threshold: float) -> float:
+    """A threshold to store that classifies *probs* exactly as *threshold* does.
+
+    A threshold chosen on the PR curve equals one of the predicted
+    probabilities, so rounding it (to a float32 buffer, or the probabilities
+    of float32 or bfloat16 inference) can move that very building to the other
+    side. This returns the midpoint between *threshold* and the next lower
+    distinct probability (0 below the lowest), rounded to float32, which gives
+    the same ``prob >= t`` decisions on *probs* and keeps half the gap as a
+    margin. If float32 cannot separate the two values, *threshold* is returned.
+
+    Args:
+        probs: The probabilities the threshold was chosen on.
+        threshold: The chosen threshold (e.g. :func:`best_f1_threshold`).
+
+    Returns:
+        A float32-representable threshold with the same decisions on *probs*.
+
+    Raises:
+        ValueError: If *threshold* is NaN or *probs* are invalid.
+
+    .. versionadded:: 0.1
+    """
+    if np.isnan(threshold):
+        raise ValueError("threshold is NaN")
+    p = _as_numpy(probs).astype(np.float64)
+    below = p[p < threshold]
+    lower = float(below.max()) if below.size else 0.0
+    middle = float(np.float32((lower + threshold) / 2))
+    if lower < middle <= threshold:
+        return middle
+    return float(threshold)
 
 
 def threshold_metrics(
