@@ -258,7 +258,11 @@ def _add_protocol(
         "--num-nodes", type=_integer(1), default=None, help="number of nodes"
     )
     lightning.add_argument(
-        "--max-time", default=None, help="time limit per run, DD:HH:MM:SS"
+        "--max-time",
+        default=None,
+        help="time limit per run, DD:HH:MM:SS (default: none; the configurations' "
+        "max_time, meant for a single `torchgeo fit`, is not used); runs it stops "
+        "are flagged in the tables",
     )
     parser.add_argument(
         "--keep-checkpoints",

@@ -241,8 +241,11 @@ def test_valthr_threshold_is_chosen_on_validation(cv_run: Path, sim_root: Path) 
             labels.append(batch["label"])
     val_probs = torch.cat(probs).numpy()
     val_labels = torch.cat(labels).numpy()
-    assert best_f1_threshold(val_probs, val_labels) == pytest.approx(
-        record["val_threshold"], rel=1e-4
+    best = best_f1_threshold(val_probs, val_labels)
+    # The stored threshold makes exactly the decisions of the validation
+    # split's best-F1 threshold.
+    np.testing.assert_array_equal(
+        val_probs >= record["val_threshold"], val_probs >= best
     )
 
 
@@ -375,3 +378,212 @@ def test_islahiye_resumes_only_unfinished_runs(tmp_path: Path, sim_root: Path) -
     assert records["fold2"]["resumed"] is False
     summary = json.loads((tmp_path / "out" / "protocol.json").read_text())
     assert summary["last_call"]["skipped"] == ["sar_ftp/fold0/seed0"]
+
+
+def test_interrupted_run_resumes_with_its_whole_log(
+    tmp_path: Path, sim_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run stopped after epoch 0 of 2 resumes at epoch 1 and keeps both logs."""
+    from torchgeo_quake.protocols import read_run_log, runner
+
+    config = make_config(tmp_path, "sar_ftp.yaml", "sar_ftp", num_folds=2)
+    settings = ProtocolSettings(
+        "islahiye",
+        [config],
+        str(tmp_path / "out"),
+        scale=0.05,
+        root=str(sim_root),
+        max_epochs=2,
+        limit_train_batches=1,
+        progress=False,
+    )
+    real = runner._EpochProgress
+
+    class Interrupt(RuntimeError):
+        pass
+
+    def interrupting(bar: Any) -> Any:
+        callback = real(bar)
+
+        def on_train_epoch_start(trainer: Any, module: Any) -> None:
+            if trainer.current_epoch == 1:  # after epoch 0 and its checkpoint
+                raise Interrupt("power cut")
+
+        callback.on_train_epoch_start = on_train_epoch_start
+        return callback
+
+    monkeypatch.setattr(runner, "_EpochProgress", interrupting)
+    with pytest.raises(Interrupt):
+        run_protocol(settings)
+    folder = tmp_path / "out" / "runs" / "sar_ftp" / "fold0" / "seed0"
+    assert (folder / "checkpoints" / "last.ckpt").is_file()
+    assert not (folder / "metrics.json").exists()
+    first_log = read_run_log(folder)
+    assert first_log is not None
+    assert set(first_log.dropna(subset=["val_f1"])["epoch"]) == {0}
+
+    monkeypatch.setattr(runner, "_EpochProgress", real)
+    result = run_protocol(settings)
+    assert result.trained[0] == "sar_ftp/fold0/seed0"
+    record = next(r for r in load_runs(tmp_path / "out") if r["split"] == "fold0")
+    assert record["resumed"] is True
+    assert record["epochs"] == 2 and record["stopped_by_max_time"] is False
+    assert (folder / "metrics.part0.csv").is_file()
+    log = read_run_log(folder)
+    assert log is not None
+    assert {"train_loss", "val_f1"} <= set(log.columns)
+    assert set(log.dropna(subset=["val_f1"])["epoch"].astype(int)) == {0, 1}
+    assert set(log.dropna(subset=["train_loss"])["epoch"].astype(int)) == {0, 1}
+
+
+def test_trainer_arguments_pass_through() -> None:
+    from torchgeo_quake.protocols.runner import _trainer_kwargs
+
+    config = load_config(ROOT / "experiments" / "all_inputs.yaml")
+    assert "max_time" in config.trainer  # bounds a single `torchgeo fit`
+    plain = _trainer_kwargs(
+        ProtocolSettings("cv", [config.path], "out").resolved(), config
+    )
+    assert "max_time" not in plain  # ... but never a protocol run
+    assert plain["max_epochs"] == config.trainer["max_epochs"]
+    assert plain["accelerator"] == "auto" and plain["devices"] == 1
+    for key in ("logger", "callbacks", "default_root_dir"):
+        assert key not in plain
+    settings = ProtocolSettings(
+        "cv",
+        [config.path],
+        "out",
+        accelerator="gpu",
+        devices="4",
+        strategy="ddp",
+        num_nodes=2,
+        max_time="00:01:00:00",
+        max_epochs=3,
+    ).resolved()
+    kwargs = _trainer_kwargs(settings, config)
+    assert kwargs["accelerator"] == "gpu" and kwargs["devices"] == "4"
+    assert kwargs["strategy"] == "ddp" and kwargs["num_nodes"] == 2
+    assert kwargs["max_time"] == "00:01:00:00" and kwargs["max_epochs"] == 3
+    # The command line reaches the same settings.
+    from torchgeo_quake.protocols.command import settings_from_args
+
+    argv = ["protocol", "cv", "--out", "o", "--devices", "4", "--strategy", "ddp"]
+    argv += ["--num-nodes", "2", "--accelerator", "gpu", "--max-time", "00:01:00:00"]
+    args = build_parser().parse_args(argv)
+    from_cli = settings_from_args(args)
+    assert (from_cli.devices, from_cli.strategy, from_cli.num_nodes) == (4, "ddp", 2)
+    assert (from_cli.accelerator, from_cli.max_time) == ("gpu", "00:01:00:00")
+
+
+def test_time_limit_is_fingerprinted_and_flagged(
+    tmp_path: Path, sim_root: Path
+) -> None:
+    config = make_config(tmp_path, "sar_ftp.yaml", "sar_ftp", num_folds=2)
+    common = dict(scale=0.05, root=str(sim_root), limit_train_batches=1)
+    settings = ProtocolSettings(
+        "islahiye",
+        [config],
+        str(tmp_path / "out"),
+        max_epochs=3,
+        max_time="00:00:00:00",  # stops after the first step
+        progress=False,
+        **common,  # type: ignore[arg-type]
+    )
+    run_protocol(settings)
+    records = load_runs(tmp_path / "out")
+    assert records and all(r["stopped_by_max_time"] for r in records)
+    assert all(r["epochs"] < 3 for r in records)
+    markdown = (tmp_path / "out" / "table_V_islahiye_bestf1.md").read_text()
+    assert "stopped by the time limit" in markdown
+    # Another limit, or none, is another experiment.
+    with pytest.raises(FileExistsError, match="max_time"):
+        run_protocol(
+            ProtocolSettings(
+                "islahiye",
+                [config],
+                str(tmp_path / "out"),
+                max_epochs=2,
+                progress=False,
+                **common,  # type: ignore[arg-type]
+            )
+        )
+
+
+def test_edited_configuration_is_refused(tmp_path: Path, sim_root: Path) -> None:
+    config = make_config(tmp_path, "sar_ftp.yaml", "sar_ftp", num_folds=2)
+    settings = ProtocolSettings(
+        "islahiye",
+        [config],
+        str(tmp_path / "out"),
+        scale=0.05,
+        root=str(sim_root),
+        max_epochs=1,
+        limit_train_batches=1,
+        progress=False,
+    )
+    run_protocol(settings)
+    raw = yaml.safe_load(Path(config).read_text())
+    raw["model"]["init_args"]["lr"] = 0.5
+    Path(config).write_text(yaml.safe_dump(raw))
+    with pytest.raises(FileExistsError, match=r"sar_ftp .*\['model'\]"):
+        run_protocol(settings)
+
+
+def test_progress_bar_counts_every_epoch(
+    tmp_path: Path, sim_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tqdm.auto
+
+    bars: list[Any] = []
+
+    class Bar:
+        def __init__(self, total: int, initial: int = 0, **kwargs: Any) -> None:
+            self.total, self.n, self.initial = total, initial, initial
+            self.postfixes: list[str] = []
+            self.closed = False
+            bars.append(self)
+
+        def update(self, n: int = 1) -> None:
+            self.n += n
+
+        def set_postfix_str(self, text: str) -> None:
+            self.postfixes.append(text)
+
+        def close(self) -> None:
+            self.closed = True
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", Bar)
+    config = make_config(tmp_path, "sar_ftp.yaml", "sar_ftp", num_folds=2)
+    settings = ProtocolSettings(
+        "islahiye",
+        [config],
+        str(tmp_path / "out"),
+        scale=0.05,
+        root=str(sim_root),
+        max_epochs=2,
+        limit_train_batches=1,
+        progress=True,
+    )
+    run_protocol(settings)
+    (bar,) = bars
+    assert (bar.total, bar.initial, bar.n) == (4, 0, 4) and bar.closed
+    assert bar.postfixes == ["sar_ftp/fold0/seed0", "sar_ftp/fold1/seed0"]
+    # Resumed with one run left: the bar starts at the finished run's epochs.
+    (
+        tmp_path / "out" / "runs" / "sar_ftp" / "fold1" / "seed0" / "metrics.json"
+    ).unlink()
+    run_protocol(settings)
+    assert (bars[1].total, bars[1].initial, bars[1].n) == (4, 2, 4)
+
+
+def test_unknown_or_mismatched_modalities_are_refused(tmp_path: Path) -> None:
+    raw = yaml.safe_load((ROOT / "experiments" / "sar_ftp.yaml").read_text())
+    raw["model"]["init_args"]["modalities"] = ["sar", "lidar"]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ValueError, match=r"unknown modalities \['lidar'\]"):
+        load_config(bad)
+    raw["model"]["init_args"]["modalities"] = ["sar", "footprint", "dsm"]
+    bad.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ValueError, match="same `modalities`"):
+        load_config(bad)

@@ -23,6 +23,7 @@ from .runner import (
     load_config,
     load_runs,
     plan_runs,
+    read_run_log,
     run_protocol,
 )
 from .tables import (
@@ -56,6 +57,7 @@ __all__ = [
     "plot_confusion_matrix",
     "plot_curves",
     "plot_training_curves",
+    "read_run_log",
     "run_protocol",
     "write_figures",
     "write_tables",

@@ -9,7 +9,7 @@ import argparse
 
 from .runner import PROTOCOLS, ProtocolSettings, run_protocol
 
-__all__ = ["protocol_cli"]
+__all__ = ["protocol_cli", "settings_from_args"]
 
 
 def _devices(value: str | None) -> str | int | None:
@@ -26,18 +26,18 @@ def _devices(value: str | None) -> str | int | None:
     return int(value) if value.lstrip("-").isdigit() else value
 
 
-def protocol_cli(args: argparse.Namespace) -> int:
-    """Run a protocol from parsed command-line arguments.
+def settings_from_args(args: argparse.Namespace) -> ProtocolSettings:
+    """Protocol settings from parsed command-line arguments.
 
     Args:
         args: arguments of ``torchgeo-quake protocol``
 
     Returns:
-        Exit status (0).
+        The settings (not yet resolved).
 
     .. versionadded:: 0.1
     """
-    settings = ProtocolSettings(
+    return ProtocolSettings(
         protocol=args.protocol,
         configs=args.configs,
         out=args.out,
@@ -56,7 +56,20 @@ def protocol_cli(args: argparse.Namespace) -> int:
         keep_checkpoints=args.keep_checkpoints,
         progress=not args.no_progress,
     )
-    result = run_protocol(settings)
+
+
+def protocol_cli(args: argparse.Namespace) -> int:
+    """Run a protocol from parsed command-line arguments.
+
+    Args:
+        args: arguments of ``torchgeo-quake protocol``
+
+    Returns:
+        Exit status (0).
+
+    .. versionadded:: 0.1
+    """
+    result = run_protocol(settings_from_args(args))
     if result.tables or result.figures:
         print(
             f"protocol {args.protocol} ({PROTOCOLS[args.protocol]}): "

@@ -24,6 +24,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .runner import read_run_log
+
 __all__ = [
     "plot_confusion_matrix",
     "plot_curves",
@@ -226,11 +228,8 @@ def _epoch_log(record: Mapping[str, Any]) -> pd.DataFrame | None:
     Returns:
         Frame indexed by epoch, or None without a log.
     """
-    path = Path(record["directory"]) / "metrics.csv"
-    if not path.exists():
-        return None
-    log = pd.read_csv(path)
-    if "epoch" not in log:
+    log = read_run_log(record["directory"])
+    if log is None or "epoch" not in log:
         return None
     columns = [c for c in ("train_loss", "val_loss", "val_f1") if c in log]
     if not columns:

@@ -14,16 +14,24 @@ checkpoint with the best validation F1 and writes, under
 ``OUT/runs/<config>/<split>/seed<k>/``:
 
 * ``splits.json`` — building ids and cities of the train, val and test splits;
-* ``metrics.csv`` — Lightning's CSV log (training curves);
+* ``metrics.csv`` — Lightning's CSV log (training curves), with
+  ``metrics.part<k>.csv`` holding the epochs of interrupted attempts
+  (:func:`read_run_log` joins them);
 * ``predictions.npz`` — test probabilities, labels, building ids and cities;
 * ``metrics.json`` — test metrics and run details, written **last** by an atomic
   rename: it marks the run as finished.
 
 A run with ``metrics.json`` is never trained again; a run without it is
 (re)started, from its ``checkpoints/last.ckpt`` when an interrupted attempt left
-one. ``OUT/protocol.json`` records the settings; re-running into the same folder
-with other settings is refused, so results of different scales or epochs never
-mix.
+one. ``OUT/protocol.json`` records the settings and the configurations;
+re-running into the same folder with other settings, or after a configuration
+file was edited, is refused, so results of different scales, epochs or
+hyper-parameters never mix.
+
+The configurations' ``trainer.max_time`` (which bounds a single ``torchgeo fit``
+on a CPU) is not used: a wall-clock limit would stop the slower configurations
+after fewer epochs and bias the comparison. ``--max-time`` sets one explicitly;
+runs it stops are flagged in their record and in the tables' notes.
 
 .. versionadded:: 0.1
 """
@@ -47,6 +55,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import pandas as pd
 import yaml
 
 __all__ = [
@@ -59,6 +68,7 @@ __all__ = [
     "load_config",
     "load_runs",
     "plan_runs",
+    "read_run_log",
     "run_protocol",
 ]
 
@@ -99,6 +109,10 @@ _RUNNER_OWNED = (
     "enable_progress_bar",
     "enable_model_summary",
     "enable_checkpointing",
+    # The configurations' wall-clock limit bounds a single `torchgeo fit` on a
+    # CPU; in a protocol it would stop slower configurations after fewer epochs
+    # and bias the comparison, so only --max-time sets one.
+    "max_time",
 )
 
 
@@ -144,7 +158,11 @@ def load_config(path: str | os.PathLike[str]) -> ExperimentConfig:
     """
     file = Path(path)
     if not file.is_file():
-        raise FileNotFoundError(f"configuration file not found: {file}")
+        raise FileNotFoundError(
+            f"configuration file not found: {file} (relative paths are read from "
+            f"{Path.cwd()}); run from the repository root, where experiments/ "
+            "lies, or give the files with --configs"
+        )
     raw = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
     if not isinstance(raw, dict):
         raise ValueError(f"{file}: expected a mapping at the top level")
@@ -159,7 +177,20 @@ def load_config(path: str | os.PathLike[str]) -> ExperimentConfig:
         }
     trainer = dict(raw.get("trainer") or {})
     mods = sections["model"]["init_args"].get("modalities", _ORDER)
+    unknown = sorted(set(mods) - set(_ORDER))
+    if unknown:
+        raise ValueError(
+            f"{file}: unknown modalities {unknown} in model.init_args.modalities; "
+            f"choose among {list(_ORDER)}"
+        )
     modalities = tuple(m for m in _ORDER if m in set(mods))
+    data_mods = sections["data"]["init_args"].get("modalities")
+    if data_mods is not None and not set(modalities) <= set(data_mods):
+        raise ValueError(
+            f"{file}: the model's modalities {list(modalities)} are not all among "
+            f"the data's {list(data_mods)}; give model and data the same "
+            "`modalities`"
+        )
     label = _LABELS.get(modalities, " + ".join(m.upper() for m in modalities))
     return ExperimentConfig(
         name=file.stem,
@@ -208,7 +239,8 @@ class ProtocolSettings:
     limit_train_batches: int | float | None = None
     #: Lightning ``limit_val_batches`` (tests).
     limit_val_batches: int | float | None = None
-    #: Lightning ``max_time`` (None: the configuration's).
+    #: Lightning ``max_time`` per run, ``DD:HH:MM:SS`` (None: no limit; the
+    #: configurations' own ``max_time`` is not used, see :data:`_RUNNER_OWNED`).
     max_time: str | None = None
     #: Keep each run's checkpoints after it finished (they are large).
     keep_checkpoints: bool = False
@@ -272,6 +304,7 @@ class ProtocolSettings:
             "root": self.root,
             "limit_train_batches": self.limit_train_batches,
             "limit_val_batches": self.limit_val_batches,
+            "max_time": self.max_time,
         }
 
 
@@ -603,6 +636,39 @@ class _EpochProgress:
         return EpochProgress()
 
 
+def _log_parts(directory: Path) -> list[str]:
+    """CSV logs of earlier, interrupted attempts of a run, in order.
+
+    Args:
+        directory: the run's folder
+
+    Returns:
+        File names ``metrics.part<k>.csv``, by *k*.
+    """
+    parts = [p.name for p in directory.glob("metrics.part*.csv")]
+    return sorted(parts, key=lambda n: int(re.sub(r"\D", "", n) or 0))
+
+
+def read_run_log(directory: str | os.PathLike[str]) -> pd.DataFrame | None:
+    """The whole CSV training log of a run, over resumed attempts.
+
+    Args:
+        directory: the run's folder (``runs/<config>/<split>/seed<k>``)
+
+    Returns:
+        The rows of ``metrics.part*.csv`` (interrupted attempts) and
+        ``metrics.csv``, in order; None when there is no log.
+
+    .. versionadded:: 0.1
+    """
+    folder = Path(directory)
+    files = [folder / n for n in _log_parts(folder)] + [folder / "metrics.csv"]
+    frames = [pd.read_csv(f) for f in files if f.exists() and f.stat().st_size]
+    if not frames:
+        return None
+    return pd.concat(frames, ignore_index=True)
+
+
 def _train_one(
     run: RunSpec,
     config: ExperimentConfig,
@@ -633,8 +699,13 @@ def _train_one(
     resume = last if last.exists() else None
     if resume is None:
         # A fresh start: forget the logs of an attempt that left no checkpoint.
-        for stale in ("metrics.csv", "hparams.yaml"):
+        for stale in ("metrics.csv", "hparams.yaml", *_log_parts(directory)):
             (directory / stale).unlink(missing_ok=True)
+    elif (directory / "metrics.csv").exists() and _is_global_zero():
+        # Lightning's CSV logger deletes an existing metrics.csv: keep the
+        # epochs of the interrupted attempt as a numbered part of the log.
+        part = directory / f"metrics.part{len(_log_parts(directory))}.csv"
+        os.replace(directory / "metrics.csv", part)
     start = time.perf_counter()
 
     lightning.seed_everything(run.seed, workers=True, verbose=False)
@@ -660,7 +731,16 @@ def _train_one(
         mode="max",
         save_weights_only=True,
     )
-    resumable = ModelCheckpoint(dirpath=ckpt_dir, save_top_k=0, save_last=True)
+    # Full state after every epoch, overwritten (save_last with save_top_k=0
+    # would only be written when a top-k checkpoint is, i.e. never).
+    resumable = ModelCheckpoint(
+        dirpath=ckpt_dir,
+        filename=last.stem,
+        monitor=None,
+        save_top_k=1,
+        every_n_epochs=1,
+        enable_version_counter=False,
+    )
     progress = _EpochProgress(bar)
     trainer = Trainer(
         **_trainer_kwargs(settings, config),
@@ -731,6 +811,9 @@ def _train_one(
         "best_epoch": int(match.group(1)) if match else None,
         "epochs": int(trainer.current_epoch),
         "max_epochs": trainer.max_epochs,
+        # Fewer epochs than max_epochs with --max-time: the time limit stopped it.
+        "stopped_by_max_time": bool(settings.max_time)
+        and int(trainer.current_epoch) < int(trainer.max_epochs or 0),
         "resumed": resume is not None,
         "n_train": len(datamodule.indices["train"]),
         "n_val": len(datamodule.indices["val"]),
@@ -766,21 +849,42 @@ def load_runs(out: str | os.PathLike[str]) -> list[dict[str, Any]]:
     return records
 
 
-def _check_settings(out: Path, settings: ProtocolSettings) -> None:
+def _check_settings(
+    out: Path, settings: ProtocolSettings, configs: Sequence[ExperimentConfig]
+) -> None:
     """Refuse to mix runs of different settings in one output folder.
 
     Args:
         out: output folder
         settings: resolved settings
+        configs: the configurations of this call
 
     Raises:
-        FileExistsError: If ``out/protocol.json`` records other settings.
+        FileExistsError: If ``out/protocol.json`` records other settings, or
+            other contents of a configuration file of the same name.
     """
     marker = out / "protocol.json"
     current = settings.fingerprint()
     if marker.exists():
-        saved = json.loads(marker.read_text(encoding="utf-8")).get("settings", {})
+        payload = json.loads(marker.read_text(encoding="utf-8"))
+        saved = payload.get("settings", {})
         differ = {k: (saved.get(k), v) for k, v in current.items() if saved.get(k) != v}
+        before = {c.get("name"): c for c in payload.get("configs", [])}
+        for config in configs:
+            old = before.get(config.name)
+            if old is None:
+                continue
+            changed = [
+                key
+                for key in ("model", "data", "trainer")
+                if old.get(key)
+                != json.loads(json.dumps(_jsonable(getattr(config, key))))
+            ]
+            if changed:
+                differ[f"{config.name} ({config.path}) sections {changed}"] = (
+                    "as recorded",
+                    "edited",
+                )
         if differ:
             details = ", ".join(
                 f"{k}: {a!r} there, {b!r} now" for k, (a, b) in differ.items()
@@ -825,7 +929,7 @@ def run_protocol(settings: ProtocolSettings) -> ProtocolResult:
     by_name = {c.name: c for c in configs}
     runs = plan_runs(settings.protocol, configs, settings.seeds)
     out = Path(settings.out)
-    _check_settings(out, settings)
+    _check_settings(out, settings, configs)
     root = _prepare_scene(settings, configs)
     rank0 = _is_global_zero()
     if rank0:

@@ -365,6 +365,14 @@ def build_table(
                 "threshold; see the best-F1 version of this table for their figures."
             )
     _mark_best(cells, groups, digits)
+    cut = [r for r in records if r.get("stopped_by_max_time")]
+    if cut:
+        notes.append(
+            f"{len(cut)} of {len(records)} runs were stopped by the time limit "
+            "(--max-time) before their last epoch: "
+            + ", ".join(f"{r['config']}/{r['split']} ({r['epochs']})" for r in cut)
+            + "."
+        )
     computed = [c for c in cells.values() if not c.quoted]
     if any(0 < c.n < c.total for c in computed):
         notes.append(
