@@ -587,3 +587,30 @@ def test_unknown_or_mismatched_modalities_are_refused(tmp_path: Path) -> None:
     bad.write_text(yaml.safe_dump(raw))
     with pytest.raises(ValueError, match="same `modalities`"):
         load_config(bad)
+
+
+def test_test_cities_follow_the_loader_order() -> None:
+    from torchgeo_quake.protocols.runner import _test_cities
+
+    ids = np.array([5, 7, 5])
+    cities = np.array(["a", "a", "b"])  # id 5 in two cities
+    assert _test_cities(ids, ids, cities).tolist() == ["a", "a", "b"]
+    assert _test_cities(None, ids, cities).size == 0
+    # Another order (several processes) is mapped by id, if ids are unique.
+    assert _test_cities(
+        np.array([7, 5]), np.array([5, 7]), np.array(["x", "y"])
+    ).tolist() == [
+        "y",
+        "x",
+    ]
+    with pytest.raises(ValueError, match="distinct ids"):
+        _test_cities(np.array([7, 5, 5]), ids, cities)
+
+
+def test_damaged_checkpoint_is_named(tmp_path: Path) -> None:
+    from torchgeo_quake.protocols.runner import _checked_resume
+
+    assert _checked_resume(tmp_path / "last.ckpt") is None
+    (tmp_path / "last.ckpt").write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(RuntimeError, match=r"last\.ckpt.*delete it"):
+        _checked_resume(tmp_path / "last.ckpt")

@@ -180,3 +180,23 @@ def test_invalid_arguments() -> None:
         build_table(cv_records(), "cv", "nope")
     with pytest.raises(ValueError, match="no finished runs"):
         build_table([], "cv", "bestf1")
+
+
+def test_confusion_figure_passes_over_tiny_test_splits() -> None:
+    from torchgeo_quake.protocols.figures import MIN_DAMAGED, _figure_run
+
+    def record(split: str, f1: float | None, damaged: int) -> dict[str, Any]:
+        return {"split": split, "metrics": {"test_f1": f1}, "n_test_damaged": damaged}
+
+    runs = [
+        record("osmaniye", 0.9, 2),  # best F1, but only two damaged buildings
+        record("nurdagi", 0.4, 100),
+        record("islahiye", 0.5, MIN_DAMAGED),
+        record("turkoglu", None, 20),
+    ]
+    chosen = _figure_run(runs)
+    assert chosen is not None and chosen["split"] == "islahiye"
+    # With only small splits, the best of them.
+    small = _figure_run([record("a", 0.2, 1), record("b", 0.3, 2)])
+    assert small is not None and small["split"] == "b"
+    assert _figure_run([record("c", None, 50)]) is None

@@ -669,6 +669,67 @@ def read_run_log(directory: str | os.PathLike[str]) -> pd.DataFrame | None:
     return pd.concat(frames, ignore_index=True)
 
 
+def _test_cities(
+    ids: np.ndarray | None, test_ids: np.ndarray, test_cities: np.ndarray
+) -> np.ndarray:
+    """The city of every test prediction.
+
+    Args:
+        ids: building ids of the predictions, in their order (None: none)
+        test_ids: building ids of the test split, in data-loader order
+        test_cities: cities of the test split, same order
+
+    Returns:
+        One city per prediction.
+
+    Raises:
+        ValueError: If predictions come in another order (several processes)
+            and a building id repeats across the test split's cities, so that
+            the city of a prediction is ambiguous.
+    """
+    if ids is None:
+        return np.array([], dtype=str)
+    if len(ids) == len(test_ids) and np.array_equal(ids, test_ids):
+        return np.asarray(test_cities).astype(str)  # one process: same order
+    city_of: dict[int, str] = {}
+    for building, city in zip(test_ids.tolist(), test_cities.tolist(), strict=True):
+        if city_of.setdefault(int(building), str(city)) != str(city):
+            raise ValueError(
+                f"building id {building} is in the test split of both "
+                f"{city_of[int(building)]!r} and {city!r}; give every city's "
+                "footprints distinct ids (e.g. OSM ids with their type)"
+            )
+    return np.array([city_of.get(int(i), "") for i in ids])
+
+
+def _checked_resume(last: Path) -> Path | None:
+    """The checkpoint to resume from, if it can be read.
+
+    Args:
+        last: ``checkpoints/last.ckpt`` of a run
+
+    Returns:
+        *last*, or None when it does not exist.
+
+    Raises:
+        RuntimeError: If it exists but cannot be read (e.g. the process was
+            killed while writing it).
+    """
+    if not last.exists():
+        return None
+    import torch
+
+    try:
+        torch.load(last, map_location="cpu", weights_only=False, mmap=True)
+    except Exception as err:
+        raise RuntimeError(
+            f"cannot resume from {last}: {err}. The file is damaged (was the run "
+            "killed while saving it?); delete it to restart this run from its "
+            "first epoch"
+        ) from err
+    return last
+
+
 def _train_one(
     run: RunSpec,
     config: ExperimentConfig,
@@ -696,7 +757,7 @@ def _train_one(
     directory.mkdir(parents=True, exist_ok=True)
     ckpt_dir = directory / "checkpoints"
     last = ckpt_dir / "last.ckpt"
-    resume = last if last.exists() else None
+    resume = _checked_resume(last)
     if resume is None:
         # A fresh start: forget the logs of an attempt that left no checkpoint.
         for stale in ("metrics.csv", "hparams.yaml", *_log_parts(directory)):
@@ -761,18 +822,9 @@ def _train_one(
     preds = model.last_predictions["test"]
     dataset = datamodule.dataset
     test_index = datamodule.indices["test"]
-    city_of = dict(
-        zip(
-            dataset.building_ids[test_index].tolist(),
-            dataset.city_of[test_index].tolist(),
-            strict=True,
-        )
-    )
     ids = preds.building_ids
-    cities = (
-        np.array([city_of.get(int(i), "") for i in ids])
-        if ids is not None
-        else np.array([], dtype=str)
+    cities = _test_cities(
+        ids, dataset.building_ids[test_index], dataset.city_of[test_index]
     )
     np.savez_compressed(
         directory / "predictions.npz",
