@@ -523,6 +523,11 @@ def test_edited_configuration_is_refused(tmp_path: Path, sim_root: Path) -> None
     )
     run_protocol(settings)
     raw = yaml.safe_load(Path(config).read_text())
+    # Settings the runner replaces may change: nothing is trained again.
+    raw["trainer"]["callbacks"] = []
+    raw["trainer"]["max_time"] = "00:01:00:00"
+    Path(config).write_text(yaml.safe_dump(raw))
+    assert run_protocol(settings).trained == []
     raw["model"]["init_args"]["lr"] = 0.5
     Path(config).write_text(yaml.safe_dump(raw))
     with pytest.raises(FileExistsError, match=r"sar_ftp .*\['model'\]"):

@@ -901,6 +901,22 @@ def load_runs(out: str | os.PathLike[str]) -> list[dict[str, Any]]:
     return records
 
 
+def _effective(section: str, values: Any) -> Any:
+    """The part of a configuration section that can change a protocol's results.
+
+    Args:
+        section: ``"model"``, ``"data"`` or ``"trainer"``
+        values: the section
+
+    Returns:
+        JSON-normalised values; for the trainer, without the settings the
+        runner replaces (loggers, callbacks, output folders, ``max_time``).
+    """
+    if section == "trainer" and isinstance(values, dict):
+        values = {k: v for k, v in values.items() if k not in _RUNNER_OWNED}
+    return json.loads(json.dumps(_jsonable(values)))
+
+
 def _check_settings(
     out: Path, settings: ProtocolSettings, configs: Sequence[ExperimentConfig]
 ) -> None:
@@ -929,8 +945,8 @@ def _check_settings(
             changed = [
                 key
                 for key in ("model", "data", "trainer")
-                if old.get(key)
-                != json.loads(json.dumps(_jsonable(getattr(config, key))))
+                if _effective(key, old.get(key))
+                != _effective(key, getattr(config, key))
             ]
             if changed:
                 differ[f"{config.name} ({config.path}) sections {changed}"] = (
