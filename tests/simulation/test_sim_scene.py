@@ -292,9 +292,131 @@ def test_different_parameters_are_refused(
     with pytest.raises(FileExistsError, match="overwrite"):
         simulate_scene(root, cities=CITIES, scale=SCALE, seed=1)
     with pytest.raises(FileExistsError, match=r"scene\.json"):
-        simulate_scene(root, cities=["turkoglu"], scale=SCALE, seed=0)
+        simulate_scene(root, cities=["turkoglu"], scale=0.05, seed=0)
     assert not (root / "turkoglu").exists()
     assert not [p for p in root.iterdir() if p.name.startswith(".")]
+
+
+def _snapshot(root: Path) -> dict[Path, tuple[int, bytes]]:
+    """Modification time and content of every file under *root*."""
+    return {
+        p: (p.stat().st_mtime_ns, p.read_bytes())
+        for p in root.rglob("*")
+        if p.is_file()
+    }
+
+
+@pytest.fixture
+def small(tmp_path: Path) -> Path:
+    """A fresh two-city scene (scale 0.05) that a test may damage."""
+    root = tmp_path / "small"
+    simulate_scene(root, cities=["osmaniye", "turkoglu"], scale=0.05, seed=0)
+    return root
+
+
+def test_rerun_completes_only_the_incomplete_city(small: Path) -> None:
+    summary = json.loads((small / SCENE_FILE).read_text(encoding="utf-8"))
+    hashes = summary["cities"]["turkoglu"]["sha256"]
+    assert sorted(hashes) == sorted(CITY_FILES)
+    # A user file in a complete city and a replaced SAR image: never touched.
+    (small / "osmaniye" / "notes.txt").write_text("mine")
+    (small / "osmaniye" / "sar.tif").write_bytes(b"REAL SAR")
+    truth = (small / "turkoglu" / "truth.csv").read_bytes()
+    (small / "turkoglu" / "truth.csv").unlink()
+    before = _snapshot(small / "osmaniye")
+    again = simulate_scene(small, cities=["osmaniye", "turkoglu"], scale=0.05, seed=0)
+    assert _snapshot(small / "osmaniye") == before
+    assert (small / "turkoglu" / "truth.csv").read_bytes() == truth
+    assert again["cities"]["osmaniye"] == summary["cities"]["osmaniye"]
+    assert sorted(p.name for p in (small / "turkoglu").iterdir()) == sorted(CITY_FILES)
+    assert not [p for p in small.iterdir() if p.name.startswith(".")]
+
+
+def _write_plain_geotiff(path: Path) -> None:
+    """A valid GeoTIFF without the simulator's tags (as real data would be)."""
+    profile = {"driver": "GTiff", "width": 4, "height": 4, "count": 1}
+    transform = rasterio.transform.from_origin(500000.0, 4100000.0, 2.5, 2.5)
+    with rasterio.open(
+        path, "w", dtype="float32", crs="EPSG:32637", transform=transform, **profile
+    ) as dst:
+        dst.write(np.ones((1, 4, 4), dtype="float32"))
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        ("user_file", r"holds 'my_real_sar\.tif', which the simulator does not write"),
+        ("folder", r"holds 'extra', which the simulator does not write"),
+        ("real_sar", r"sar\.tif' is not tagged SIMULATED=TRUE"),
+        ("junk_sar", r"sar\.tif' is not tagged SIMULATED=TRUE"),
+        ("edited", r"gem\.csv' differs from the file the simulator wrote"),
+    ],
+)
+def test_incomplete_city_with_user_data_is_refused(
+    small: Path, damage: str, message: str
+) -> None:
+    folder = small / "osmaniye"
+    (folder / "truth.csv").unlink()
+    if damage == "user_file":
+        (folder / "my_real_sar.tif").write_bytes(b"REAL")
+    elif damage == "folder":
+        (folder / "extra").mkdir()
+    elif damage == "real_sar":
+        (folder / "sar.tif").unlink()
+        _write_plain_geotiff(folder / "sar.tif")
+    elif damage == "junk_sar":
+        (folder / "sar.tif").write_bytes(b"REAL SAR replaced by the user")
+    else:
+        with open(folder / "gem.csv", "a", encoding="utf-8") as f:
+            f.write("\n")
+    before = _snapshot(small)
+    with pytest.raises(FileExistsError, match=message):
+        simulate_scene(small, cities=["osmaniye"], scale=0.05, seed=0)
+    assert _snapshot(small) == before
+    assert not [p for p in small.iterdir() if p.name.startswith(".")]
+    # The fix the message names works.
+    simulate_scene(small, cities=["osmaniye"], scale=0.05, seed=0, overwrite=True)
+    assert sorted(p.name for p in folder.iterdir()) == sorted(CITY_FILES)
+
+
+def test_incomplete_city_without_recorded_hashes(small: Path) -> None:
+    """Scenes written before hashes were recorded: the SAR tag still protects."""
+    path = small / SCENE_FILE
+    summary = json.loads(path.read_text(encoding="utf-8"))
+    for city in summary["cities"].values():
+        del city["sha256"]
+    path.write_text(json.dumps(summary), encoding="utf-8")
+    (small / "osmaniye" / "dsm.tif").unlink()
+    simulate_scene(small, cities=["osmaniye"], scale=0.05, seed=0)
+    assert (small / "osmaniye" / "dsm.tif").is_file()
+    (small / "turkoglu" / "dsm.tif").unlink()
+    (small / "turkoglu" / "sar.tif").write_bytes(b"real")
+    with pytest.raises(FileExistsError, match="not tagged SIMULATED=TRUE"):
+        simulate_scene(small, cities=["turkoglu"], scale=0.05, seed=0)
+
+
+def test_cities_are_added_to_a_compatible_scene(small: Path) -> None:
+    before = _snapshot(small)
+    summary = simulate_scene(small, cities=["nurdagi"], scale=0.05, seed=0)
+    assert summary["parameters"]["cities"] == ["nurdagi", "osmaniye", "turkoglu"]
+    assert list(summary["cities"]) == ["nurdagi", "osmaniye", "turkoglu"]
+    stored = json.loads((small / SCENE_FILE).read_text(encoding="utf-8"))
+    assert stored == summary
+    after = _snapshot(small)
+    assert {p: after[p] for p in before if p.name != SCENE_FILE} == {
+        p: v for p, v in before.items() if p.name != SCENE_FILE
+    }
+    assert sorted(p.name for p in (small / "nurdagi").iterdir()) == sorted(CITY_FILES)
+    # Asking for a subset of the scene is a no-op.
+    assert simulate_scene(small, cities=["osmaniye"], scale=0.05, seed=0) == summary
+
+
+def test_unlisted_city_folder_is_refused(small: Path) -> None:
+    (small / "nurdagi").mkdir()
+    (small / "nurdagi" / "sar.tif").write_bytes(b"real data")
+    with pytest.raises(FileExistsError, match=r"nurdagi.*does not list this city"):
+        simulate_scene(small, cities=["nurdagi"], scale=0.05, seed=0)
+    assert (small / "nurdagi" / "sar.tif").read_bytes() == b"real data"
 
 
 def test_real_data_is_protected(tmp_path: Path) -> None:

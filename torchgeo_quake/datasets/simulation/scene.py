@@ -6,29 +6,40 @@
 ``ROOT/scene.json``, the summary that marks the root as simulated.
 
 Re-running
+    Without ``overwrite``, :func:`simulate_scene` only ever *adds* what is
+    missing and never replaces files it cannot prove it made:
+
     * ``scene.json`` marks the root as simulated with the same parameters (seed,
-      scale, cities, GEM source, simulator version) and all files exist: nothing
-      is done and the stored summary is returned (unless ``overwrite=True``,
-      which always simulates afresh);
+      scale, GEM source, simulator version; the cities may differ) and every
+      requested city folder holds all :data:`CITY_FILES`: nothing is done and
+      the stored summary is returned;
+    * a requested city is *incomplete* (its folder is missing or lacks a file):
+      only that city is simulated again, and only if its folder holds nothing but
+      simulator files (no other file or folder), its ``sar.tif``, if present, is
+      tagged ``SIMULATED=TRUE``, and every file present has the SHA-256 recorded
+      in ``scene.json``; otherwise a :class:`FileExistsError` names the file. A
+      requested city that ``scene.json`` does not list is added when its folder
+      is absent or empty. Complete cities are left untouched;
     * a city folder holds files but the root has no simulated marker for these
       parameters (it may hold real data, or another simulation), or
       ``scene.json`` describes another simulation: a :class:`FileExistsError`
       names the folder or file; pass ``overwrite=True`` (``--overwrite``) or
       choose another root;
-    * otherwise (or with ``overwrite=True``, or when files of the same
-      simulation are missing) the cities are simulated.
+    * ``overwrite=True`` always simulates the requested cities afresh and
+      replaces their folders and ``scene.json``.
 
 Atomic writes
     All files are first written into a temporary folder inside ``ROOT``; only
     when every city is complete are the city folders renamed into place (an
-    existing folder is moved aside and deleted), and ``scene.json`` is replaced
-    last. An error leaves ``ROOT`` as it was.
+    existing folder, checked as above, is moved aside and deleted), and
+    ``scene.json`` is replaced last. An error leaves ``ROOT`` as it was.
 
 .. versionadded:: 0.1
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -37,8 +48,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import rasterio
+from rasterio.errors import RasterioIOError
+
 from ... import __version__
-from .cities import CitySpec, resolve_cities
+from .cities import CITIES, CitySpec, resolve_cities
 from .city import CitySimulation, city_rng, simulate_layout
 from .dsm import DSM_RES, render_dsm, write_dsm
 from .gem import DEFAULT_GEM_DIR, ExposureTable, gem_assets, load_exposure
@@ -56,6 +70,8 @@ __all__ = [
     "CITY_FILES",
     "SCENE_FILE",
     "SIMULATOR_VERSION",
+    "file_sha256",
+    "read_scene",
     "resolve_gem_source",
     "simulate_city_files",
     "simulate_scene",
@@ -75,6 +91,25 @@ CITY_FILES: tuple[str, ...] = (
     "truth.csv",
 )
 _CRS = "EPSG:32637"
+_HINT = "pass overwrite=True (--overwrite) to replace it, or choose another root"
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """SHA-256 of a file, read in blocks.
+
+    Args:
+        path: the file
+
+    Returns:
+        Hex digest.
+
+    .. versionadded:: 0.1
+    """
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def resolve_gem_source(gem_dir: str | os.PathLike[str] | None) -> str:
@@ -207,7 +242,8 @@ def simulate_city_files(
             :func:`~torchgeo_quake.datasets.simulation.city.simulate_layout`)
 
     Returns:
-        The city's summary (as stored in ``scene.json``).
+        The city's summary (as stored in ``scene.json``), with the SHA-256 of
+        every file written under ``sha256``.
 
     .. versionadded:: 0.1
     """
@@ -243,7 +279,7 @@ def simulate_city_files(
     assets.to_csv(out / "gem.csv", index=False)
     write_truth(out / "truth.csv", sim)
     points = int(assets[["lon", "lat"]].drop_duplicates().shape[0])
-    return _city_summary(
+    summary = _city_summary(
         sim,
         (int(sar_shape[0]), int(sar_shape[1])),
         nodata_fraction,
@@ -252,6 +288,8 @@ def simulate_city_files(
         len(assets),
         points,
     )
+    summary["sha256"] = {name: file_sha256(out / name) for name in CITY_FILES}
+    return summary
 
 
 def _parameters(
@@ -285,16 +323,19 @@ def _parameters(
     return parameters
 
 
-def _read_scene(root: Path) -> dict[str, Any] | None:
-    """Read ``scene.json`` if present and valid.
+def read_scene(root: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """Read ``ROOT/scene.json`` if present and valid.
 
     Args:
         root: scene root
 
     Returns:
-        The summary, or None.
+        The summary (a simulated scene has ``"simulated": true``), or None when
+        the file is absent or not a JSON object.
+
+    .. versionadded:: 0.1
     """
-    path = root / SCENE_FILE
+    path = Path(root) / SCENE_FILE
     if not path.is_file():
         return None
     try:
@@ -305,17 +346,96 @@ def _read_scene(root: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def _complete(root: Path, cities: Iterable[CitySpec]) -> bool:
-    """Whether every city folder holds every file.
+def _complete(root: Path, city: CitySpec) -> bool:
+    """Whether a city folder holds every simulator file.
 
     Args:
         root: scene root
-        cities: the cities
+        city: the city
 
     Returns:
         True if nothing is missing.
     """
-    return all((root / c.slug / name).is_file() for c in cities for name in CITY_FILES)
+    return all((root / city.slug / name).is_file() for name in CITY_FILES)
+
+
+def _compatible(scene: dict[str, Any] | None, parameters: dict[str, Any]) -> bool:
+    """Whether *scene* is a simulation with *parameters*, cities aside.
+
+    Args:
+        scene: the current ``scene.json`` (None if absent)
+        parameters: parameters of this call
+
+    Returns:
+        True if cities of this call may be added to or completed in the scene.
+    """
+    if scene is None or scene.get("simulated") is not True:
+        return False
+    stored = scene.get("parameters")
+    if not isinstance(stored, dict) or not isinstance(stored.get("cities"), list):
+        return False
+    others = {k: v for k, v in stored.items() if k != "cities"}
+    wanted = {k: v for k, v in parameters.items() if k != "cities"}
+    return others == wanted
+
+
+def _simulated_sar(path: Path) -> bool:
+    """Whether a GeoTIFF carries the simulator's ``SIMULATED=TRUE`` tag.
+
+    Args:
+        path: the ``sar.tif``
+
+    Returns:
+        True if the file opens and is tagged as simulated.
+    """
+    try:
+        with rasterio.open(path) as src:
+            return bool(src.tags().get("SIMULATED") == "TRUE")
+    except (RasterioIOError, OSError):
+        return False
+
+
+def _check_regenerable(folder: Path, listed: dict[str, Any] | None) -> None:
+    """Refuse to replace an incomplete city folder that may hold user data.
+
+    Args:
+        folder: the city folder
+        listed: the city's summary in ``scene.json`` (None if not listed)
+
+    Raises:
+        FileExistsError: If the folder holds anything but simulator files, a
+            ``sar.tif`` not tagged as simulated, or a file whose SHA-256 differs
+            from the one recorded in ``scene.json``.
+    """
+    if not folder.is_dir():
+        return
+    entries = sorted(folder.iterdir())
+    if listed is None and entries:
+        raise FileExistsError(
+            f"{str(folder)!r} holds files but scene.json does not list this city "
+            f"(real data?); {_HINT}."
+        )
+    for entry in entries:
+        if entry.name not in CITY_FILES or not entry.is_file():
+            raise FileExistsError(
+                f"{str(folder)!r} is incomplete and would be simulated again, but "
+                f"holds {entry.name!r}, which the simulator does not write; move "
+                f"it away, or {_HINT}."
+            )
+    recorded = (listed or {}).get("sha256") or {}
+    for entry in entries:
+        if entry.name == "sar.tif" and not _simulated_sar(entry):
+            raise FileExistsError(
+                f"{str(entry)!r} is not tagged SIMULATED=TRUE (replaced by real "
+                f"data?), so the incomplete city is not simulated again; {_HINT}."
+            )
+        expected = recorded.get(entry.name)
+        if expected is not None and file_sha256(entry) != expected:
+            raise FileExistsError(
+                f"{str(entry)!r} differs from the file the simulator wrote (its "
+                "SHA-256 is not the one recorded in scene.json), so the incomplete "
+                f"city is not simulated again; {_HINT}."
+            )
 
 
 def _check_existing(
@@ -332,7 +452,6 @@ def _check_existing(
         FileExistsError: If a city folder holds files (or ``scene.json`` marks a
             different simulation).
     """
-    hint = "pass overwrite=True (--overwrite) to replace it, or choose another root"
     simulated = scene is not None and scene.get("simulated") is True
     for city in cities:
         folder = root / city.slug
@@ -341,12 +460,12 @@ def _check_existing(
                 reason = "holds a simulation made with different parameters"
             else:
                 reason = "holds files but is not marked as simulated (real data?)"
-            raise FileExistsError(f"{str(folder)!r} {reason}; {hint}.")
+            raise FileExistsError(f"{str(folder)!r} {reason}; {_HINT}.")
     if scene is not None:
         path = root / SCENE_FILE
         raise FileExistsError(
             f"{str(path)!r} describes another scene ({scene.get('parameters')}); "
-            f"{hint}."
+            f"{_HINT}."
         )
 
 
@@ -368,7 +487,9 @@ def simulate_scene(
             accordingly); at least one damaged building per city
         seed: random seed; the same parameters give identical files
         overwrite: replace existing city folders and ``scene.json`` (and
-            simulate afresh even when the root already holds this scene)
+            simulate afresh even when the root already holds this scene);
+            without it, only missing cities and files are added (see the module
+            docstring)
         gem_dir: folder with GEM's ``Exposure_{Res,Com,Ind}_Turkey_Adm1.csv``;
             None uses ``../shared/data/gem`` beside the repository if present and
             the built-in summary table otherwise; ``"builtin"`` forces the table
@@ -379,8 +500,9 @@ def simulate_scene(
 
     Returns:
         The scene summary, also written to ``ROOT/scene.json``: ``simulated``,
-        ``version``, ``seed``, ``scale``, ``parameters`` and per city the counts,
-        image sizes and acquisition geometry.
+        ``version``, ``seed``, ``scale``, ``parameters`` and per city (every city
+        of the scene, including those of earlier calls that this one completed)
+        the counts, image sizes, acquisition geometry and file hashes.
 
     Raises:
         ValueError: If *scale*, *buildings* or a city is invalid.
@@ -400,28 +522,46 @@ def simulate_scene(
     root_path = Path(root).expanduser()
     gem_source = resolve_gem_source(gem_dir)
     parameters = _parameters(specs, scale, seed, gem_source, buildings)
-    scene = _read_scene(root_path)
-    same = (
-        scene is not None
-        and scene.get("simulated") is True
-        and scene.get("parameters") == parameters
-    )
-    if same and not overwrite and scene is not None and _complete(root_path, specs):
-        return scene
-    if not overwrite and not same:
+    scene = read_scene(root_path)
+    kept: dict[str, Any] = {}
+    todo = specs
+    if not overwrite and _compatible(scene, parameters):
+        assert scene is not None
+        listed: dict[str, Any] = scene.get("cities") or {}
+        known = set(scene["parameters"]["cities"])
+        todo = tuple(
+            c for c in specs if not (c.slug in known and _complete(root_path, c))
+        )
+        if not todo:
+            return scene
+        for city in todo:
+            info = listed.get(city.slug) if city.slug in known else None
+            _check_regenerable(root_path / city.slug, info)
+        redo = {c.slug for c in todo}
+        kept = {
+            c.slug: listed[c.slug]
+            for c in CITIES
+            if c.slug in known and c.slug not in redo and c.slug in listed
+        }
+    elif not overwrite:
         _check_existing(root_path, specs, scene)
+    every = {c.slug for c in todo} | set(kept)
+    parameters["cities"] = [c.slug for c in CITIES if c.slug in every]
 
     exposure = load_exposure(gem_source)
     root_path.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".simulate-", dir=root_path))
     try:
-        summaries: dict[str, Any] = {}
-        for city in specs:
+        made: dict[str, Any] = {}
+        for city in todo:
             folder = staging / city.slug
             folder.mkdir()
-            summaries[city.slug] = simulate_city_files(
+            made[city.slug] = simulate_city_files(
                 city, exposure, folder, scale, seed, buildings=buildings
             )
+        summaries = {
+            slug: made.get(slug, kept.get(slug)) for slug in parameters["cities"]
+        }
         summary: dict[str, Any] = {
             "simulated": True,
             "generator": "torchgeo_quake.datasets.simulation",
@@ -437,7 +577,7 @@ def simulate_scene(
         with open(staging / SCENE_FILE, "w", encoding="utf-8") as f:
             json.dump(summary, f, ensure_ascii=False, indent=2)
             f.write("\n")
-        for city in specs:
+        for city in todo:
             target = root_path / city.slug
             if target.exists():
                 target.rename(staging / f"{city.slug}.replaced")
