@@ -37,7 +37,11 @@ Exact counts
 
 Because shaking is spatially correlated and vulnerability follows the
 neighbourhood building stock, damage clusters in space; GEM (neighbourhood
-mixes) and the DSM (heights) are informative about it but not decisive.
+mixes) is informative about it but not decisive. Height, which the DSM carries,
+raises the propensity within a material but tall buildings are mostly the less
+vulnerable RC, so over all buildings height alone is nearly uninformative (a
+known limitation; measured in docs/simulator.md, "How informative each input
+is").
 
 .. versionadded:: 0.1
 """
