@@ -436,3 +436,88 @@ class TestNormalizer:
             norm.load_state_dict({"mean": []})
         with pytest.raises(ValueError, match="non-positive"):
             norm.load_state_dict({**state, "std": [0.0] * len(GEM_FEATURE_NAMES)})
+
+
+class TestBuildingsByAdminUnit:
+    """``OSMBuildings(exposure=..., admin_unit=/admin_field=)``."""
+
+    SCENE = Path(__file__).parents[1] / "data" / "scene"
+
+    def test_admin_files_need_a_unit(self) -> None:
+        from torchgeo_quake.datasets import OSMBuildings
+
+        exposure = GEMExposure(DATA / "admin.csv")
+        with pytest.raises(
+            ValueError, match=r"admin\.csv.*without coordinates.*admin_unit="
+        ):
+            OSMBuildings(self.SCENE / "buildings.gpkg", exposure=exposure)
+
+    def test_one_unit_for_all_buildings(self) -> None:
+        from torchgeo_quake.datasets import OSMBuildings
+
+        exposure = GEMExposure(DATA / "admin.csv")
+        fp = OSMBuildings(
+            self.SCENE / "buildings.gpkg",
+            crs="EPSG:32637",
+            res=2.5,
+            exposure=exposure,
+            admin_unit="tr-46",
+        )
+        expected = exposure.features_for_admin(["KAHRAMANMARAŞ"])[0]
+        assert fp.gem is not None and fp.gem.shape == (9, len(GEM_FEATURE_NAMES))
+        np.testing.assert_array_equal(fp.gem, np.tile(expected, (9, 1)))
+        cx, cy = fp.centroids[0]
+        query = (slice(cx - 20, cx + 20, 2.5), slice(cy - 20, cy + 20, 2.5))
+        np.testing.assert_array_equal(fp[query]["gem"].numpy(), expected)
+        empty = (slice(500_090.0, 500_110.0, 2.5), slice(4_109_880.0, 4_109_900.0, 2.5))
+        assert int(fp[empty]["building_id"]) == -1
+        np.testing.assert_array_equal(fp[empty]["gem"].numpy(), expected)
+
+    def test_unit_column_of_the_footprints(self, tmp_path: Path) -> None:
+        import geopandas as gpd
+
+        from torchgeo_quake.datasets import OSMBuildings
+
+        frame = gpd.read_file(self.SCENE / "buildings.gpkg")
+        frame["province"] = ["TR-46", "OSMANİYE"] * 4 + [None]
+        frame.to_file(tmp_path / "buildings.gpkg")
+        exposure = GEMExposure(DATA / "admin.csv")
+        with pytest.warns(UserWarning, match=r"missing admin unit \(province\): 1"):
+            fp = OSMBuildings(
+                tmp_path / "buildings.gpkg", exposure=exposure, admin_field="province"
+            )
+        assert list(fp.skipped["building_id"]) == [9]
+        units = dict(zip(frame["osm_id"], frame["province"], strict=True))
+        assert fp.gem is not None
+        for bid, vector in zip(fp.buildings["building_id"], fp.gem, strict=True):
+            np.testing.assert_array_equal(
+                vector, exposure.features_for_admin([units[bid]])[0]
+            )
+        with pytest.raises(ValueError, match=r"no admin unit column 'nope'"):
+            OSMBuildings(
+                tmp_path / "buildings.gpkg", exposure=exposure, admin_field="nope"
+            )
+
+    def test_unknown_unit_names_the_file(self) -> None:
+        from torchgeo_quake.datasets import OSMBuildings
+
+        with pytest.raises(
+            ValueError, match=r"admin\.csv.*unknown admin unit 'TR-01'.*TR-46"
+        ):
+            OSMBuildings(
+                self.SCENE / "buildings.gpkg",
+                exposure=GEMExposure(DATA / "admin.csv"),
+                admin_unit="TR-01",
+            )
+        with pytest.raises(ValueError, match="need exposure="):
+            OSMBuildings(self.SCENE / "buildings.gpkg", admin_unit="TR-46")
+
+    def test_real_turkey_files(self, real: GEMExposure) -> None:
+        from torchgeo_quake.datasets import OSMBuildings
+
+        fp = OSMBuildings(
+            self.SCENE / "buildings.gpkg", exposure=real, admin_unit="Kahramanmaraş"
+        )
+        assert fp.gem is not None
+        np.testing.assert_array_equal(fp.gem[0], real.features_for_admin(["TR-46"])[0])
+        assert np.isfinite(fp.gem).all()

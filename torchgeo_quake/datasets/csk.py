@@ -170,6 +170,10 @@ class CSKSAR(CachedRasterDataset):
     sample_key = "sar"
     is_image = True
 
+    #: Filling and flooring (:meth:`_postprocess_patch`) are pixel-wise, so they
+    #: are applied once to the in-memory grid.
+    pixelwise_patch = True
+
     #: Patterns (case-insensitive) of the files searched for in directories.
     filename_globs: tuple[str, ...] = ("*.tif", "*.tiff", "*.h5")
 

@@ -70,6 +70,9 @@ class CartoSatDSM(CachedRasterDataset):
                 f"heights must be 'relative' or 'absolute', got {heights!r}"
             )
         self.heights = heights
+        # Absolute heights are returned as stored (pixel-wise); relative ones
+        # depend on the whole patch.
+        self.pixelwise_patch = heights == "absolute"
         super().__init__(paths, crs, res, None, transforms, cache, cache_bytes)
 
     def _check_source(self, filepath: str, src: rasterio.DatasetReader) -> None:

@@ -6,10 +6,16 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import torch
+from pyproj import CRS
 from torch import Tensor
-from torchgeo.datasets import GeoDataset, IntersectionDataset
+from torchgeo.datasets import GeoDataset, IntersectionDataset, UnionDataset
 
-__all__ = ["BuildingIntersectionDataset", "IntersectionMixin", "join_samples"]
+__all__ = [
+    "BuildingIntersectionDataset",
+    "IntersectionMixin",
+    "join_samples",
+    "no_intersection_message",
+]
 
 
 def join_samples(samples: Iterable[Mapping[Any, Any]]) -> dict[Any, Any]:
@@ -40,6 +46,58 @@ def join_samples(samples: Iterable[Mapping[Any, Any]]) -> dict[Any, Any]:
             ):
                 joined[key] = torch.cat([joined[key], value])
     return joined
+
+
+def _describe(dataset: GeoDataset) -> str:
+    """Name a dataset by its class and files (nested datasets recursively).
+
+    Args:
+        dataset: any dataset
+
+    Returns:
+        E.g. ``CSKSAR('sar.tif')`` or ``(CSKSAR('sar.tif') & CartoSatDSM(...))``.
+    """
+    if isinstance(dataset, IntersectionDataset | UnionDataset):
+        sep = " & " if isinstance(dataset, IntersectionDataset) else " | "
+        return "(" + sep.join(_describe(d) for d in dataset.datasets) + ")"
+    files = [str(f) for f in dataset.index.get("filepath", [])]
+    names = ", ".join(repr(f) for f in files[:3])
+    if len(files) > 3:
+        names += f" and {len(files) - 3} more"
+    return f"{dataset.__class__.__name__}({names})"
+
+
+def no_intersection_message(dataset1: GeoDataset, dataset2: GeoDataset) -> str:
+    """Explain why two datasets cannot be intersected.
+
+    Args:
+        dataset1: the first dataset
+        dataset2: the second dataset, already in the CRS of the first
+
+    Returns:
+        A message with both datasets' files and bounds in one CRS, and advice.
+
+    .. versionadded:: 0.1
+    """
+    crs_ = CRS.from_user_input(dataset1.crs)
+    digits = 6 if crs_.is_geographic else 1
+
+    def bounds(dataset: GeoDataset) -> str:
+        xmin, ymin, xmax, ymax = (float(v) for v in dataset.index.total_bounds)
+        return (
+            f"x {xmin:.{digits}f} to {xmax:.{digits}f}, "
+            f"y {ymin:.{digits}f} to {ymax:.{digits}f}"
+        )
+
+    crs = crs_.to_string()
+    return (
+        f"{_describe(dataset1)} and {_describe(dataset2)} have no spatial "
+        f"intersection: the first covers {bounds(dataset1)}, the second "
+        f"{bounds(dataset2)} (both in {crs}). Check that the files cover the same "
+        "area (e.g. the footprints and the DSM of the city the SAR image shows) "
+        "and that each file's CRS is right (a file with a wrong CRS lands "
+        "elsewhere); clip or re-export the data of the common area."
+    )
 
 
 class IntersectionMixin:
@@ -88,5 +146,15 @@ class BuildingIntersectionDataset(IntersectionMixin, IntersectionDataset):
             collate_fn: function used to join the two samples
             transforms: a function/transform that takes a sample and returns a
                 transformed version
+
+        Raises:
+            RuntimeError: If the datasets do not overlap (the message names their
+                files and bounds) or have no temporal intersection.
         """
-        super().__init__(dataset1, dataset2, spatial_only, collate_fn, transforms)
+        try:
+            super().__init__(dataset1, dataset2, spatial_only, collate_fn, transforms)
+        except RuntimeError as err:
+            if "no spatial intersection" not in str(err):
+                raise
+            message = no_intersection_message(dataset1, dataset2)
+            raise RuntimeError(message) from err

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 import os
 import pathlib
+import re
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -22,7 +24,7 @@ from torchgeo.datasets import VectorDataset
 from torchgeo.datasets.utils import GeoSlice
 
 from .intersection import IntersectionMixin
-from .raster import DEFAULT_CACHE_BYTES, complete_query
+from .raster import DEFAULT_CACHE_BYTES, complete_query, paused_gc
 from .utils import utm_crs_of
 
 if TYPE_CHECKING:
@@ -49,6 +51,7 @@ def read_vector(path: str | os.PathLike[str], layer: str | int | None = None) ->
 
     Raises:
         FileNotFoundError: If *path* does not exist.
+        ImportError: If *path* is GeoParquet and pyarrow is not installed.
         ValueError: If the file cannot be read or has no CRS.
 
     .. versionadded:: 0.1
@@ -59,6 +62,16 @@ def read_vector(path: str | os.PathLike[str], layer: str | int | None = None) ->
             f"vector file {path!r} does not exist. Check the path (footprints and "
             "damage layers are GeoPackage, GeoJSON, Shapefile or GeoParquet files)."
         )
+    if pathlib.Path(path).suffix.lower() == ".parquet":
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError as err:
+            raise ImportError(
+                f"reading the GeoParquet file {path!r} needs the pyarrow package, "
+                "which is not installed: `python -m pip install pyarrow` (a "
+                "dependency of torchgeo-quake), or convert the file, e.g. "
+                f"`ogr2ogr buildings.gpkg {path}`."
+            ) from err
     try:
         if pathlib.Path(path).suffix.lower() == ".parquet":
             frame = gpd.read_parquet(path)
@@ -78,6 +91,83 @@ def read_vector(path: str | os.PathLike[str], layer: str | int | None = None) ->
                 f"`ogr2ogr -a_srs EPSG:4326 fixed.gpkg {path}`) and try again."
             )
     return frame
+
+
+_GEOJSON_TYPE = re.compile(rb'"type"\s*:\s*"(FeatureCollection|Feature)"')
+
+
+def _is_geojson(path: pathlib.Path) -> bool:
+    """Whether a ``.json`` file looks like GeoJSON (not a metadata sidecar).
+
+    Directories of SAR products hold JSON metadata (Umbra ``*_METADATA.json``,
+    STAC items, the simulator's ``scene.json``) that are not footprints.
+
+    Args:
+        path: a ``.json`` file
+
+    Returns:
+        True if its first 64 KiB declare a GeoJSON Feature or FeatureCollection
+        and it is not a STAC item.
+    """
+    try:
+        with open(path, "rb") as f:
+            head = f.read(65536)
+    except OSError:
+        return False
+    return bool(_GEOJSON_TYPE.search(head)) and b'"stac_version"' not in head
+
+
+#: Advice for each reason a footprint feature is skipped.
+SKIP_HINTS = {
+    "id": (
+        "ids must be numeric: pass the name of a numeric id column as id_field=, "
+        "or extract the number from values such as 'way/123'"
+    ),
+    "geometry": "export the features with their geometries",
+    "invalid": "repair the file, e.g. `ogr2ogr -makevalid fixed.gpkg in.gpkg`",
+    "polygon": (
+        "footprints must be polygons (points or lines cannot give a mask): export "
+        "the building polygons"
+    ),
+    "duplicate": "make the ids unique (the first feature of an id is kept)",
+    "admin": "fill the admin unit column, or pass one unit for all as admin_unit=",
+}
+
+
+def _hint(reason: str) -> str:
+    """Advice for a skip reason.
+
+    Args:
+        reason: a reason of :attr:`OSMBuildings.skipped`
+
+    Returns:
+        The matching entry of :data:`SKIP_HINTS`, or "".
+    """
+    for key, words in (
+        ("id", "non-numeric"),
+        ("geometry", "missing geometry"),
+        ("invalid", "could not be repaired"),
+        ("polygon", "not a polygon"),
+        ("duplicate", "duplicate"),
+        ("admin", "admin unit"),
+    ):
+        if words in reason:
+            return SKIP_HINTS[key]
+    return ""
+
+
+def _default_res(crs: Any) -> tuple[float, float]:
+    """Default mask resolution: 1 m in a projected CRS, 1e-5 degrees otherwise.
+
+    Args:
+        crs: a CRS
+
+    Returns:
+        (xres, yres) in CRS units.
+    """
+    if CRS.from_user_input(crs).is_geographic:
+        return (1e-5, 1e-5)
+    return (1.0, 1.0)
 
 
 def _polygonal(geom: shapely.Geometry | None) -> shapely.Geometry | None:
@@ -121,12 +211,13 @@ def _geojson(geoms: np.ndarray) -> list[Any]:
     if len(idx) == 0:
         return out
     rings = shapely.get_exterior_ring(geoms[idx])
-    coords = shapely.get_coordinates(rings).tolist()
     ends = np.cumsum(shapely.get_num_coordinates(rings)).tolist()
-    start = 0
-    for i, end in zip(idx.tolist(), ends, strict=True):
-        out[i] = {"type": "Polygon", "coordinates": [coords[start:end]]}
-        start = end
+    with paused_gc():
+        coords = shapely.get_coordinates(rings).tolist()
+        start = 0
+        for i, end in zip(idx.tolist(), ends, strict=True):
+            out[i] = {"type": "Polygon", "coordinates": [coords[start:end]]}
+            start = end
     return out
 
 
@@ -165,7 +256,7 @@ class OSMBuildings(IntersectionMixin, VectorDataset):
         self,
         paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]] = "data",
         crs: CRS | None = None,
-        res: float | tuple[float, float] = (0.0001, 0.0001),
+        res: float | tuple[float, float] | None = None,
         damage: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None,
         footprints: Literal["building", "all"] = "building",
         id_field: str = "osm_id",
@@ -175,31 +266,50 @@ class OSMBuildings(IntersectionMixin, VectorDataset):
         layer: str | int | None = None,
         transforms: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
         cache_bytes: int = DEFAULT_CACHE_BYTES,
+        admin_unit: str | None = None,
+        admin_field: str | None = None,
     ) -> None:
         """Initialize a new OSMBuildings instance.
 
         Args:
             paths: footprint files or directories holding them
             crs: CRS to work in (defaults to the CRS of the first file)
-            res: resolution of the rasterised masks in units of CRS (set to the
-                SAR resolution automatically when intersected with a SAR dataset)
+            res: resolution of the rasterised masks in units of CRS; set to the
+                SAR resolution when intersected with a SAR dataset
+                (``sar & footprints``). Defaults to 1 m in a projected CRS and
+                1e-5 degrees (about 1 m) in a geographic one, following CRS
+                changes until set; pass the SAR resolution when this dataset
+                comes first in an intersection (``footprints & sar``), whose
+                resolution the SAR image is then resampled to
             damage: optional damage reference layer(s); without it every label is 0
             footprints: ``"building"`` for the mask of the building of interest,
                 ``"all"`` for the masks of all buildings in the patch
             id_field: name of the unique building id column in both layers
             city: name stored in every sample (e.g. ``"islahiye"``)
-            exposure: optional GEM exposure; adds a ``gem`` vector to samples
+            exposure: optional GEM exposure; adds a ``gem`` vector to samples,
+                of the nearest GEM point (point assets), or of the admin unit
+                given by *admin_unit* or *admin_field*
             damage_overlap: minimum share of a footprint's area a damage polygon
                 must cover when the join is spatial
             layer: layer of multi-layer footprint files
             transforms: a function/transform that takes an input sample
                 and returns a transformed version
             cache_bytes: memory budget of the in-memory id raster
+            admin_unit: admin unit (``ID_1`` code such as ``"TR-46"`` or
+                ``NAME_1`` name) of all these buildings: their GEM vector is that
+                of the unit (:meth:`GEMExposure.features_for_admin`). Needed
+                with GEM's public Adm1 files, which have no coordinates
+            admin_field: footprint column holding each building's admin unit,
+                instead of *admin_unit*; buildings without one are skipped
 
         Raises:
             FileNotFoundError: If no footprint file is found.
-            ValueError: If a file is unreadable, empty, lacks *id_field*, or an
-                option is invalid.
+            ImportError: If a GeoParquet file is given and pyarrow is missing.
+            ValueError: If a file is unreadable, empty, lacks *id_field* or
+                *admin_field*, no valid footprint is left (the message counts
+                the reasons and says how to fix them), an admin unit is not in
+                the exposure, the exposure has no coordinates and no admin unit
+                is given, or an option is invalid.
         """
         if footprints not in ("building", "all"):
             raise ValueError(
@@ -214,6 +324,12 @@ class OSMBuildings(IntersectionMixin, VectorDataset):
         self.id_field = id_field
         self.city = city or ""
         self.exposure = exposure
+        self.admin_unit = admin_unit
+        self.admin_field = admin_field
+        if admin_unit is not None and admin_field is not None:
+            raise ValueError("pass admin_unit= or admin_field=, not both")
+        if (admin_unit is not None or admin_field is not None) and exposure is None:
+            raise ValueError("admin_unit= and admin_field= need exposure=")
         self.damage_overlap = damage_overlap
         self.cache_bytes = cache_bytes
         self.damage_paths = (
@@ -228,7 +344,8 @@ class OSMBuildings(IntersectionMixin, VectorDataset):
         if not files:
             raise FileNotFoundError(
                 f"OSMBuildings: no footprint file ({', '.join(VECTOR_SUFFIXES)}) "
-                f"found in {paths!r}. Check the path."
+                f"found in {paths!r} (directories: .json files count only if they "
+                "are GeoJSON; damage layers are excluded). Check the path."
             )
         frames = []
         skipped: list[dict[str, Any]] = []
@@ -245,6 +362,13 @@ class OSMBuildings(IntersectionMixin, VectorDataset):
                     f"OSMBuildings: footprint file {filepath!r} has no {id_field!r} "
                     f"column (columns: {', '.join(map(str, frame.columns))}). Pass "
                     "the name of its unique building id column as id_field=."
+                )
+            if admin_field is not None and admin_field not in frame.columns:
+                raise ValueError(
+                    f"OSMBuildings: footprint file {filepath!r} has no admin unit "
+                    f"column {admin_field!r} (columns: "
+                    f"{', '.join(map(str, frame.columns))}). Pass the right "
+                    "admin_field=, or one unit for all buildings as admin_unit=."
                 )
             crs = crs or frame.crs
             frame = frame.to_crs(crs)
@@ -264,16 +388,25 @@ class OSMBuildings(IntersectionMixin, VectorDataset):
                 }
             )
         buildings = buildings[~duplicated].reset_index(drop=True)
-        if buildings.empty:
-            raise ValueError(
-                f"OSMBuildings: no valid footprint left in {files}; see the skipped "
-                "features' reasons."
-            )
         #: Features that were not used, with the reason (``building_id``, ``file``,
         #: ``row``: position of the feature in its file, ``reason``).
         self.skipped = pd.DataFrame(
             skipped, columns=["building_id", "file", "row", "reason"]
         )
+        total = len(buildings) + len(self.skipped)
+        if buildings.empty:
+            raise ValueError(
+                f"OSMBuildings: no valid footprint left in {files}: all {total} "
+                f"features were skipped ({self._skip_summary(hints=True)})."
+            )
+        if not self.skipped.empty:
+            warnings.warn(
+                f"OSMBuildings: skipped {len(self.skipped)} of {total} footprint "
+                f"features of {files} ({self._skip_summary(hints=False)}); their "
+                "ids, files, rows and reasons are in .skipped.",
+                UserWarning,
+                stacklevel=2,
+            )
         buildings["label"] = np.zeros(len(buildings), dtype=np.int64)
         buildings["city"] = self.city
         self.buildings = buildings
@@ -282,6 +415,9 @@ class OSMBuildings(IntersectionMixin, VectorDataset):
         if self.damage_paths:
             self._join_damage()
 
+        self._res_auto = res is None
+        if res is None:
+            res = _default_res(crs)
         if isinstance(res, int | float):
             res = (float(res), float(res))
         self._res = (float(res[0]), float(res[1]))
@@ -289,6 +425,8 @@ class OSMBuildings(IntersectionMixin, VectorDataset):
         #: GEM exposure vector of every building (with *exposure*).
         self.gem: np.ndarray | None = None
         self._update_geometry()
+        if self.exposure is not None:
+            self.gem = self._exposure_features()
 
         mint, maxt = pd.Timestamp.min, pd.Timestamp.max
         index = pd.IntervalIndex.from_tuples(
@@ -304,10 +442,79 @@ class OSMBuildings(IntersectionMixin, VectorDataset):
         )
         self._crs: CRS = self.index.crs
 
+    def _skip_summary(self, hints: bool) -> str:
+        """Counts of :attr:`skipped` per reason, for messages.
+
+        Args:
+            hints: add what to do about each reason
+
+        Returns:
+            E.g. ``"not a polygon (Point): 3, duplicate osm_id: 1"``.
+        """
+        parts = []
+        for reason, n in self.skipped["reason"].value_counts().items():
+            hint = _hint(str(reason)) if hints else ""
+            parts.append(f"{reason}: {n}" + (f" -> {hint}" if hint else ""))
+        return "; ".join(parts)
+
+    def _exposure_features(self) -> np.ndarray:
+        """GEM vector of every building: nearest GEM point or admin unit.
+
+        Returns:
+            float32 array (buildings, features).
+
+        Raises:
+            ValueError: If an admin unit is unknown, or the exposure has no
+                coordinates and no admin unit is given.
+        """
+        assert self.exposure is not None
+        sources = ", ".join(repr(str(p)) for p in self.exposure.paths)
+        n = len(self.buildings)
+        if self.admin_unit is not None or self.admin_field is not None:
+            if self.admin_unit is not None:
+                units = [self.admin_unit]
+            else:
+                units = self.buildings["admin_unit"].astype(str).tolist()
+            unique = list(dict.fromkeys(units))
+            try:
+                table = self.exposure.features_for_admin(unique)
+            except (KeyError, ValueError) as err:
+                message = err.args[0] if err.args else str(err)
+                raise ValueError(
+                    f"OSMBuildings: cannot join the GEM exposure {sources} by admin "
+                    f"unit: {message}. Give units as the exposure's ID_1 codes "
+                    "(e.g. 'TR-46') or NAME_1 names."
+                ) from err
+            row_of = {unit: i for i, unit in enumerate(unique)}
+            if self.admin_unit is not None:
+                return np.repeat(table[:1], n, axis=0).astype(np.float32)
+            rows = np.fromiter((row_of[u] for u in units), np.intp, count=n)
+            return np.asarray(table[rows], dtype=np.float32)
+        if self.exposure.kind != "points":
+            raise ValueError(
+                f"OSMBuildings: the GEM exposure {sources} holds admin-level "
+                "aggregates without coordinates (such as GEM's public "
+                "Exposure_*_Adm1.csv files), so buildings cannot be joined to the "
+                "nearest GEM point. Pass the buildings' admin unit as "
+                "admin_unit='TR-46' (ID_1 code or NAME_1 name), or its column as "
+                "admin_field=, or use point-asset exposure (lon, lat columns)."
+            )
+        feats = self.exposure.features_at(
+            self.centroids[:, 0],
+            self.centroids[:, 1],
+            CRS.from_user_input(self.buildings.crs),
+        )
+        return np.asarray(feats, dtype=np.float32)
+
     # -------------------------------------------------------------- reading
     @property
     def files(self) -> list[str]:
         """Footprint files found in :attr:`paths`.
+
+        Files given explicitly are taken as they are. In directories, every file
+        with a suffix of :data:`VECTOR_SUFFIXES` is found, except ``.json`` files
+        that are not GeoJSON (SAR metadata sidecars, STAC items) and the damage
+        layers given as *damage*.
 
         Returns:
             Sorted list of vector files.
@@ -318,13 +525,17 @@ class OSMBuildings(IntersectionMixin, VectorDataset):
         else:
             paths = self.paths
         found: set[str] = set()
+        damage = {os.path.realpath(d) for d in getattr(self, "damage_paths", [])}
         for path in paths:
             p = pathlib.Path(path)
             if p.is_dir():
                 found |= {
                     str(f)
                     for f in p.rglob("*")
-                    if f.suffix.lower() in VECTOR_SUFFIXES and f.is_file()
+                    if f.suffix.lower() in VECTOR_SUFFIXES
+                    and f.is_file()
+                    and (f.suffix.lower() != ".json" or _is_geojson(f))
+                    and os.path.realpath(f) not in damage
                 }
             elif p.suffix.lower() in VECTOR_SUFFIXES and p.exists():
                 found.add(str(p))
@@ -345,17 +556,27 @@ class OSMBuildings(IntersectionMixin, VectorDataset):
 
         Returns:
             Cleaned frame with ``building_id``, ``file``, ``row`` (position of
-            the feature in the file) and geometry columns, and the list of
-            skipped features.
+            the feature in the file), ``admin_unit`` (with *admin_field*) and
+            geometry columns, and the list of skipped features.
         """
         skipped: list[dict[str, Any]] = []
         ids = pd.to_numeric(frame[self.id_field], errors="coerce")
         geoms = np.array(frame.geometry.values, dtype=object)
         keep = np.ones(len(frame), dtype=bool)
+        units: pd.Series | None = None
+        no_unit = np.zeros(len(frame), dtype=bool)
+        if self.admin_field is not None:
+            units = frame[self.admin_field]
+            text = units.astype(str).str.strip()
+            no_unit = (
+                units.isna() | (text == "") | (text.str.lower() == "nan")
+            ).to_numpy()
         for i, (bid, geom) in enumerate(zip(ids, geoms, strict=True)):
             reason = None
             if pd.isna(bid):
                 reason = f"missing or non-numeric {self.id_field}"
+            elif no_unit[i]:
+                reason = f"missing admin unit ({self.admin_field})"
             elif geom is None or geom.is_empty:
                 reason = "missing geometry"
             else:
@@ -378,25 +599,33 @@ class OSMBuildings(IntersectionMixin, VectorDataset):
                         "reason": reason,
                     }
                 )
-        cleaned = gpd.GeoDataFrame(
-            {
-                "building_id": ids[keep].astype(np.int64).to_numpy(),
-                "file": filepath,
-                "row": np.flatnonzero(keep),
-            },
-            geometry=list(geoms[keep]),
-            crs=frame.crs,
-        )
+        columns: dict[str, Any] = {
+            "building_id": ids[keep].astype(np.int64).to_numpy(),
+            "file": filepath,
+            "row": np.flatnonzero(keep),
+        }
+        if units is not None:
+            columns["admin_unit"] = units[keep].astype(str).str.strip().to_numpy()
+        cleaned = gpd.GeoDataFrame(columns, geometry=list(geoms[keep]), crs=frame.crs)
         return cleaned, skipped
 
     def _join_damage(self) -> None:
         """Label footprints from the damage reference layer(s)."""
         damaged = np.zeros(len(self.buildings), dtype=bool)
         unmatched = 0
+        features = 0
         for path in self.damage_paths:
             ref = read_vector(path)
             if ref.empty:
+                warnings.warn(
+                    f"OSMBuildings: damage layer {path!r} holds no features, so it "
+                    "marks no building as damaged. Check the file (an export of "
+                    "the wrong area or layer?), or leave it out of damage=.",
+                    UserWarning,
+                    stacklevel=3,
+                )
                 continue
+            features += len(ref)
             ref = ref[ref.geometry.notna() & ~ref.geometry.is_empty].to_crs(
                 self.buildings.crs
             )
@@ -427,6 +656,16 @@ class OSMBuildings(IntersectionMixin, VectorDataset):
             unmatched += int((~hit_ref).sum())
         self.buildings["label"] = damaged.astype(np.int64)
         self.unmatched_damage = unmatched
+        if unmatched:
+            warnings.warn(
+                f"OSMBuildings: {unmatched} of {features} damage features in "
+                f"{self.damage_paths} match no footprint of {self.files} (by "
+                f"{self.id_field}, or by overlap for layers without it); they are "
+                "counted in .unmatched_damage. Check that the damage layer and the "
+                "footprints cover the same area and come from the same OSM export.",
+                UserWarning,
+                stacklevel=3,
+            )
 
     # ------------------------------------------------------------- geometry
     def _update_geometry(self) -> None:
@@ -444,18 +683,15 @@ class OSMBuildings(IntersectionMixin, VectorDataset):
         self._tree = cKDTree(self.centroids)
         self._cells: dict[tuple[int, int], list[int]] = {}
         self._cell_size = 0.0
-        self._ids = torch.from_numpy(
-            self.buildings["building_id"].to_numpy(dtype=np.int64).copy()
-        )
-        self._labels = torch.from_numpy(
-            self.buildings["label"].to_numpy(dtype=np.int64).copy()
-        )
+        self._ids = self.buildings["building_id"].to_numpy(dtype=np.int64).copy()
+        self._labels = self.buildings["label"].to_numpy(dtype=np.int64).copy()
+        # Windows handed out by building_windows(): exact bounds -> row.
+        self._window_rows: dict[tuple[float, float, float, float], int] = {}
+        self._window_sets: dict[tuple[Any, ...], pd.DataFrame] = {}
         xmin, ymin, xmax, ymax = (float(v) for v in self.buildings.total_bounds)
         self._bounds = (xmin, ymin, xmax, ymax)
         self._strtree = shapely.STRtree(geoms.values)
-        left, right = self._strtree.query(geoms.values, predicate="overlaps")
-        self._overlapping = np.zeros(len(self.buildings), dtype=bool)
-        self._overlapping[left[left != right]] = True
+        self._overlaps: np.ndarray | None = None
         self._row_of_id = dict(
             zip(
                 self.buildings["building_id"].to_numpy().tolist(),
@@ -463,14 +699,22 @@ class OSMBuildings(IntersectionMixin, VectorDataset):
                 strict=True,
             )
         )
-        if self.exposure is not None and self.gem is None:
-            # Features depend on the buildings only, not on the CRS: once.
-            feats = self.exposure.features_at(
-                self.centroids[:, 0], self.centroids[:, 1], crs
-            )
-            self.gem = np.asarray(feats, dtype=np.float32)
         self._id_grid = None
         self._mask_cache: dict[tuple[Any, ...], np.ndarray] = {}
+
+    def _overlapping(self) -> np.ndarray:
+        """Which footprints overlap another one (computed on first use).
+
+        Returns:
+            Boolean array in :attr:`buildings` order.
+        """
+        if self._overlaps is None:
+            geoms = self.buildings.geometry.values
+            left, right = self._strtree.query(geoms, predicate="overlaps")
+            overlaps = np.zeros(len(self.buildings), dtype=bool)
+            overlaps[left[left != right]] = True
+            self._overlaps = overlaps
+        return self._overlaps
 
     @property
     def crs(self) -> CRS:
@@ -494,6 +738,8 @@ class OSMBuildings(IntersectionMixin, VectorDataset):
         self.index = self.index.to_crs(new_crs)
         self._crs = self.index.crs
         self.buildings = self.buildings.to_crs(new_crs)
+        if self._res_auto:
+            self._res = _default_res(new_crs)
         self._update_geometry()
 
     @property
@@ -515,10 +761,69 @@ class OSMBuildings(IntersectionMixin, VectorDataset):
         if isinstance(new_res, int | float):
             new_res = (float(new_res), float(new_res))
         self._res = (float(new_res[0]), float(new_res[1]))
+        self._res_auto = False
         self._id_grid = None
         self._mask_cache = {}
 
     # ------------------------------------------------------------- queries
+    def building_windows(
+        self,
+        size: int,
+        res: tuple[float, float] | None = None,
+        origin: tuple[float, float] | None = None,
+    ) -> pd.DataFrame:
+        """The window of every building, registered so queries find their building.
+
+        A window is *size* × *size* pixels of *res* centred on the building's
+        centroid; with *origin*, its corner is snapped to the pixel lattice
+        through that point (e.g. the SAR grid). Indexing this dataset with one of
+        these windows returns the building it was made for, rather than the one
+        whose centroid is nearest to the window centre. Two buildings can get the
+        same window (centroids in the same pixel); the window then belongs to the
+        first of them (in :attr:`buildings` order), which is its ``owner``.
+
+        Args:
+            size: window size in pixels
+            res: pixel size (defaults to :attr:`res`)
+            origin: a corner of the pixel lattice in the dataset CRS, or None to
+                centre windows exactly on the centroids
+
+        Returns:
+            DataFrame in :attr:`buildings` order with ``xmin``, ``xmax``,
+            ``ymin``, ``ymax`` and ``owner`` (row of the building the window
+            belongs to).
+
+        .. versionadded:: 0.1
+        """
+        xres, yres = (float(v) for v in (res or self._res))
+        key = (int(size), xres, yres, origin)
+        cached = self._window_sets.get(key)
+        if cached is not None:
+            return cached
+        half = size / 2
+        cx, cy = self.centroids[:, 0], self.centroids[:, 1]
+        if origin is not None:
+            left, top = origin
+            xmin = left + np.round((cx - left) / xres - half) * xres
+            ymax = top - np.round((top - cy) / yres - half) * yres
+        else:
+            xmin = cx - half * xres
+            ymax = cy + half * yres
+        xmax = xmin + size * xres
+        ymin = ymax - size * yres
+        owner = np.empty(len(cx), dtype=np.int64)
+        rows = self._window_rows
+        with paused_gc():
+            windows = zip(
+                xmin.tolist(), xmax.tolist(), ymin.tolist(), ymax.tolist(), strict=True
+            )
+            owner[:] = [rows.setdefault(window, i) for i, window in enumerate(windows)]
+        table = pd.DataFrame(
+            {"xmin": xmin, "xmax": xmax, "ymin": ymin, "ymax": ymax, "owner": owner}
+        )
+        self._window_sets[key] = table
+        return table
+
     def building_at(self, x: float, y: float, tolerance: float) -> int | None:
         """Row of the building whose centroid is nearest to (x, y).
 
@@ -655,14 +960,16 @@ class OSMBuildings(IntersectionMixin, VectorDataset):
                 f"query: {query} not found in index with bounds: {self.bounds}"
             )
         cx, cy = (x.start + x.stop) / 2, (y.start + y.stop) / 2
-        row = self.building_at(cx, cy, tolerance=max(x.step, y.step))
+        row = self._window_rows.get((x.start, x.stop, y.start, y.stop))
+        if row is None:
+            row = self.building_at(cx, cy, tolerance=max(x.step, y.step))
 
         same_res = abs(x.step - self._res[0]) <= 1e-9 * self._res[0] and abs(
             y.step - self._res[1]
         ) <= 1e-9 * abs(self._res[1])
         window = self._id_window(x.start, y.stop, width, height) if same_res else None
         if window is not None and (
-            self.footprints == "all" or row is None or not self._overlapping[row]
+            self.footprints == "all" or row is None or not self._overlapping()[row]
         ):
             if self.footprints == "all":
                 mask = window > 0
@@ -711,14 +1018,19 @@ class OSMBuildings(IntersectionMixin, VectorDataset):
             sample["label"] = torch.tensor(-1, dtype=torch.long)
             sample["building_id"] = torch.tensor(-1, dtype=torch.long)
             sample["centroid"] = torch.tensor([cx, cy], dtype=torch.float64)
-            if self.exposure is not None:
+            if self.exposure is not None and self.exposure.kind == "points":
                 feats = self.exposure.features_at(
                     np.array([cx]), np.array([cy]), self.crs
                 )
                 sample["gem"] = torch.from_numpy(np.asarray(feats, np.float32)[0])
+            elif self.gem is not None:
+                # No building here and no GEM coordinates: the vector of the
+                # nearest building (its admin unit).
+                _, nearest = self._tree.query([cx, cy])
+                sample["gem"] = torch.from_numpy(self.gem[int(nearest)].copy())
         else:
-            sample["label"] = self._labels[row].clone()
-            sample["building_id"] = self._ids[row].clone()
+            sample["label"] = torch.from_numpy(np.array(self._labels[row]))
+            sample["building_id"] = torch.from_numpy(np.array(self._ids[row]))
             sample["centroid"] = torch.from_numpy(self.centroids[row].copy())
             if self.gem is not None:
                 sample["gem"] = torch.from_numpy(self.gem[row].copy())

@@ -13,10 +13,12 @@ stays bounded for scenes larger than RAM.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import math
 import os
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -41,10 +43,35 @@ __all__ = [
     "CachedRasterDataset",
     "RasterGrid",
     "complete_query",
+    "paused_gc",
 ]
 
 #: Default memory budget of the in-memory cache of one dataset (bytes).
 DEFAULT_CACHE_BYTES = 2 * 1024**3
+
+
+@contextlib.contextmanager
+def paused_gc() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while building many small objects.
+
+    Building tens of thousands of lists, tuples or dicts (GeoJSON mappings,
+    sampler queries) next to the large object graphs of GeoDataFrames triggers
+    repeated full collections that cost ten times the work itself. The objects
+    built here hold no reference cycles, so pausing the collector loses nothing;
+    it is re-enabled (if it was enabled) on exit.
+
+    Yields:
+        None
+
+    .. versionadded:: 0.1
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def complete_query(query: GeoSlice) -> tuple[slice, slice, slice] | None:
@@ -96,6 +123,30 @@ class RasterGrid:
     top: float
     xres: float
     yres: float
+    _bands: dict[int, tuple[np.ndarray, np.ndarray | None]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
+    def _band(self, b: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """Band *b* with nodata filled by 0 and its nodata mask, computed once.
+
+        Args:
+            b: band index
+
+        Returns:
+            (filled band, uint8 nodata mask or None if the band has no nodata).
+        """
+        cached = self._bands.get(b)
+        if cached is None:
+            band = self.array[b]
+            valid = np.isfinite(band)
+            if valid.all():
+                cached = (band, None)
+            else:
+                filled = np.where(valid, band, np.float32(0.0)).astype(np.float32)
+                cached = (filled, (~valid).view(np.uint8))
+            self._bands[b] = cached
+        return cached
 
     @property
     def transform(self) -> Affine:
@@ -121,7 +172,9 @@ class RasterGrid:
         """Read a window given its upper-left corner and size in grid pixels.
 
         Windows aligned with the grid are sliced; others are interpolated with
-        :func:`scipy.ndimage.map_coordinates`. Pixels outside the grid are NaN.
+        :func:`scipy.ndimage.map_coordinates` (the nodata mask of each band is
+        computed once per grid, so the cost of a query does not grow with the
+        size of the grid). Pixels outside the grid are NaN.
 
         Args:
             xmin: x coordinate of the left edge of the window.
@@ -157,15 +210,13 @@ class RasterGrid:
         rr, cc = np.meshgrid(rows, cols, indexing="ij")
         out = np.empty((bands, height, width), dtype=np.float32)
         for b in range(bands):
-            band = self.array[b]
-            valid = np.isfinite(band)
-            filled = np.where(valid, band, 0.0) if not valid.all() else band
+            filled, nodata = self._band(b)
             out[b] = ndimage.map_coordinates(
                 filled, [rr, cc], order=order, mode="constant", cval=np.nan
             )
-            if not valid.all():
+            if nodata is not None:
                 hole = ndimage.map_coordinates(
-                    (~valid).astype(np.float32), [rr, cc], order=order, cval=1.0
+                    nodata, [rr, cc], output=np.float32, order=order, cval=1.0
                 )
                 out[b][hole > 0] = np.nan
         return out
@@ -191,6 +242,13 @@ class CachedRasterDataset(IntersectionMixin, RasterDataset):
 
     #: Value that replaces nodata (NaN) pixels in returned patches.
     fill_value = 0.0
+
+    #: Whether :meth:`_postprocess_patch` works pixel by pixel (each output pixel
+    #: depends on the same input pixel only). Then it is applied once to the whole
+    #: in-memory grid, when a second copy of the grid fits :attr:`cache_bytes`,
+    #: and queries are plain slices of the result. None: True unless a subclass
+    #: overrides :meth:`_postprocess_patch`.
+    pixelwise_patch: bool | None = None
 
     def __init__(
         self,
@@ -224,9 +282,13 @@ class CachedRasterDataset(IntersectionMixin, RasterDataset):
         self.paths = paths
         self.cache_bytes = cache_bytes
         self._grid: RasterGrid | None = None
+        self._sample_grid: tuple[np.ndarray, np.ndarray] | None = None
+        self._anchor: tuple[float, float] | None = None
         self._grid_key: tuple[Any, ...] | None = None
         self._shape_cache: tuple[int, int, int, float, float] | None = None
-        self._nodata_table: np.ndarray | None = None
+        # Nodata mask of the grid, with cumulative counts of the rows and
+        # columns that hold nodata (see nodata_fractions).
+        self._nodata_table: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self._handles: dict[tuple[Any, ...], DatasetReader] = {}
         self._check_files()
         super().__init__(paths, crs, res, bands, transforms, cache)
@@ -293,9 +355,9 @@ class CachedRasterDataset(IntersectionMixin, RasterDataset):
         """
         RasterDataset.crs.fset(self, new_crs)  # type: ignore[attr-defined]
         self._crs = self.index.crs
-        self._grid = None
+        self._anchor = None
+        self._reset_grid()
         self._grid_key = None
-        self._shape_cache = None
 
     @property
     def res(self) -> tuple[float, float]:
@@ -314,8 +376,64 @@ class CachedRasterDataset(IntersectionMixin, RasterDataset):
             new_res: new resolution
         """
         RasterDataset.res.fset(self, new_res)  # type: ignore[attr-defined]
+        self._reset_grid()
+
+    def _reset_grid(self) -> None:
+        """Forget the in-memory grid and what derives from it."""
         self._grid = None
+        self._sample_grid = None
+        self._nodata_table = None
         self._shape_cache = None
+
+    # --------------------------------------------------------------- alignment
+    def grid_origin(self) -> tuple[float, float]:
+        """Top-left corner of the dataset grid (pixel lattice of all reads).
+
+        Returns:
+            (left, top) in the dataset CRS.
+        """
+        _, _, _, left, top = self._grid_shape()
+        return left, top
+
+    def align_to(self, other: CachedRasterDataset | tuple[float, float]) -> None:
+        """Put the dataset grid on the pixel lattice of another raster.
+
+        By default the grid starts at the top-left corner of the dataset's own
+        files. A DSM whose corner does not fall on a SAR pixel corner (offset by
+        a fraction of a pixel, or in another CRS) then answers every SAR-aligned
+        query by interpolation. After ``dsm.align_to(sar)`` the DSM is warped once
+        (with :attr:`resampling`) onto the SAR lattice, so those queries are
+        slices. :class:`~torchgeo_quake.samplers.BuildingCentroidSampler` does
+        this for every raster intersected with its reference. Both datasets must
+        already share CRS and resolution (as in an intersection).
+
+        Args:
+            other: a raster dataset in the same CRS, or a point (x, y) of the
+                lattice in the dataset CRS
+
+        Raises:
+            ValueError: If *other* has another CRS or resolution.
+
+        .. versionadded:: 0.1
+        """
+        if isinstance(other, CachedRasterDataset):
+            if other.crs != self.crs or not np.allclose(other.res, self.res):
+                raise ValueError(
+                    f"{self.__class__.__name__}.align_to: {other.__class__.__name__} "
+                    f"has CRS {other.crs} and resolution {other.res}, this dataset "
+                    f"{self.crs} and {self.res}; intersect them first (`a & b`)."
+                )
+            anchor = other.grid_origin()
+        else:
+            anchor = (float(other[0]), float(other[1]))
+        left, top = self.grid_origin()
+        xres, yres = self.res
+        dx = (left - anchor[0]) / xres
+        dy = (anchor[1] - top) / yres
+        if abs(dx - round(dx)) < 1e-6 and abs(dy - round(dy)) < 1e-6:
+            return  # already on that lattice
+        self._anchor = anchor
+        self._reset_grid()
 
     # ------------------------------------------------------------ in-memory grid
     def _grid_shape(self) -> tuple[int, int, int, float, float]:
@@ -326,8 +444,12 @@ class CachedRasterDataset(IntersectionMixin, RasterDataset):
         """
         if self._shape_cache is not None:
             return self._shape_cache
-        xmin, ymin, xmax, ymax = self.index.total_bounds
+        xmin, ymin, xmax, ymax = (float(v) for v in self.index.total_bounds)
         xres, yres = self.res
+        if self._anchor is not None:
+            ax, ay = self._anchor
+            xmin = ax + math.floor((xmin - ax) / xres + 1e-6) * xres
+            ymax = ay + math.ceil((ymax - ay) / yres - 1e-6) * yres
         width = max(1, math.ceil((xmax - xmin) / xres - 1e-6))
         height = max(1, math.ceil((ymax - ymin) / yres - 1e-6))
         if self.band_indexes is not None:
@@ -386,7 +508,46 @@ class CachedRasterDataset(IntersectionMixin, RasterDataset):
                 )
             self._grid = self._build_grid()
             self._nodata_table = None
+            self._sample_grid = None
         return self._grid
+
+    def _is_pixelwise(self) -> bool:
+        """Whether :meth:`_postprocess_patch` may be applied to the whole grid.
+
+        Returns:
+            :attr:`pixelwise_patch`, or True if it is None and the method is not
+            overridden.
+        """
+        if self.pixelwise_patch is not None:
+            return self.pixelwise_patch
+        method = type(self)._postprocess_patch
+        return method is CachedRasterDataset._postprocess_patch
+
+    def _samples(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The grid as returned in samples (post-processed, no NaN), if possible.
+
+        Built once from the in-memory grid when :meth:`_postprocess_patch` is
+        pixel-wise and a second float32 copy of the grid fits :attr:`cache_bytes`.
+
+        Returns:
+            (array of shape (bands, height, width), value of each band outside
+            the grid), or None.
+        """
+        if self._sample_grid is None:
+            if not self._is_pixelwise() or 2 * self.grid_nbytes() > self.cache_bytes:
+                return None
+            grid = self.grid()
+            array = self._postprocess_patch(grid.array)
+            # Fill in place unless the hook returned (a view of) the grid itself.
+            shared = np.may_share_memory(array, grid.array)
+            array = np.nan_to_num(array, copy=shared, nan=self.fill_value)
+            array = array.astype(np.float32, copy=False)
+            outside = np.full((grid.array.shape[0], 1, 1), np.nan, np.float32)
+            edge = np.nan_to_num(
+                self._postprocess_patch(outside), nan=self.fill_value
+            ).astype(np.float32, copy=False)
+            self._sample_grid = (np.ascontiguousarray(array), edge.reshape(-1))
+        return self._sample_grid
 
     def _read_bounds(
         self, bounds: tuple[float, float, float, float], res: tuple[float, float]
@@ -423,9 +584,9 @@ class CachedRasterDataset(IntersectionMixin, RasterDataset):
     def _grid_window(self, src: DatasetReader) -> tuple[Affine, int, int]:
         """Grid, aligned with the dataset grid, that covers a source.
 
-        The dataset grid has the dataset's CRS and resolution and its origin at the
-        top-left corner of the index (as the in-memory grid of
-        :class:`~torchgeo_quake.datasets.CachedRasterDataset`).
+        The dataset grid has the dataset's CRS and resolution and its origin at
+        :meth:`grid_origin` (the top-left corner of the index, or the lattice set
+        by :meth:`align_to`), as the in-memory grid.
 
         Args:
             src: opened source
@@ -434,7 +595,7 @@ class CachedRasterDataset(IntersectionMixin, RasterDataset):
             (transform, width, height) of the smallest aligned grid covering *src*.
         """
         xres, yres = self.res
-        xmin, _, _, ymax = (float(v) for v in self.index.total_bounds)
+        xmin, ymax = self.grid_origin()
         if src.crs == self.crs:
             left, bottom, right, top = src.bounds
         else:
@@ -513,7 +674,7 @@ class CachedRasterDataset(IntersectionMixin, RasterDataset):
         Returns:
             File handle on the current dataset grid.
         """
-        xmin, _, _, ymax = (float(v) for v in self.index.total_bounds)
+        xmin, ymax = self.grid_origin()
         key = (os.fspath(filepath), self.crs.to_wkt(), self.res, xmin, ymax)
         handle = self._handles.get(key)
         if handle is None or handle.closed:
@@ -529,6 +690,14 @@ class CachedRasterDataset(IntersectionMixin, RasterDataset):
         """
         state = self.__dict__.copy()
         state["_handles"] = {}
+        # Derived caches are rebuilt on demand; the grid is sent without them.
+        state["_sample_grid"] = None
+        state["_nodata_table"] = None
+        grid = state["_grid"]
+        if grid is not None:
+            state["_grid"] = RasterGrid(
+                grid.array, grid.left, grid.top, grid.xres, grid.yres
+            )
         return state
 
     def _postprocess_grid(self, array: np.ndarray) -> np.ndarray:
@@ -604,9 +773,11 @@ class CachedRasterDataset(IntersectionMixin, RasterDataset):
     ) -> np.ndarray:
         """Share of nodata pixels in many windows at once.
 
-        Uses a summed-area table of the nodata mask of the in-memory grid, so the
-        cost per window is constant. Pixels outside the grid count as nodata.
-        Windows not aligned with the grid are measured one by one.
+        Uses the nodata mask of the in-memory grid (computed once): windows
+        whose rows or columns hold no nodata pixel at all are answered from
+        per-row and per-column counts, the others by counting the mask pixels
+        in the window. Pixels outside the grid count as nodata. Windows not
+        aligned with the grid are measured one by one.
 
         Args:
             xmin: left edges of the windows (dataset CRS)
@@ -633,11 +804,13 @@ class CachedRasterDataset(IntersectionMixin, RasterDataset):
             return out
         grid = self.grid()
         if self._nodata_table is None:
-            nodata = np.isnan(grid.array).any(axis=0)
-            table = np.zeros((nodata.shape[0] + 1, nodata.shape[1] + 1), np.int64)
-            np.cumsum(np.cumsum(nodata, axis=0), axis=1, out=table[1:, 1:])
-            self._nodata_table = table
-        table = self._nodata_table
+            mask = np.isnan(grid.array).any(axis=0)
+            rows_with = np.zeros(mask.shape[0] + 1, dtype=np.int64)
+            cols_with = np.zeros(mask.shape[1] + 1, dtype=np.int64)
+            np.cumsum(mask.any(axis=1), out=rows_with[1:])
+            np.cumsum(mask.any(axis=0), out=cols_with[1:])
+            self._nodata_table = (mask, rows_with, cols_with)
+        mask, rows_with, cols_with = self._nodata_table
         gh, gw = grid.shape
         col = (xmin - grid.left) / grid.xres
         row = (grid.top - ymax) / grid.yres
@@ -648,7 +821,10 @@ class CachedRasterDataset(IntersectionMixin, RasterDataset):
         ca, cb = np.clip(c0, 0, gw), np.clip(c0 + width, 0, gw)
         ra, rb = np.clip(r0, 0, gh), np.clip(r0 + height, 0, gh)
         inside = (cb - ca) * (rb - ra)
-        count = table[rb, cb] - table[ra, cb] - table[rb, ca] + table[ra, ca]
+        count = np.zeros(len(xmin), dtype=np.int64)
+        crossing = (rows_with[rb] > rows_with[ra]) & (cols_with[cb] > cols_with[ca])
+        for j in np.flatnonzero(crossing & aligned).tolist():
+            count[j] = np.count_nonzero(mask[ra[j] : rb[j], ca[j] : cb[j]])
         total = width * height
         out[:] = (count + (total - inside)) / float(total)
         t = slice(None)
@@ -692,10 +868,7 @@ class CachedRasterDataset(IntersectionMixin, RasterDataset):
             raise IndexError(
                 f"query: {query} not found in index with bounds: {self.bounds}"
             )
-        patch = self._postprocess_patch(self._read(x, y))
-        # nan_to_num copies, so the sample never aliases the cached grid; it also
-        # fills windows that run past the grid edge.
-        tensor = torch.from_numpy(patch).nan_to_num(nan=self.fill_value)
+        tensor = self._patch_tensor(x, y)
         sample: dict[str, Any] = {
             "crs": self.crs,
             "bounds": query,
@@ -704,6 +877,78 @@ class CachedRasterDataset(IntersectionMixin, RasterDataset):
         if self.transforms is not None:
             sample = self.transforms(sample)
         return sample
+
+    def _patch_tensor(self, x: slice, y: slice) -> torch.Tensor:
+        """The returned patch of complete x and y slices, as a new tensor.
+
+        Args:
+            x: xmin:xmax:xres slice
+            y: ymin:ymax:yres slice
+
+        Returns:
+            float32 tensor (bands, height, width), post-processed, without NaN.
+        """
+        width = round((x.stop - x.start) / x.step)
+        height = round((y.stop - y.start) / y.step)
+        xres, yres = self._res
+        if (
+            abs(x.step - xres) <= 1e-9 * xres
+            and abs(y.step - yres) <= 1e-9 * yres
+            and (self._sample_grid is not None or self._is_pixelwise())
+            and self.uses_memory_grid()
+        ):
+            samples = self._samples()
+            if samples is not None:
+                window = self._sample_window(samples, x.start, y.stop, width, height)
+                if window is not None:
+                    return torch.from_numpy(window)
+        patch = self._postprocess_patch(self._read(x, y))
+        tensor = torch.from_numpy(patch)
+        if self._grid is not None and np.may_share_memory(patch, self._grid.array):
+            # Never alias the cached grid.
+            return tensor.nan_to_num(nan=self.fill_value)
+        return tensor.nan_to_num_(nan=self.fill_value)
+
+    def _sample_window(
+        self,
+        samples: tuple[np.ndarray, np.ndarray],
+        xmin: float,
+        ymax: float,
+        width: int,
+        height: int,
+    ) -> np.ndarray | None:
+        """Copy of an aligned window of the post-processed grid.
+
+        Args:
+            samples: the result of :meth:`_samples`
+            xmin: left edge of the window
+            ymax: top edge of the window
+            width: width in pixels
+            height: height in pixels
+
+        Returns:
+            float32 array (bands, height, width), or None if the window is not on
+            the grid's pixel lattice.
+        """
+        array, edge = samples
+        grid = self._grid
+        assert grid is not None
+        col = (xmin - grid.left) / grid.xres
+        row = (grid.top - ymax) / grid.yres
+        c0, r0 = round(col), round(row)
+        if abs(col - c0) >= 1e-6 or abs(row - r0) >= 1e-6:
+            return None
+        gh, gw = array.shape[1], array.shape[2]
+        if r0 >= 0 and c0 >= 0 and r0 + height <= gh and c0 + width <= gw:
+            out: np.ndarray = array[:, r0 : r0 + height, c0 : c0 + width].copy()
+            return out
+        out = np.empty((array.shape[0], height, width), dtype=np.float32)
+        out[:] = edge[:, None, None]
+        rs, cs = max(r0, 0), max(c0, 0)
+        re, ce = min(r0 + height, gh), min(c0 + width, gw)
+        if rs < re and cs < ce:
+            out[:, rs - r0 : re - r0, cs - c0 : ce - c0] = array[:, rs:re, cs:ce]
+        return out
 
     def _bounds_tuple(self) -> tuple[float, float, float, float]:
         """Spatial bounds of the dataset, cached per CRS.
