@@ -4,7 +4,12 @@ import numpy as np
 import pytest
 import torch
 
-from torchgeo_quake.datamodules import PairedFlipRotate, make_splits
+from torchgeo_quake.datamodules import (
+    PairedFlipRotate,
+    make_splits,
+    patch_overlap,
+    spatial_blocks,
+)
 
 
 @pytest.fixture
@@ -105,3 +110,65 @@ def test_tiny_strata_are_merged() -> None:
     splits = make_splits(labels, cities, "loco", test_city="a")
     _disjoint_cover(splits, np.arange(240))
     assert labels[splits["val"]].sum() + labels[splits["train"]].sum() == 2
+
+
+def _dense_town(n: int = 2000, seed: int = 0) -> tuple[np.ndarray, ...]:
+    """Buildings every ~20 m over 1 km × 1 km in two cities, 10 % damaged."""
+    rng = np.random.default_rng(seed)
+    xy = rng.uniform(0, 1000, size=(n, 2))
+    cities = np.where(np.arange(n) < n // 2, "a", "b")
+    labels = (rng.random(n) < 0.1).astype(np.int64)
+    return labels, cities, xy
+
+
+def test_patch_overlap_by_hand() -> None:
+    xy = np.array([[0.0, 0.0], [30.0, 39.0], [41.0, 0.0], [0.0, 0.0]])
+    cities = np.array(["a", "a", "a", "b"])
+    train = np.array([0])
+    # Sample 1 is within 40 m on both axes; 2 is 41 m away; 3 is in another city.
+    assert patch_overlap(xy, cities, train, np.array([1]), 40.0) == 1.0
+    assert patch_overlap(xy, cities, train, np.array([2]), 40.0) == 0.0
+    assert patch_overlap(xy, cities, train, np.array([3]), 40.0) == 0.0
+    assert patch_overlap(xy, cities, train, np.array([1, 2, 3]), 40.0) == 1 / 3
+    assert np.isnan(patch_overlap(xy, cities, train, np.array([], int), 40.0))
+
+
+def test_blocked_cv_keeps_blocks_together() -> None:
+    labels, cities, xy = _dense_town()
+    blocks = spatial_blocks(xy, cities, 250.0)
+    assert len(set(blocks)) == 32  # 4 × 4 blocks per city
+    tests = []
+    for fold in range(5):
+        splits = make_splits(
+            labels, cities, "blocked", fold=fold, centroids=xy, block_size=250.0
+        )
+        _disjoint_cover(splits, np.arange(len(labels)))
+        tests.append(splits["test"])
+        in_block = {k: set(blocks[v]) for k, v in splits.items()}
+        assert not in_block["train"] & in_block["test"]
+        assert not in_block["train"] & in_block["val"]
+        assert not in_block["val"] & in_block["test"]
+        assert labels[splits["test"]].sum() > 0
+        # Far less leakage than random folds of the same data.
+        random = make_splits(labels, cities, "cv", fold=fold)
+        cv_overlap = patch_overlap(xy, cities, random["train"], random["test"], 40.0)
+        blocked = patch_overlap(xy, cities, splits["train"], splits["test"], 40.0)
+        assert cv_overlap > 0.95
+        assert blocked < 0.5 * cv_overlap
+    assert sorted(np.concatenate(tests).tolist()) == list(range(len(labels)))
+
+
+def test_blocked_cv_errors() -> None:
+    labels, cities, xy = _dense_town(200)
+    with pytest.raises(ValueError, match="centroids"):
+        make_splits(labels, cities, "blocked")
+    with pytest.raises(ValueError, match=r"only 2 spatial blocks for 5 folds"):
+        make_splits(labels, cities, "blocked", centroids=xy, block_size=5000.0)
+    with pytest.raises(ValueError, match="block_size must be positive"):
+        spatial_blocks(xy, cities, 0.0)
+    with pytest.raises(ValueError, match="shape"):
+        spatial_blocks(xy[:, :1], cities, 10.0)
+    bad = xy.copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        spatial_blocks(bad, cities, 10.0)

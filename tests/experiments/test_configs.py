@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
+from typing import Any
 
+import pandas as pd
 import pytest
 import torch
 import yaml
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torchgeo.main import main as torchgeo_main
 
 from torchgeo_quake.datasets import GEM_FEATURE_NAMES
+from torchgeo_quake.trainers import (
+    INPUT_SPEC_KEY,
+    PREDICTION_COLUMNS,
+    DamageDetectionTask,
+)
 
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 CONFIGS = ("sar_ftp", "sar_ftp_dsm", "all_inputs")
@@ -51,6 +60,7 @@ def test_fast_dev_run(name: str, sim_root: Path, in_tmp: Path) -> None:
             "--config",
             str(EXPERIMENTS / f"{name}.yaml"),
             f"--data.init_args.root={sim_root}",
+            "--data.init_args.scale=0.05",
             "--data.init_args.batch_size=8",
             "--trainer.fast_dev_run=1",
             "--trainer.accelerator=cpu",
@@ -68,6 +78,7 @@ def test_fit_test_predict_with_one_file(sim_root: Path, in_tmp: Path) -> None:
         "--config",
         config,
         f"--data.init_args.root={sim_root}",
+        "--data.init_args.scale=0.05",
         "--data.init_args.batch_size=8",
         "--trainer.accelerator=cpu",
     ]
@@ -78,36 +89,154 @@ def test_fit_test_predict_with_one_file(sim_root: Path, in_tmp: Path) -> None:
             "--trainer.max_epochs=1",
             "--trainer.limit_train_batches=2",
             "--trainer.limit_val_batches=2",
+            "--trainer.log_every_n_steps=1",
         ]
     )
-    last = in_tmp / "runs" / "sar_ftp" / "checkpoints" / "last.ckpt"
-    assert last.exists()
-    checkpoint = torch.load(last, map_location="cpu", weights_only=False)
+    run = in_tmp / "runs" / "sar_ftp"
+    # The best epoch under a fixed name (what the docs point at), and the last.
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [
+        "best.ckpt",
+        "last.ckpt",
+    ]
+    best = run / "checkpoints" / "best.ckpt"
+    checkpoint = torch.load(best, map_location="cpu", weights_only=True)
     assert bool(checkpoint["state_dict"]["threshold_set"])
-    metrics = (in_tmp / "runs" / "sar_ftp" / "csv").rglob("metrics.csv")
+    assert checkpoint[INPUT_SPEC_KEY] == {
+        "radiometry": "db",
+        "sar_res": 2.5,
+        "patch_size": 32,
+    }
+    metrics = run.joinpath("csv").rglob("metrics.csv")
     header = next(iter(metrics)).read_text().splitlines()[0]
     assert "val_f1" in header and "val_auroc" in header
+    # TensorBoard event files with the validation scalars.
+    events = list(run.joinpath("tensorboard").rglob("events.out.tfevents.*"))
+    assert events
+    accumulator = EventAccumulator(str(events[0].parent))
+    accumulator.Reload()
+    assert {"val_f1", "val_auroc", "train_loss"} <= set(accumulator.Tags()["scalars"])
+
     for command in ("test", "predict"):
         torchgeo_main(
             [
                 command,
                 *common,
-                f"--ckpt_path={last}",
+                f"--ckpt_path={best}",
                 f"--trainer.limit_{command}_batches=2",
             ]
         )
+    table = pd.read_csv(run / "predictions.csv")
+    assert tuple(table.columns) == PREDICTION_COLUMNS
+    assert len(table) == 16  # 2 batches of 8
+    splits = json.loads((run / "splits.json").read_text())
+    assert table["building_id"].tolist() == splits["test"]["building_id"][:16]
+    stored = float(checkpoint["state_dict"]["threshold"])
+    assert (table["threshold"] == stored).all()
+    assert (table["pred"] == (table["prob"] >= stored)).all()
+    assert set(table["label"]) <= {0, 1}
 
-
-def test_model_and_data_modalities_must_agree(sim_root: Path, in_tmp: Path) -> None:
-    with pytest.raises(ValueError, match="does not provide"):
+    # A checkpoint of another input configuration: the error names the file
+    # and the configuration to use, before any batch.
+    with pytest.raises(
+        ValueError,
+        match=rf"{re.escape(str(best))}.*use the configuration with modalities: "
+        r"\[sar, footprint\] \(experiments/sar_ftp\.yaml\)",
+    ):
         torchgeo_main(
             [
-                "fit",
+                "test",
                 "--config",
                 str(EXPERIMENTS / "all_inputs.yaml"),
                 f"--data.init_args.root={sim_root}",
-                "--data.init_args.modalities=[sar, footprint]",
-                "--trainer.fast_dev_run=1",
+                "--data.init_args.scale=0.05",
                 "--trainer.accelerator=cpu",
+                f"--ckpt_path={best}",
             ]
         )
+
+
+def _fit(config: str, *args: str) -> None:
+    torchgeo_main(
+        [
+            "fit",
+            "--config",
+            str(EXPERIMENTS / f"{config}.yaml"),
+            "--trainer.fast_dev_run=1",
+            "--trainer.accelerator=cpu",
+            *args,
+        ]
+    )
+
+
+class _NoTraining(Exception):
+    """Raised by the patched training step: training must not start."""
+
+
+@pytest.fixture
+def no_training(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise _NoTraining
+
+    monkeypatch.setattr(DamageDetectionTask, "training_step", refuse)
+
+
+def test_model_and_data_modalities_must_agree(
+    sim_root: Path, in_tmp: Path, no_training: None
+) -> None:
+    with pytest.raises(ValueError, match="does not provide"):
+        _fit(
+            "all_inputs",
+            f"--data.init_args.root={sim_root}",
+            "--data.init_args.scale=0.05",
+            "--data.init_args.modalities=[sar, footprint]",
+        )
+
+
+def test_data_lacking_a_modality(
+    sim_root: Path, in_tmp: Path, no_training: None
+) -> None:
+    # A scene without the DSM of one city, with a configuration that needs it.
+    root = in_tmp / "scene"
+    for city in sim_root.iterdir():
+        if not city.is_dir() or city.name.startswith("."):
+            continue
+        (root / city.name).mkdir(parents=True)
+        for file in city.iterdir():
+            if not (city.name == "nurdagi" and file.name == "dsm.tif"):
+                (root / city.name / file.name).symlink_to(file)
+    missing = root / "nurdagi" / "dsm.tif"
+    with pytest.raises(FileNotFoundError, match=re.escape(str(missing))):
+        _fit(
+            "sar_ftp_dsm",
+            f"--data.init_args.root={root}",
+            "--data.init_args.scale=0.05",
+        )
+    assert not (in_tmp / "runs" / "sar_ftp_dsm" / "checkpoints").exists()
+
+
+def test_unknown_modality_in_config(in_tmp: Path, no_training: None) -> None:
+    with pytest.raises(ValueError, match=r"unknown modalities \['radar'\]"):
+        _fit("sar_ftp", "--model.init_args.modalities=[sar, radar]")
+
+
+def test_gem_width_differs_from_data(
+    sim_root: Path, in_tmp: Path, no_training: None
+) -> None:
+    with pytest.raises(
+        ValueError,
+        match=rf"gem_mean has shape \({len(GEM_FEATURE_NAMES)},\), expected "
+        r"\(20,\).*GEM_FEATURE_NAMES",
+    ):
+        _fit(
+            "all_inputs",
+            f"--data.init_args.root={sim_root}",
+            "--data.init_args.scale=0.05",
+            "--model.init_args.gem_features=20",
+        )
+
+
+def test_sar_weights_with_foreign_keys(in_tmp: Path, no_training: None) -> None:
+    path = in_tmp / "sarhub_vgg.pth"
+    torch.save({"features.0.weight": torch.zeros(64, 3, 3, 3)}, path)
+    with pytest.raises(ValueError, match=r"sarhub_vgg\.pth.*features\.0\.weight"):
+        _fit("sar_ftp", f"--model.init_args.sar_weights={path}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +17,12 @@ from torch.utils.data import DataLoader, Dataset
 from torchgeo.datasets import stack_samples
 
 from torchgeo_quake.trainers import (
+    INPUT_SPEC_KEY,
     DamageDetectionTask,
     best_f1_threshold,
     ranking_metrics,
     threshold_metrics,
+    validate_input_spec,
 )
 
 GEM = 5
@@ -260,34 +263,166 @@ def test_threshold_and_normalization_saved_in_checkpoint(tmp_path: Path) -> None
     assert test["test_threshold_valthr"] == pytest.approx(float(task.threshold))
 
 
-def _fit_weights(tmp_path: Path) -> dict[str, Tensor]:
-    lightning.seed_everything(7, workers=True)
-    task = _task(["sar", "footprint", "gem"], scheduler="none")
+def _real_datamodule(root: Path, **kwargs: Any) -> Any:
+    """The package's data module on the small simulated scene."""
+    from torchgeo_quake.datamodules import KahramanmarasDamageDataModule
+
+    args: dict[str, Any] = {
+        "root": root,
+        "scale": 0.05,
+        "batch_size": 16,
+        "modalities": ["sar", "footprint", "dsm"],
+    }
+    args.update(kwargs)
+    return KahramanmarasDamageDataModule(**args)
+
+
+def _fit_real(tmp_path: Path, sim_root: Path) -> tuple[dict[str, Tensor], float]:
+    lightning.seed_everything(7, workers=True, verbose=False)
+    task = DamageDetectionTask(modalities=["sar", "footprint", "dsm"])
     trainer = _trainer(
         tmp_path,
         max_epochs=1,
-        limit_train_batches=2,
-        limit_val_batches=0,
+        limit_train_batches=3,
+        limit_val_batches=3,
         deterministic=True,
     )
-    trainer.fit(task, datamodule=TinyDataModule())
+    trainer.fit(task, datamodule=_real_datamodule(sim_root))
     state = task.state_dict()
-    return {
+    weights = {
         k: v.detach().clone() for k, v in state.items() if k != "model._extra_state"
     }
+    return weights, float(trainer.callback_metrics["val_loss"])
 
 
-def test_deterministic_on_cpu(tmp_path: Path) -> None:
-    a = _fit_weights(tmp_path / "a")
-    b = _fit_weights(tmp_path / "b")
+def test_deterministic_on_cpu(tmp_path: Path, sim_root: Path) -> None:
+    # The real data module: shuffled batches, kornia augmentation, validation.
+    a, val_a = _fit_real(tmp_path / "a", sim_root)
+    b, val_b = _fit_real(tmp_path / "b", sim_root)
     assert a.keys() == b.keys()
-    lightning.seed_everything(7, workers=True)
-    init = _task(["sar", "footprint", "gem"]).state_dict()
+    lightning.seed_everything(7, workers=True, verbose=False)
+    init = DamageDetectionTask(modalities=["sar", "footprint", "dsm"]).state_dict()
     changed = False
     for key in a:
         assert torch.equal(a[key], b[key]), key
         changed |= not torch.equal(a[key], init[key])
     assert changed  # training did update the weights
+    assert val_a == val_b
+    assert bool(a["threshold_set"])  # validation ran and chose a threshold
+
+
+def _dihedral(x: Tensor) -> list[Tensor]:
+    """The 8 flips / 90° rotations of a (1, H, W) patch."""
+    rotations = [torch.rot90(x, k, dims=(-2, -1)) for k in range(4)]
+    return rotations + [r.flip(-1) for r in rotations]
+
+
+def test_augmentation_on_device_and_only_for_training(
+    tmp_path: Path, sim_root: Path
+) -> None:
+    from torchgeo_quake.datamodules import KahramanmarasDamageDataModule
+
+    class Marked(KahramanmarasDamageDataModule):
+        # Marks every batch once it is on the device.
+        def transfer_batch_to_device(
+            self, batch: Any, device: torch.device, dataloader_idx: int
+        ) -> Any:
+            batch = super().transfer_batch_to_device(batch, device, dataloader_idx)
+            batch["on_device"] = True
+            return batch
+
+    dm = Marked(root=sim_root, scale=0.05, batch_size=16, modalities=ALL)
+    assert dm.train_aug is not None
+    real_aug = dm.train_aug
+    calls: list[tuple[bool, bool, bool]] = []
+    seen: dict[str, list[dict[str, Any]]] = {}
+
+    class Spy(torch.nn.Module):
+        def forward(self, batch: dict[str, Any]) -> dict[str, Any]:
+            trainer = dm.trainer
+            assert trainer is not None
+            calls.append(
+                (
+                    bool(batch.get("on_device")),
+                    trainer.training and not trainer.sanity_checking,
+                    batch["sar"].device == trainer.strategy.root_device,
+                )
+            )
+            raw = {k: batch[k].clone() for k in ("sar", "footprint", "dsm")}
+            out = real_aug(batch)
+            seen.setdefault("raw_train", []).append(raw)
+            return out
+
+    dm.train_aug = Spy()
+
+    class Record(lightning.Callback):
+        def _keep(self, stage: str, batch: Any) -> None:
+            seen.setdefault(stage, []).append(
+                {k: v.clone() if torch.is_tensor(v) else v for k, v in batch.items()}
+            )
+
+        def on_train_batch_start(
+            self, trainer: Trainer, pl_module: Any, batch: Any, *_: Any
+        ) -> None:
+            self._keep("train", batch)
+
+        def on_validation_batch_start(
+            self, trainer: Trainer, pl_module: Any, batch: Any, *_: Any
+        ) -> None:
+            self._keep("val", batch)
+
+        def on_test_batch_start(
+            self, trainer: Trainer, pl_module: Any, batch: Any, *_: Any
+        ) -> None:
+            self._keep("test", batch)
+
+        def on_predict_batch_start(
+            self, trainer: Trainer, pl_module: Any, batch: Any, *_: Any
+        ) -> None:
+            self._keep("predict", batch)
+
+    task = DamageDetectionTask(modalities=ALL)
+    trainer = _trainer(
+        tmp_path,
+        max_epochs=1,
+        limit_train_batches=2,
+        limit_val_batches=2,
+        limit_test_batches=2,
+        limit_predict_batches=2,
+        num_sanity_val_steps=1,
+        callbacks=[Record()],
+    )
+    trainer.fit(task, datamodule=dm)
+    trainer.test(task, datamodule=dm)
+    trainer.predict(task, datamodule=dm)
+
+    # Called once per training batch, after the transfer, and never otherwise.
+    assert calls == [(True, True, True)] * 2
+    # Evaluation batches are the dataset's samples, unchanged.
+    dataset = dm.dataset
+    for stage, split in (("val", "val"), ("test", "test"), ("predict", "test")):
+        assert len(seen[stage]) == (2 + 1 if stage == "val" else 2)  # + sanity
+        batch = seen[stage][-1]
+        first = dm.indices[split][16:32]  # the second batch, in split order
+        for key in ("sar", "footprint", "dsm", "gem"):
+            expected = torch.stack([dataset[int(i)][key] for i in first])
+            assert torch.equal(batch[key], expected), (stage, key)
+    # Training batches: one flip/rotation per sample, the same for all rasters,
+    # and not the identity for every sample.
+    moved = 0
+    for raw, batch in zip(seen["raw_train"], seen["train"], strict=True):
+        for i in range(batch["sar"].shape[0]):
+            fits = None
+            for key in ("sar", "footprint", "dsm"):
+                ok = {
+                    t
+                    for t, y in enumerate(_dihedral(raw[key][i]))
+                    if torch.equal(y, batch[key][i])
+                }
+                fits = ok if fits is None else fits & ok
+            assert fits, f"sample {i}: rasters not transformed alike"
+            moved += 0 not in fits
+    assert moved > 0
 
 
 def test_batch_missing_modality(tmp_path: Path) -> None:
@@ -320,13 +455,24 @@ def test_checkpoint_with_other_modalities(tmp_path: Path) -> None:
     path = tmp_path / "small.ckpt"
     trainer.save_checkpoint(path)
     both = r"\['sar', 'footprint'\].*\['sar', 'footprint', 'dsm'\]"
-    with pytest.raises(ValueError, match=both):
+    # The message names the file and the configuration that fits it.
+    named = (
+        rf"checkpoint '{re.escape(str(path))}' was trained with modalities "
+        + both
+        + r".*use the configuration with modalities: \[sar, footprint\] "
+        r"\(experiments/sar_ftp\.yaml\)"
+    )
+    with pytest.raises(ValueError, match=named):
         DamageDetectionTask.load_from_checkpoint(
             path, modalities=["sar", "footprint", "dsm"]
         )
-    with pytest.raises(ValueError, match=both):
+    with pytest.raises(ValueError, match=named):
         _trainer(tmp_path).test(
             _task(["sar", "footprint", "dsm"]), datamodule=dm, ckpt_path=path
+        )
+    with pytest.raises(ValueError, match=named):
+        DamageDetectionTask.load_from_checkpoint(
+            str(path), modalities=["sar", "footprint", "dsm"]
         )
     # Same error for a bare state dict.
     with pytest.raises(ValueError, match=both):
@@ -539,3 +685,87 @@ def test_resumed_run_equals_uninterrupted(tmp_path: Path, sim_root: Path) -> Non
         if (not torch.equal(v, got[k]) if torch.is_tensor(v) else v != got[k])
     ]
     assert not differ
+
+
+def test_input_spec_saved_and_restored(tmp_path: Path, sim_root: Path) -> None:
+    dm = _real_datamodule(sim_root, modalities=["sar", "footprint"])
+    spec = dm.input_spec()
+    assert spec == {"radiometry": "db", "sar_res": 2.5, "patch_size": 32}
+    task = DamageDetectionTask(modalities=["sar", "footprint"])
+    assert task.input_spec is None  # until fitted
+    trainer = _trainer(
+        tmp_path, max_epochs=1, limit_train_batches=1, limit_val_batches=1
+    )
+    trainer.fit(task, datamodule=dm)
+    assert task.input_spec == spec
+    path = tmp_path / "spec.ckpt"
+    trainer.save_checkpoint(path)
+    # Stored under its own key, readable without unpickling code.
+    raw = torch.load(path, map_location="cpu", weights_only=True)
+    assert raw[INPUT_SPEC_KEY] == spec
+    loaded = DamageDetectionTask.load_from_checkpoint(path)
+    assert loaded.input_spec == spec
+    assert isinstance(loaded.input_spec["sar_res"], float)
+    assert isinstance(loaded.input_spec["patch_size"], int)
+    # Testing with data made the same way works; other radiometry is refused.
+    _trainer(tmp_path, limit_test_batches=1).test(loaded, datamodule=dm)
+    amplitude = _real_datamodule(
+        sim_root, modalities=["sar", "footprint"], radiometry="amplitude"
+    )
+    with pytest.raises(ValueError, match=r"radiometry 'db' \(model\) != 'amplitude'"):
+        _trainer(tmp_path, limit_predict_batches=1).predict(
+            loaded, datamodule=amplitude
+        )
+    # A checkpoint without the key (older, or a data module without input_spec).
+    del raw[INPUT_SPEC_KEY]
+    old = tmp_path / "old.ckpt"
+    torch.save(raw, old)
+    assert DamageDetectionTask.load_from_checkpoint(old).input_spec is None
+    # A malformed one is refused, naming the file.
+    raw[INPUT_SPEC_KEY] = {**spec, "radiometry": "sigma0"}
+    torch.save(raw, old)
+    with pytest.raises(ValueError, match=r"old\.ckpt.*radiometry must be one of"):
+        DamageDetectionTask.load_from_checkpoint(old)
+
+
+def test_input_spec_without_datamodule_support(tmp_path: Path) -> None:
+    task = _task(["sar", "footprint"])
+    trainer = _trainer(tmp_path, fast_dev_run=True)
+    trainer.fit(task, datamodule=TinyDataModule())
+    assert task.input_spec is None
+    path = tmp_path / "tiny.ckpt"
+    trainer.save_checkpoint(path)
+    assert INPUT_SPEC_KEY not in torch.load(path, weights_only=True)
+    assert DamageDetectionTask.load_from_checkpoint(path).input_spec is None
+
+
+@pytest.mark.parametrize(
+    ("spec", "match"),
+    [
+        ({"radiometry": "db", "sar_res": 2.5}, "lacks"),
+        ({"radiometry": "sigma0", "sar_res": 2.5, "patch_size": 32}, "radiometry"),
+        ({"radiometry": "db", "sar_res": -1.0, "patch_size": 32}, "positive"),
+        ({"radiometry": "db", "sar_res": "2.5", "patch_size": 32}, "number"),
+        ({"radiometry": "db", "sar_res": None, "patch_size": 0}, "patch_size"),
+        ({"radiometry": "db", "sar_res": None, "patch_size": 32.0}, "patch_size"),
+    ],
+)
+def test_validate_input_spec_errors(spec: dict[str, Any], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        validate_input_spec(spec)
+
+
+def test_validate_input_spec_canonical() -> None:
+    out = validate_input_spec(
+        {"radiometry": "amplitude", "sar_res": 3, "patch_size": 32}
+    )
+    assert out == {"radiometry": "amplitude", "sar_res": 3.0, "patch_size": 32}
+    assert isinstance(out["sar_res"], float)
+
+
+def test_predict_warns_without_validation_threshold(tmp_path: Path) -> None:
+    task = _task(["sar", "footprint"])
+    with pytest.warns(UserWarning, match="no validation threshold stored.*0.5"):
+        _trainer(tmp_path, limit_predict_batches=1).predict(
+            task, datamodule=TinyDataModule()
+        )

@@ -1,5 +1,19 @@
 """Lightning data modules."""
 
-from .kahramanmaras import KahramanmarasDamageDataModule, PairedFlipRotate, make_splits
+from .kahramanmaras import (
+    KahramanmarasDamageDataModule,
+    PairedFlipRotate,
+    make_splits,
+    patch_overlap,
+    sar_pixel_size,
+    spatial_blocks,
+)
 
-__all__ = ["KahramanmarasDamageDataModule", "PairedFlipRotate", "make_splits"]
+__all__ = [
+    "KahramanmarasDamageDataModule",
+    "PairedFlipRotate",
+    "make_splits",
+    "patch_overlap",
+    "sar_pixel_size",
+    "spatial_blocks",
+]

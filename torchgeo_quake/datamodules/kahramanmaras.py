@@ -4,24 +4,39 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Sequence
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import kornia.augmentation as K
 import numpy as np
 import torch
-from sklearn.model_selection import StratifiedKFold, train_test_split
+from pyproj import CRS
+from scipy.spatial import cKDTree
+from sklearn.model_selection import (
+    StratifiedGroupKFold,
+    StratifiedKFold,
+    train_test_split,
+)
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Sampler, Subset
 from torchgeo.datamodules import NonGeoDataModule
 from torchgeo.datasets import stack_samples
 
+from ..datasets.csk import CSKSAR
 from ..datasets.kahramanmaras import MODALITIES, KahramanmarasDamage
 
-__all__ = ["KahramanmarasDamageDataModule", "PairedFlipRotate", "make_splits"]
+__all__ = [
+    "KahramanmarasDamageDataModule",
+    "PairedFlipRotate",
+    "make_splits",
+    "patch_overlap",
+    "sar_pixel_size",
+    "spatial_blocks",
+]
 
-Strategy = Literal["cv", "loco", "city"]
+Strategy = Literal["cv", "loco", "city", "blocked"]
 _RASTERS = ("sar", "footprint", "dsm")
 
 
@@ -59,6 +74,81 @@ def _strata(
     return strata
 
 
+def spatial_blocks(
+    centroids: np.ndarray, cities: np.ndarray, block_size: float
+) -> np.ndarray:
+    """Name the square grid block of each sample.
+
+    Args:
+        centroids: x, y per sample (N×2, in the city's CRS, metres)
+        cities: city per sample
+        block_size: side of the blocks, in the units of *centroids*
+
+    Returns:
+        A block name per sample (``"city:i,j"``).
+
+    Raises:
+        ValueError: If *block_size* is not positive or *centroids* is not N×2
+            and finite.
+
+    .. versionadded:: 0.1
+    """
+    if not block_size > 0:
+        raise ValueError(f"block_size must be positive, got {block_size}")
+    xy = np.asarray(centroids, dtype=np.float64)
+    if xy.ndim != 2 or xy.shape[1] != 2 or len(xy) != len(cities):
+        raise ValueError(
+            f"centroids must have shape ({len(cities)}, 2), got {xy.shape}"
+        )
+    if not np.isfinite(xy).all():
+        raise ValueError("centroids contain NaN or infinite values")
+    cells = np.floor(xy / block_size).astype(np.int64)
+    return np.array(
+        [f"{c}:{i},{j}" for c, (i, j) in zip(np.asarray(cities), cells, strict=True)]
+    )
+
+
+def patch_overlap(
+    centroids: np.ndarray,
+    cities: np.ndarray,
+    train: np.ndarray,
+    test: np.ndarray,
+    half_size: float,
+) -> float:
+    """Share of test samples whose centroid lies in a training sample's patch.
+
+    A measure of spatial leakage: a test building inside the patch of a
+    training building was seen, as context, during training.
+
+    Args:
+        centroids: x, y per sample (N×2)
+        cities: city per sample
+        train: indices of the training samples
+        test: indices of the test samples
+        half_size: half the patch side, in the units of *centroids* (16 pixels
+            × 2.5 m = 40 m for the paper's 32 × 32 patches)
+
+    Returns:
+        The share in [0, 1] (NaN without test samples).
+
+    .. versionadded:: 0.1
+    """
+    xy = np.asarray(centroids, dtype=np.float64)
+    cities = np.asarray(cities).astype(str)
+    test = np.asarray(test)
+    if len(test) == 0:
+        return float("nan")
+    inside = 0
+    for name in np.unique(cities[test]):
+        own_train = train[cities[train] == name]
+        own_test = test[cities[test] == name]
+        if len(own_train) == 0:
+            continue
+        distance, _ = cKDTree(xy[own_train]).query(xy[own_test], p=np.inf)
+        inside += int((distance <= half_size).sum())
+    return inside / len(test)
+
+
 def make_splits(
     labels: np.ndarray,
     cities: np.ndarray,
@@ -69,6 +159,8 @@ def make_splits(
     city: str | None = None,
     val_fraction: float = 0.15,
     seed: int = 0,
+    centroids: np.ndarray | None = None,
+    block_size: float = 1000.0,
 ) -> dict[str, np.ndarray]:
     """Split sample indices for the paper's three protocols.
 
@@ -78,6 +170,14 @@ def make_splits(
     * ``"loco"`` — leave-one-city-out (Table IV): all of *test_city* is the test
       split; the other cities train.
     * ``"city"`` — stratified k-fold restricted to *city* (Table V, Islahiye).
+    * ``"blocked"`` — spatially blocked k-fold over all cities (not in the
+      paper): the cities are cut into square blocks of *block_size* (see
+      :func:`spatial_blocks`) and whole blocks are assigned to folds,
+      stratified by label (scikit-learn's ``StratifiedGroupKFold``); the
+      validation split is carved from the training part by blocks too. In the
+      random ``"cv"`` almost every test building lies inside the patch of a
+      training building (:func:`patch_overlap`); blocks keep that to the
+      buildings along block edges.
 
     In every strategy the validation split is carved, stratified, from the
     training part only, so no sample is in two splits.
@@ -85,13 +185,15 @@ def make_splits(
     Args:
         labels: 0/1 label per sample
         cities: city per sample
-        strategy: ``"cv"``, ``"loco"`` or ``"city"``
-        fold: test fold index for ``"cv"`` and ``"city"``
+        strategy: ``"cv"``, ``"loco"``, ``"city"`` or ``"blocked"``
+        fold: test fold index for ``"cv"``, ``"city"`` and ``"blocked"``
         num_folds: number of folds
         test_city: held-out city for ``"loco"``
         city: the only city used for ``"city"``
         val_fraction: share of the training part used for validation
         seed: seed of the fold assignment and of the validation split
+        centroids: x, y per sample (N×2, metres), needed by ``"blocked"``
+        block_size: side of the blocks of ``"blocked"``, in metres
 
     Returns:
         Sorted index arrays ``train``, ``val`` and ``test``.
@@ -128,13 +230,60 @@ def make_splits(
         folds = StratifiedKFold(n_splits=num_folds, shuffle=True, random_state=seed)
         train_part, test_part = list(folds.split(everything, strata))[fold]
         pool, test = everything[train_part], everything[test_part]
+    elif strategy == "blocked":
+        if centroids is None:
+            raise ValueError("strategy 'blocked' needs the sample centroids")
+        if not 0 <= fold < num_folds:
+            raise ValueError(f"fold must be in [0, {num_folds}), got {fold}")
+        blocks = spatial_blocks(centroids, cities, block_size)
+        pool, test = _group_split(labels, blocks, everything, num_folds, fold, seed)
+        n_val = max(2, round(1 / val_fraction))
+        train, val = _group_split(labels, blocks, pool, n_val, 0, seed)
+        return {"train": np.sort(train), "val": np.sort(val), "test": np.sort(test)}
     else:
-        raise ValueError(f"strategy must be 'cv', 'loco' or 'city', got {strategy!r}")
+        raise ValueError(
+            f"strategy must be 'cv', 'loco', 'city' or 'blocked', got {strategy!r}"
+        )
     strata = _strata(cities[pool], labels[pool], 2)
     train, val = train_test_split(
         pool, test_size=val_fraction, random_state=seed, stratify=strata
     )
     return {"train": np.sort(train), "val": np.sort(val), "test": np.sort(test)}
+
+
+def _group_split(
+    labels: np.ndarray,
+    groups: np.ndarray,
+    index: np.ndarray,
+    n_splits: int,
+    fold: int,
+    seed: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One fold of a stratified group k-fold over some samples.
+
+    Args:
+        labels: label per sample (all samples)
+        groups: group per sample (all samples)
+        index: the samples to split
+        n_splits: number of folds
+        fold: the fold held out
+        seed: shuffling seed
+
+    Returns:
+        The kept and the held-out indices.
+
+    Raises:
+        ValueError: If there are fewer groups than folds.
+    """
+    n_groups = len(np.unique(groups[index]))
+    if n_groups < n_splits:
+        raise ValueError(
+            f"only {n_groups} spatial blocks for {n_splits} folds: use a smaller "
+            "block_size"
+        )
+    folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    kept, held = list(folds.split(index, labels[index], groups[index]))[fold]
+    return index[kept], index[held]
 
 
 class PairedFlipRotate(nn.Module):
@@ -244,6 +393,71 @@ class _EpochShuffle(Sampler[int]):
         return self.size
 
 
+def sar_pixel_size(paths: Mapping[str, str | os.PathLike[str]]) -> float | None:
+    """The common SAR pixel size, in metres, of some SAR files.
+
+    Patches are extracted on each file's own grid (the SAR image is the first
+    dataset of the intersection), so this is the ground size of a patch pixel.
+
+    Args:
+        paths: SAR file by name (e.g. city)
+
+    Returns:
+        The mean of the pixel width and height in metres when every file has a
+        projected CRS and all sizes agree within 1 %; None otherwise (a warning
+        says why), or when *paths* is empty.
+
+    .. versionadded:: 0.1
+    """
+    sizes: dict[str, float] = {}
+    for name, path in paths.items():
+        sar = CSKSAR(path)
+        crs = CRS.from_user_input(sar.crs.to_wkt())
+        if not crs.is_projected:
+            warnings.warn(
+                f"SAR file {os.fspath(path)!r} has the geographic CRS {crs.name!r}: "
+                "its pixel size in metres is not recorded (input_spec sar_res=None); "
+                "reproject the image to a metric CRS (e.g. UTM) to record it",
+                UserWarning,
+                stacklevel=2,
+            )
+            return None
+        factor = crs.axis_info[0].unit_conversion_factor
+        xres, yres = sar.res
+        sizes[name] = (abs(xres) + abs(yres)) / 2 * factor
+    if not sizes:
+        return None
+    low, high = min(sizes.values()), max(sizes.values())
+    if high > low * 1.01:
+        warnings.warn(
+            f"the SAR images have different pixel sizes "
+            f"({ {k: round(v, 3) for k, v in sizes.items()} } m): input_spec "
+            "sar_res=None; resample them to one pixel size to record it",
+            UserWarning,
+            stacklevel=2,
+        )
+        return None
+    return float(np.mean(list(sizes.values())))
+
+
+def _sar_files(dataset: KahramanmarasDamage) -> dict[str, Path]:
+    """The SAR file of every city of a dataset (``sar.tif``, else ``sar.h5``).
+
+    Args:
+        dataset: the dataset
+
+    Returns:
+        Path by city slug.
+    """
+    paths = {}
+    for city in dataset.cities:
+        path = Path(dataset.root) / city / dataset.files["sar"]
+        if not path.exists() and path.with_suffix(".h5").exists():
+            path = path.with_suffix(".h5")
+        paths[city] = path
+    return paths
+
+
 def _identity(batch: dict[str, Any]) -> dict[str, Any]:
     """Return the batch unchanged (normalisation lives in the model).
 
@@ -290,6 +504,7 @@ class KahramanmarasDamageDataModule(NonGeoDataModule):
         batch_size: int = 64,
         num_workers: int = 0,
         splits_file: str | None = None,
+        block_size: float = 1000.0,
     ) -> None:
         """Initialize a new KahramanmarasDamageDataModule instance.
 
@@ -297,7 +512,8 @@ class KahramanmarasDamageDataModule(NonGeoDataModule):
             root: dataset root (simulated on first use when empty)
             cities: cities to load (default: all five)
             modalities: inputs given to the model
-            strategy: ``"cv"``, ``"loco"`` or ``"city"`` (see :func:`make_splits`)
+            strategy: ``"cv"``, ``"loco"``, ``"city"`` or ``"blocked"`` (see
+                :func:`make_splits`)
             fold: test fold for ``"cv"`` and ``"city"``
             num_folds: number of folds
             test_city: held-out city for ``"loco"``
@@ -314,6 +530,7 @@ class KahramanmarasDamageDataModule(NonGeoDataModule):
             num_workers: data-loader workers
             splits_file: if given, write the split (building ids and cities per
                 split) to this JSON file at set-up, so results can be re-derived
+            block_size: side of the spatial blocks of ``"blocked"``, in metres
         """
         super().__init__(
             KahramanmarasDamage,
@@ -337,11 +554,13 @@ class KahramanmarasDamageDataModule(NonGeoDataModule):
         self.seed = seed
         self.modalities = tuple(modalities)
         self.splits_file = splits_file
+        self.block_size = block_size
         self.collate_fn = stack_samples
         self.aug = _identity
         self.train_aug = PairedFlipRotate() if augment else None
         self.indices: dict[str, np.ndarray] = {}
         self._stats: dict[str, Tensor] | None = None
+        self._input_spec: dict[str, Any] | None = None
 
     def prepare_data(self) -> None:
         """Simulate the scene and build the sample cache once (single process)."""
@@ -368,6 +587,8 @@ class KahramanmarasDamageDataModule(NonGeoDataModule):
                 city=self.city,
                 val_fraction=self.val_fraction,
                 seed=self.seed,
+                centroids=dataset.centroids,
+                block_size=self.block_size,
             )
             if self.splits_file is not None:
                 self.save_splits(self.splits_file)
@@ -417,6 +638,8 @@ class KahramanmarasDamageDataModule(NonGeoDataModule):
             "city": self.city,
             "seed": self.seed,
         }
+        if self.strategy == "blocked":
+            payload["block_size"] = self.block_size
         for split, index in self.indices.items():
             payload[split] = {
                 "building_id": dataset.building_ids[index].tolist(),
@@ -424,6 +647,36 @@ class KahramanmarasDamageDataModule(NonGeoDataModule):
             }
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text(json.dumps(payload))
+
+    def input_spec(self) -> dict[str, Any]:
+        """How the model's inputs are made, for the checkpoint.
+
+        :class:`~torchgeo_quake.trainers.DamageDetectionTask` stores this at
+        the start of fitting in its checkpoints (see its ``input_spec``), so
+        that a trained model can refuse, or resample, SAR images of another
+        kind than it was trained on.
+
+        Returns:
+            ``radiometry`` (str: ``"db"``, ``"amplitude"`` or ``"intensity"``),
+            ``sar_res`` (float, SAR pixel size in metres at which the patches
+            were extracted, see :func:`sar_pixel_size`; None when the cities'
+            pixel sizes differ or their CRS is geographic) and ``patch_size``
+            (int, patch side in SAR pixels).
+
+        .. versionadded:: 0.1
+        """
+        if self._input_spec is None:
+            if self.dataset is None:
+                self.dataset = KahramanmarasDamage(**self.kwargs)
+            dataset = self.dataset
+            assert isinstance(dataset, KahramanmarasDamage)
+            sar_res = sar_pixel_size(_sar_files(dataset))
+            self._input_spec = {
+                "radiometry": str(dataset.radiometry),
+                "sar_res": None if sar_res is None else float(sar_res),
+                "patch_size": int(dataset.size),
+            }
+        return dict(self._input_spec)
 
     def normalization_stats(self) -> dict[str, Tensor]:
         """Mean and standard deviation of the inputs over the training split.

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextvars
 import math
 import os
 import random
 import warnings
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal, NamedTuple
+from typing import IO, Any, Literal, NamedTuple
 
 import lightning.pytorch.utilities.types
 import numpy as np
@@ -27,10 +28,36 @@ from .metrics import (
     threshold_metrics,
 )
 
-__all__ = ["DamageDetectionTask", "EpochPredictions"]
+__all__ = [
+    "INPUT_SPEC_KEY",
+    "DamageDetectionTask",
+    "EpochPredictions",
+    "validate_input_spec",
+]
 
 #: Modalities normalised with a mean and standard deviation stored in the task.
 NORMALIZED = ("sar", "dsm", "gem")
+
+#: Checkpoint key of :attr:`DamageDetectionTask.input_spec`.
+INPUT_SPEC_KEY = "torchgeo_quake_input_spec"
+
+#: SAR radiometries an input specification may name.
+RADIOMETRIES = ("db", "amplitude", "intensity")
+
+#: Relative difference of SAR pixel sizes treated as the same pixel size.
+SAR_RES_TOLERANCE = 0.01
+
+#: The experiment configuration of each of the paper's input configurations.
+CONFIG_FILES: dict[tuple[str, ...], str] = {
+    ("sar", "footprint"): "experiments/sar_ftp.yaml",
+    ("sar", "footprint", "dsm"): "experiments/sar_ftp_dsm.yaml",
+    ("sar", "footprint", "dsm", "gem"): "experiments/all_inputs.yaml",
+}
+
+#: File being read by :meth:`DamageDetectionTask.load_from_checkpoint`.
+_LOADING: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "torchgeo_quake_loading_checkpoint", default=None
+)
 
 
 class EpochPredictions(NamedTuple):
@@ -45,6 +72,83 @@ class EpochPredictions(NamedTuple):
     labels: npt.NDArray[np.int64]
     #: OSM ids of the buildings, shape (N,), or None if batches had none.
     building_ids: npt.NDArray[np.int64] | None
+
+
+def validate_input_spec(spec: Any, source: str = "input spec") -> dict[str, Any]:
+    """Check an input specification and return it in canonical form.
+
+    Args:
+        spec: Mapping with ``radiometry`` (``"db"``, ``"amplitude"`` or
+            ``"intensity"``), ``sar_res`` (positive SAR pixel size in metres,
+            or None if unknown) and ``patch_size`` (positive int); other keys
+            are kept.
+        source: Where *spec* comes from, for error messages.
+
+    Returns:
+        A new dict with ``sar_res`` as float (or None) and ``patch_size`` as int.
+
+    Raises:
+        ValueError: If a key is missing or a value is invalid.
+
+    .. versionadded:: 0.1
+    """
+    if not isinstance(spec, Mapping):
+        raise ValueError(f"{source} must be a mapping, got {type(spec).__name__}")
+    missing = [k for k in ("radiometry", "sar_res", "patch_size") if k not in spec]
+    if missing:
+        raise ValueError(f"{source} lacks {missing} (got keys {sorted(spec)})")
+    out = dict(spec)
+    if out["radiometry"] not in RADIOMETRIES:
+        raise ValueError(
+            f"{source}: radiometry must be one of {list(RADIOMETRIES)}, got "
+            f"{out['radiometry']!r}"
+        )
+    res = out["sar_res"]
+    if res is not None:
+        if isinstance(res, bool) or not isinstance(res, int | float):
+            raise ValueError(f"{source}: sar_res must be a number or None, got {res!r}")
+        if not (math.isfinite(res) and res > 0):
+            raise ValueError(f"{source}: sar_res must be positive, got {res!r}")
+        out["sar_res"] = float(res)
+    size = out["patch_size"]
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ValueError(f"{source}: patch_size must be a positive int, got {size!r}")
+    return out
+
+
+def _spec_differences(saved: Mapping[str, Any], data: Mapping[str, Any]) -> list[str]:
+    """Describe how two input specifications differ.
+
+    Args:
+        saved: Specification of the trained model.
+        data: Specification of the data.
+
+    Returns:
+        One phrase per differing key (empty when they agree; an unknown
+        ``sar_res`` on either side agrees with anything).
+    """
+    diffs = []
+    for key in ("radiometry", "patch_size"):
+        if saved[key] != data[key]:
+            diffs.append(f"{key} {saved[key]!r} (model) != {data[key]!r} (data)")
+    a, b = saved["sar_res"], data["sar_res"]
+    if a is not None and b is not None and abs(a - b) > SAR_RES_TOLERANCE * a:
+        diffs.append(f"sar_res {a:g} m (model) != {b:g} m (data)")
+    return diffs
+
+
+def _config_hint(modalities: Sequence[str]) -> str:
+    """Name the configuration that matches some modalities.
+
+    Args:
+        modalities: Canonical modalities.
+
+    Returns:
+        E.g. ``"modalities: [sar, footprint] (experiments/sar_ftp.yaml)"``.
+    """
+    text = f"modalities: [{', '.join(modalities)}]"
+    config = CONFIG_FILES.get(tuple(modalities))
+    return f"{text} ({config})" if config else text
 
 
 def _gem_hint() -> str:
@@ -180,6 +284,11 @@ class DamageDetectionTask(BaseTask):
         if lr <= 0:
             raise ValueError(f"lr must be positive, got {lr}")
         self.sar_weights = sar_weights
+        #: How the model's inputs were made (``radiometry``, ``sar_res``,
+        #: ``patch_size``), taken from the data module's ``input_spec()`` at the
+        #: start of fitting and saved in checkpoints; None when unknown (data
+        #: module without ``input_spec``, or an older checkpoint).
+        self.input_spec: dict[str, Any] | None = None
         self.last_predictions: dict[str, EpochPredictions] = {}
         self._outputs: dict[str, list[tuple[Tensor, Tensor, Tensor | None]]] = {}
         super().__init__()
@@ -314,28 +423,62 @@ class DamageDetectionTask(BaseTask):
             std_buf.copy_(std)
         self.normalization_set.fill_(True)
 
-    def _check_datamodule(self) -> None:
+    def _check_datamodule(self, check_spec: bool = False) -> None:
         """Check, before any step, that the data module provides our inputs.
+
+        Args:
+            check_spec: Also check that the data module's ``input_spec()``
+                (when it has one) agrees with the stored :attr:`input_spec`.
 
         Raises:
             ValueError: If the data module declares ``modalities`` that lack
-                one of the task's.
+                one of the task's (or, when a checkpoint is loaded, differ from
+                the task's), or (with *check_spec*) makes its inputs otherwise
+                than the model was trained on.
         """
         datamodule = getattr(self.trainer, "datamodule", None)
         provided = getattr(datamodule, "modalities", None)
-        if provided is None:
+        ckpt = self.trainer.ckpt_path
+        if provided is not None and ckpt is not None:
+            # LightningCLI rebuilds the model from the checkpoint's
+            # hyper-parameters: a checkpoint of another input configuration
+            # shows as data with other modalities than the model's.
+            data = tuple(m for m in MODALITIES if m in tuple(provided))
+            if set(data) != set(self.modalities):
+                raise ValueError(
+                    f"checkpoint {os.fspath(ckpt)!r} was trained with modalities "
+                    f"{list(self.modalities)}, but the data module "
+                    f"{type(datamodule).__name__} is configured with modalities "
+                    f"{list(data)}: use the configuration with "
+                    f"{_config_hint(self.modalities)} for this checkpoint, or a "
+                    f"checkpoint trained with {_config_hint(data)}"
+                )
+        if provided is not None:
+            missing = [m for m in self.modalities if m not in tuple(provided)]
+            if missing:
+                raise ValueError(
+                    f"the model needs modalities {missing} that the data module "
+                    f"{type(datamodule).__name__} does not provide (it has "
+                    f"{list(provided)}); give model and data the same `modalities` "
+                    "in the config"
+                )
+        get_spec = getattr(datamodule, "input_spec", None)
+        if not check_spec or self.input_spec is None or not callable(get_spec):
             return
-        missing = [m for m in self.modalities if m not in tuple(provided)]
-        if missing:
+        data_spec = validate_input_spec(get_spec(), "the data module's input_spec()")
+        diffs = _spec_differences(self.input_spec, data_spec)
+        if diffs:
+            source = self.trainer.ckpt_path or "the model"
             raise ValueError(
-                f"the model needs modalities {missing} that the data module "
-                f"{type(datamodule).__name__} does not provide (it has "
-                f"{list(provided)}); give model and data the same `modalities` "
-                "in the config"
+                f"{source} was trained on inputs made otherwise than the data "
+                f"module {type(datamodule).__name__} makes them: {'; '.join(diffs)}; "
+                "set the data module's radiometry (data.init_args.radiometry) to "
+                "the model's, resample the SAR image to the model's pixel size, "
+                "or use a model trained on such data"
             )
 
     def on_fit_start(self) -> None:
-        """Check the data module and take its normalisation statistics.
+        """Check the data module, take its normalisation statistics and input spec.
 
         Raises:
             ValueError: If the data module lacks a modality of the task or its
@@ -346,6 +489,20 @@ class DamageDetectionTask(BaseTask):
         get_stats = getattr(datamodule, "normalization_stats", None)
         if callable(get_stats):
             self.set_normalization(get_stats())
+        get_spec = getattr(datamodule, "input_spec", None)
+        if callable(get_spec):
+            spec = validate_input_spec(get_spec(), "the data module's input_spec()")
+            if self.input_spec is not None:
+                diffs = _spec_differences(self.input_spec, spec)
+                if diffs:
+                    warnings.warn(
+                        "fitting on inputs made otherwise than those the model was "
+                        f"trained on ({'; '.join(diffs)}); the checkpoints will "
+                        "record the new data's input_spec",
+                        UserWarning,
+                        stacklevel=2,
+                    )
+            self.input_spec = spec
         elif not bool(self.normalization_set) and any(
             m in NORMALIZED for m in self.modalities
         ):
@@ -549,13 +706,21 @@ class DamageDetectionTask(BaseTask):
         self._outputs["val"] = []
 
     def on_test_epoch_start(self) -> None:
-        """Forget the outputs of earlier test epochs."""
-        self._check_datamodule()
+        """Check the data module; forget the outputs of earlier test epochs."""
+        self._check_datamodule(check_spec=True)
         self._outputs["test"] = []
 
     def on_predict_epoch_start(self) -> None:
-        """Check the data module before predicting."""
-        self._check_datamodule()
+        """Check the data module before predicting; warn without a threshold."""
+        self._check_datamodule(check_spec=True)
+        if not bool(self.threshold_set):
+            warnings.warn(
+                "no validation threshold stored (the model never ran a validation "
+                "epoch with damaged buildings): predictions use the threshold "
+                f"{float(self.threshold)}",
+                UserWarning,
+                stacklevel=2,
+            )
 
     def _all_gather_cat(self, tensor: Tensor) -> Tensor:
         """Concatenate a tensor of any length over all processes.
@@ -705,23 +870,95 @@ class DamageDetectionTask(BaseTask):
 
     # -- checkpoints -----------------------------------------------------------
 
+    @classmethod
+    def load_from_checkpoint(
+        cls,
+        checkpoint_path: str | os.PathLike[str] | IO[bytes],
+        *args: Any,
+        **kwargs: Any,
+    ) -> DamageDetectionTask:
+        """Load a task from a checkpoint, naming the file in mismatch errors.
+
+        Same as :meth:`lightning.pytorch.LightningModule.load_from_checkpoint`.
+
+        Args:
+            checkpoint_path: The checkpoint file (or a file object).
+            args: Positional arguments of the Lightning method.
+            kwargs: Keyword arguments of the Lightning method, e.g.
+                ``map_location`` or hyper-parameters to override.
+
+        Returns:
+            The task, with weights, buffers and :attr:`input_spec` restored.
+
+        Raises:
+            ValueError: If the checkpoint was trained with other modalities or
+                GEM width than requested (the message names the file).
+        """
+        source: str | IO[bytes] = (
+            os.fspath(checkpoint_path)
+            if isinstance(checkpoint_path, str | os.PathLike)
+            else checkpoint_path
+        )
+        token = _LOADING.set(source if isinstance(source, str) else None)
+        try:
+            task = super().load_from_checkpoint(source, *args, **kwargs)
+        finally:
+            _LOADING.reset(token)
+        assert isinstance(task, DamageDetectionTask)
+        return task
+
+    def _checkpoint_name(self) -> str:
+        """Name the checkpoint being loaded, for error messages.
+
+        Returns:
+            ``checkpoint '<path>'`` when known, else ``checkpoint``.
+        """
+        path = _LOADING.get()
+        if path is None and self._trainer is not None:
+            ckpt = self._trainer.ckpt_path
+            path = None if ckpt is None else os.fspath(ckpt)
+        return "checkpoint" if path is None else f"checkpoint {path!r}"
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Save :attr:`input_spec` under :data:`INPUT_SPEC_KEY`.
+
+        Args:
+            checkpoint: The checkpoint being saved.
+        """
+        if self.input_spec is not None:
+            checkpoint[INPUT_SPEC_KEY] = dict(self.input_spec)
+
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Refuse checkpoints trained with other modalities or GEM width.
+
+        Also restores :attr:`input_spec` (None for checkpoints without one).
 
         Args:
             checkpoint: The loaded checkpoint.
 
         Raises:
             ValueError: If the checkpoint's modalities or GEM width differ from
-                this task's.
+                this task's, or its input spec is malformed; the message names
+                the file where known and the configuration that fits it.
         """
-        hparams = checkpoint.get("hyper_parameters", {})
+        name = self._checkpoint_name()
+        # The network's own record (its extra state) first: keyword arguments
+        # of load_from_checkpoint overwrite the saved hyper-parameters.
+        hparams = dict(checkpoint.get("hyper_parameters", {}))
+        extra = checkpoint.get("state_dict", {}).get("model._extra_state")
+        if isinstance(extra, Mapping):
+            for key in ("modalities", "gem_features"):
+                if key in extra:
+                    hparams[key] = extra[key]
         if "modalities" in hparams:
             saved = canonical_modalities(hparams["modalities"])
             if saved != self.modalities:
                 raise ValueError(
-                    f"checkpoint was trained with modalities {list(saved)}, but "
+                    f"{name} was trained with modalities {list(saved)}, but "
                     f"this task is configured with modalities {list(self.modalities)}"
+                    f": use the configuration with {_config_hint(saved)} for this "
+                    "checkpoint, or a checkpoint trained with "
+                    f"{_config_hint(self.modalities)}"
                 )
         saved_gem = hparams.get("gem_features")
         if (
@@ -730,6 +967,13 @@ class DamageDetectionTask(BaseTask):
             and saved_gem != self.hparams["gem_features"]
         ):
             raise ValueError(
-                f"checkpoint was trained with gem_features={saved_gem}, but this "
+                f"{name} was trained with gem_features={saved_gem}, but this "
                 f"task is configured with gem_features={self.hparams['gem_features']}"
+                f": set model.init_args.gem_features to {saved_gem} for this "
+                "checkpoint, or retrain the model on the current GEM vector "
+                f"({_gem_hint()})"
             )
+        spec = checkpoint.get(INPUT_SPEC_KEY)
+        self.input_spec = (
+            None if spec is None else validate_input_spec(spec, f"{name} input spec")
+        )
