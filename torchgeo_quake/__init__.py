@@ -5,4 +5,7 @@ SAR image, enriched with building footprints, a digital surface model and GEM
 exposure data (Russo et al., arXiv 2506.22338).
 """
 
+__all__ = ["__version__"]
+
+#: The package version (PEP 440).
 __version__ = "0.1.0"

@@ -1,6 +1,6 @@
-"""MkDocs hooks: generated API pages and BibTeX rendered from CITATION.cff.
+"""MkDocs hooks: generated API pages, command-line help and BibTeX.
 
-Registered in ``mkdocs.yml`` (``hooks:``). Two markers are expanded in page
+Registered in ``mkdocs.yml`` (``hooks:``). Three markers are expanded in page
 Markdown before it is rendered, so the site cannot drift from the code:
 
 ``<!-- api: PACKAGE [exclude=A,B] [order=m1,m2] -->``
@@ -8,6 +8,11 @@ Markdown before it is rendered, so the site cannot drift from the code:
     disk (sub-packages included, recursively), except the excluded dotted
     prefixes; modules named in *order* come first, the rest alphabetically.
     A module added to the package therefore appears in the reference at once.
+
+``<!-- argparse: MODULE:FUNCTION -->``
+    The ``--help`` text of the :class:`argparse.ArgumentParser` returned by
+    ``MODULE.FUNCTION()`` and of each of its subcommands, one section each,
+    formatted 80 columns wide, exactly as the command prints it.
 
 ``<!-- citation-bibtex -->``
     BibTeX entries for the paper (``preferred-citation``) and the software,
@@ -19,8 +24,13 @@ missing one fails the build with a clear message.
 
 from __future__ import annotations
 
+import argparse
 import ast
+import importlib
+import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +41,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 _API = re.compile(r"<!--\s*api:\s*(?P<args>[^>]*?)\s*-->")
 _SNIPPET = re.compile(r'^\s*--8<--\s+"(?P<path>[^"]+)"\s*$', re.MULTILINE)
+_ARGPARSE = re.compile(r"<!--\s*argparse:\s*(?P<target>[\w.]+:\w+)\s*-->")
 _BIBTEX = "<!-- citation-bibtex -->"
+#: Width of the generated help (argparse wraps at the terminal width).
+HELP_COLUMNS = 80
 
 
 def package_modules(package: str) -> list[str]:
@@ -119,6 +132,68 @@ def api_blocks(args: str) -> str:
     return "\n".join(blocks)
 
 
+@contextmanager
+def _columns(width: int) -> Iterator[None]:
+    """Make argparse format help for a terminal *width* columns wide.
+
+    Args:
+        width: terminal width (argparse reads ``COLUMNS``)
+
+    Yields:
+        Nothing; ``COLUMNS`` is restored afterwards.
+    """
+    old = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = str(width)
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ["COLUMNS"]
+        else:
+            os.environ["COLUMNS"] = old
+
+
+def command_help(parser: argparse.ArgumentParser) -> list[tuple[str, str]]:
+    """The help of a parser and of each of its subcommands, recursively.
+
+    Args:
+        parser: the command-line parser
+
+    Returns:
+        ``(program, help text)`` pairs, the main command first.
+    """
+    with _columns(HELP_COLUMNS):
+        helps = [(parser.prog, parser.format_help())]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in dict.fromkeys(action.choices.values()):
+                helps += command_help(sub)
+    return helps
+
+
+def argparse_help(target: str) -> str:
+    """Markdown of the help of a command line, one section per (sub)command.
+
+    Args:
+        target: ``module:function`` returning an :class:`argparse.ArgumentParser`
+
+    Returns:
+        A ``##`` section with a ``text`` block per command.
+
+    Raises:
+        PluginError: If *target* does not give a parser.
+    """
+    module, function = target.split(":")
+    parser = getattr(importlib.import_module(module), function)()
+    if not isinstance(parser, argparse.ArgumentParser):
+        raise PluginError(f"{target}() returned {type(parser).__name__}, not a parser")
+    sections = []
+    for prog, text in command_help(parser):
+        anchor = prog.replace(" ", "-")
+        sections.append(f"## `{prog}` {{#{anchor}}}\n\n```text\n{text.rstrip()}\n```\n")
+    return "\n".join(sections)
+
+
 def bibtex(citation: dict[str, Any]) -> str:
     """BibTeX entries of the paper and of the software from CITATION.cff.
 
@@ -180,7 +255,7 @@ def bibtex(citation: dict[str, Any]) -> str:
 
 
 def on_page_markdown(markdown: str, **kwargs: Any) -> str:
-    """Expand the ``api`` and ``citation-bibtex`` markers of a page.
+    """Expand the ``api``, ``argparse`` and ``citation-bibtex`` markers of a page.
 
     Args:
         markdown: page source
@@ -198,6 +273,7 @@ def on_page_markdown(markdown: str, **kwargs: Any) -> str:
                 "shows that file verbatim: create it (or remove the include)."
             )
     markdown = _API.sub(lambda m: api_blocks(m["args"]), markdown)
+    markdown = _ARGPARSE.sub(lambda m: argparse_help(m["target"]), markdown)
     if _BIBTEX in markdown:
         citation = yaml.safe_load((ROOT / "CITATION.cff").read_text(encoding="utf-8"))
         markdown = markdown.replace(_BIBTEX, bibtex(citation))

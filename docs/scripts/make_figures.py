@@ -7,24 +7,45 @@ the pictures are drawn with matplotlib.
 
 Usage::
 
-    python docs/scripts/make_figures.py            # (re)write docs/assets/generated/
-    python docs/scripts/make_figures.py --check    # regenerate into a temporary
-                                                   # folder and verify the docs
+    python docs/scripts/make_figures.py              # (re)write all figures
+    python docs/scripts/make_figures.py NAME.png     # (re)write some of them
+    python docs/scripts/make_figures.py --check      # are the committed ones current?
+    python docs/scripts/make_figures.py --check --full   # ... and render them all
 
-``--check`` (run by ``tests/docs/test_docs.py``) fails when a page references a
-figure the script does not produce, a referenced figure is not committed, a
-committed figure is no longer produced or referenced, or a committed figure is
-larger than 200 kB. Pixels are not compared: figures change whenever the simulator
-does, which is expected.
+Every figure has an entry in ``docs/assets/generated/manifest.json``, written with
+it: what it was drawn from. That is a fingerprint of the script's code for the
+figure (docstrings and comments excluded), the parameters, the values it shows
+that are read from the package (the layer sizes of the network, for the
+architecture diagram), a summary of the simulated data it is drawn from (building
+counts, raster shapes and statistics, the buildings picked as examples) and a
+fingerprint of the package code that draws it (``KahramanmarasDamage.plot``, the
+overview of ``torchgeo_quake.mapping``). The scenes are simulated with the built-in
+GEM table, so the figures are the same with or without ``../shared/data``.
+
+``--check`` (run by ``tests/docs/test_docs.py``) recomputes those entries, which
+takes seconds: the small scenes are simulated but no model is trained. It fails
+when a committed figure is stale (its entry differs: the differences are listed),
+when a page references a figure the script does not produce or that is not
+committed, when a committed figure is no longer produced or referenced, or when a
+committed figure is larger than 200 kB. It also renders every figure that needs no
+training into a temporary folder, to prove the drawing code runs; ``--full``
+renders the map overview too (trains a small model: minutes on a CPU). Pixels are
+not compared: they change with library versions and, for the map, with training.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
+import copy
+import hashlib
+import inspect
 import io
+import json
 import re
 import sys
 import tempfile
+import textwrap
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -48,8 +69,13 @@ CITY = "nurdagi"  # scene overview
 CITIES = ("kahramanmaras", "nurdagi")  # example patches: tall RC and low masonry
 SCALE = 0.1
 SEED = 0
+GEM = "builtin"  # GEM table of the simulated scenes: the same on every machine
 MAP_SEED = 7  # the "new city" of the mapping tutorial
 MAP_EPOCHS = 3  # training of the small model behind the map overview
+CONFIG = ROOT / "experiments" / "all_inputs.yaml"  # the architecture diagram's model
+MANIFEST = OUT / "manifest.json"
+#: Figures that need a trained model: rendered by ``--check`` only with ``--full``.
+EXPENSIVE = ("map_overview.png",)
 
 _REF = re.compile(r"assets/generated/([A-Za-z0-9_.-]+\.png)")
 
@@ -91,8 +117,20 @@ class Context:
         if not (root / "scene.json").exists():
             from torchgeo_quake.datasets.simulation import simulate_scene
 
-            simulate_scene(root, cities=list(CITIES), scale=SCALE, seed=SEED)
+            simulate_scene(
+                root, cities=list(CITIES), scale=SCALE, seed=SEED, gem_dir=GEM
+            )
         return root
+
+    @property
+    def new_city(self) -> Path:
+        """Folder of the map's city, another realisation, simulated on first use."""
+        root = self.workdir / "newcity"
+        if not (root / "scene.json").exists():
+            from torchgeo_quake.datasets.simulation import simulate_scene
+
+            simulate_scene(root, cities=[CITY], scale=SCALE, seed=MAP_SEED, gem_dir=GEM)
+        return root / CITY
 
     @property
     def dataset(self) -> Any:
@@ -379,15 +417,75 @@ def simulated_city(ctx: Context, path: Path) -> None:
     save(fig, path, colors=160)
 
 
+def architecture_spec() -> dict[str, Any]:
+    """Sizes of the all-inputs network, read from the model the configuration builds.
+
+    The task of ``experiments/all_inputs.yaml`` is instantiated with the
+    configuration's arguments, and the sizes are read off its
+    :class:`~torchgeo_quake.models.LateFusionNet`: a dummy batch through the raster
+    encoders gives their embedding width, the layers give the rest.
+
+    Returns:
+        Patch size, embedding widths, head and GEM MLP sizes, parameter count.
+    """
+    import torch
+    import yaml
+    from torch import nn
+
+    from torchgeo_quake.datasets import KahramanmarasDamage
+    from torchgeo_quake.trainers import DamageDetectionTask
+
+    config = yaml.safe_load(CONFIG.read_text(encoding="utf-8"))
+    task = DamageDetectionTask(**config["model"]["init_args"])
+    model = task.model
+    size = int(
+        config["data"]["init_args"].get(
+            "size", inspect.signature(KahramanmarasDamage).parameters["size"].default
+        )
+    )
+    n = len(model.rasters)
+    with torch.no_grad():
+        dummy = torch.zeros(1, n, size, size)
+        if model.encoder is not None:
+            embed = int(model.encoder.eval()(dummy).shape[1]) // n
+        else:
+            assert model.encoders is not None
+            encoder = model.encoders[model.rasters[0]].eval()
+            embed = int(encoder(dummy[:, :1]).shape[1])
+    gem_layers = (
+        [m for m in model.gem_mlp if isinstance(m, nn.Linear)]
+        if model.gem_mlp is not None
+        else []
+    )
+    head = []
+    for module in model.head:
+        if isinstance(module, nn.Linear):
+            head.append(f"Linear → {module.out_features}")
+        elif isinstance(module, nn.Dropout):
+            head.append(f"dropout {module.p:g}")
+        else:
+            head.append(type(module).__name__)
+    return {
+        "config": str(CONFIG.relative_to(ROOT)),
+        "modalities": list(model.modalities),
+        "patch_size": size,
+        "raster_embedding": embed,
+        "gem_features": model.gem_features if model.use_gem else 0,
+        "gem_layers": len(gem_layers),
+        "gem_embedding": gem_layers[-1].out_features if gem_layers else 0,
+        "head": head,
+        "parameters": sum(p.numel() for p in model.parameters()),
+    }
+
+
 def architecture(ctx: Context, path: Path) -> None:
-    """Diagram of the late-fusion network (paper's Fig. 4).
+    """Diagram of the late-fusion network (paper's Fig. 4), sizes from the model.
 
     Args:
         ctx: shared inputs (unused: the diagram needs no data)
         path: output PNG
     """
-    from torchgeo_quake.datasets import GEM_FEATURE_NAMES
-
+    spec = architecture_spec()
     fig, ax = plt.subplots(figsize=(9.6, 4.6))
     ax.set_xlim(0, 100)
     ax.set_ylim(0, 50)
@@ -419,12 +517,18 @@ def architecture(ctx: Context, path: Path) -> None:
             )
         )
 
-    n_gem = len(GEM_FEATURE_NAMES)
+    px, embed = spec["patch_size"], str(spec["raster_embedding"])
+    patch = f"1 × {px} × {px}"
     rows = [
-        ("SAR patch\n1 × 32 × 32, dB", "ResNet-18", "512", "#bbdefb"),
-        ("footprint mask\n1 × 32 × 32, 0/1", "ResNet-18", "512", "#c8e6c9"),
-        ("DSM patch\n1 × 32 × 32, m", "ResNet-18", "512", "#ffe0b2"),
-        (f"GEM vector\n{n_gem} features", "MLP: 2 ×\nLinear + ReLU", "64", "#e1bee7"),
+        (f"SAR patch\n{patch}, dB", "ResNet-18", embed, "#bbdefb"),
+        (f"footprint mask\n{patch}, 0/1", "ResNet-18", embed, "#c8e6c9"),
+        (f"DSM patch\n{patch}, m", "ResNet-18", embed, "#ffe0b2"),
+        (
+            f"GEM vector\n{spec['gem_features']} features",
+            f"MLP: {spec['gem_layers']} ×\nLinear + ReLU",
+            str(spec["gem_embedding"]),
+            "#e1bee7",
+        ),
     ]
     ys = [40, 28.5, 17, 5.5]
     for (name, encoder, dim, color), y in zip(rows, ys, strict=True):
@@ -443,9 +547,18 @@ def architecture(ctx: Context, path: Path) -> None:
     )
     box(49.7, 19, 12, 12, "concatenate\n(late fusion)", "#fff9c4")
     arrow(62.5, 25, 66.5, 25)
-    box(67, 17.5, 17.5, 15, "Linear → 256\nReLU\ndropout 0.5\nLinear → 1", "#eceff1")
+    box(67, 17.5, 17.5, 15, "\n".join(spec["head"]), "#eceff1")
     arrow(85.3, 25, 88.8, 25)
     box(89.3, 19, 10, 12, "sigmoid\nP(damaged)", "#ffcdd2")
+    ax.text(
+        75.75,
+        14.5,
+        f"{spec['parameters'] / 1e6:.1f} M parameters\n(all inputs)",
+        ha="center",
+        va="top",
+        fontsize=9,
+        color="#455a64",
+    )
     ax.text(
         50,
         0.2,
@@ -519,14 +632,11 @@ def map_overview(ctx: Context, path: Path) -> None:
         ctx: shared inputs
         path: output PNG
     """
-    from torchgeo_quake.datasets.simulation import simulate_scene
     from torchgeo_quake.mapping import map_damage
 
     checkpoint = ctx.workdir / "map-model.ckpt"
     _quick_model(ctx, checkpoint)
-    new = ctx.workdir / "newcity"
-    simulate_scene(new, cities=[CITY], scale=SCALE, seed=MAP_SEED)
-    city = new / CITY
+    city = ctx.new_city
     result = map_damage(
         city / "sar.tif",
         city / "buildings.gpkg",
@@ -552,28 +662,330 @@ FIGURES: dict[str, Callable[[Context, Path], None]] = {
 }
 
 
+# ---------------------------------------------------------------- manifest
+def _plain(value: Any) -> Any:
+    """JSON-ready copy: NumPy scalars to Python, floats to 4 significant digits.
+
+    Args:
+        value: nested dicts, lists and scalars
+
+    Returns:
+        The same structure, comparable across machines.
+    """
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        return float(f"{value:.4g}")
+    return value
+
+
+def _stats(array: Any) -> dict[str, float]:
+    """Summary statistics of the finite values of an array.
+
+    Args:
+        array: array-like
+
+    Returns:
+        Count, mean, standard deviation, minimum and maximum.
+    """
+    values = np.asarray(array, dtype=np.float64).ravel()
+    values = values[np.isfinite(values)]
+    if not values.size:
+        return {"n": 0}
+    return _plain(
+        {
+            "n": int(values.size),
+            "mean": values.mean(),
+            "std": values.std(),
+            "min": values.min(),
+            "max": values.max(),
+        }
+    )
+
+
+def _strip_docstrings(tree: ast.AST) -> ast.AST:
+    """Copy of a syntax tree without docstrings.
+
+    Args:
+        tree: parsed source
+
+    Returns:
+        The tree without the docstrings of modules, classes and functions.
+    """
+    tree = copy.deepcopy(tree)
+    for node in ast.walk(tree):
+        if isinstance(
+            node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef
+        ):
+            body = node.body
+            if (
+                body
+                and isinstance(body[0], ast.Expr)
+                and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)
+            ):
+                node.body = body[1:] or [ast.Pass()]
+    return tree
+
+
+def _digest(nodes: list[ast.AST]) -> str:
+    dump = "\n".join(ast.dump(_strip_docstrings(node)) for node in nodes)
+    return hashlib.sha256(dump.encode()).hexdigest()[:16]
+
+
+def code_fingerprint(obj: Any) -> str:
+    """Fingerprint of the code of a module, class or function.
+
+    Formatting, comments and docstrings do not change it; any change to what the
+    code does does.
+
+    Args:
+        obj: the object
+
+    Returns:
+        16 hexadecimal digits.
+    """
+    return _digest([ast.parse(textwrap.dedent(inspect.getsource(obj)))])
+
+
+def script_fingerprint(name: str) -> str:
+    """Fingerprint of a function of this script and everything it uses here.
+
+    The top-level functions, classes and constants of this file that the
+    function names, directly or through others, are included.
+
+    Args:
+        name: top-level name in this script
+
+    Returns:
+        16 hexadecimal digits.
+    """
+    tree = ast.parse(Path(__file__).read_text(encoding="utf-8"))
+    top: dict[str, ast.AST] = {}
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.ClassDef):
+            top[node.name] = node
+        elif isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                if isinstance(target, ast.Name):
+                    top[target.id] = node
+    seen: set[str] = set()
+    todo = [name]
+    while todo:
+        current = todo.pop()
+        if current in seen or current not in top or current == "FIGURES":
+            continue
+        seen.add(current)
+        todo += [n.id for n in ast.walk(top[current]) if isinstance(n, ast.Name)]
+    return _digest([top[n] for n in sorted(seen)])
+
+
+def _scene(city: Path) -> dict[str, Any]:
+    """Summary of one simulated city's files.
+
+    Args:
+        city: folder of the city
+
+    Returns:
+        Building and reference counts, damage grades, raster shapes and statistics.
+    """
+    import geopandas as gpd
+    import pandas as pd
+    import rasterio
+
+    with rasterio.open(city / "sar.tif") as src:
+        sar = src.read(1).astype(np.float64)
+    with rasterio.open(city / "dsm.tif") as src:
+        dsm = src.read(1, masked=True).astype(np.float64).filled(np.nan)
+    truth = pd.read_csv(city / "truth.csv")
+    return {
+        "buildings": len(gpd.read_file(city / "buildings.gpkg")),
+        "reference": len(gpd.read_file(city / "destroyed.geojson")),
+        "damage_grades": truth["damage_grade"].value_counts().sort_index().to_dict(),
+        "heights": _stats(truth["height_m"]),
+        "sar_shape": list(sar.shape),
+        "sar": _stats(np.where(sar > 0, sar, np.nan)),
+        "dsm_shape": list(dsm.shape),
+        "dsm": _stats(dsm),
+    }
+
+
+def _simulation() -> dict[str, Any]:
+    return {"cities": list(CITIES), "scale": SCALE, "seed": SEED, "gem": GEM}
+
+
+def _example_inputs(ctx: Context, label: int) -> dict[str, Any]:
+    from torchgeo_quake.datasets import KahramanmarasDamage
+
+    sample = _example(ctx, label)
+    return {
+        "simulation": _simulation(),
+        "samples": ctx.dataset.counts().to_dict(),
+        "building": {
+            "osm_id": int(sample["building_id"]),
+            "city": str(sample["city"]),
+            "label": int(sample["label"]),
+        },
+        "patches": {key: _stats(sample[key]) for key in ("sar", "footprint", "dsm")},
+        "gem": _stats(sample["gem"]),
+        "plot": code_fingerprint(KahramanmarasDamage.plot),
+    }
+
+
+def _signature_inputs(ctx: Context) -> dict[str, Any]:
+    from torchgeo_quake.datasets.simulation import render_single_building
+
+    states = {}
+    for collapsed in (False, True):
+        b = render_single_building(15.0, 35.0, "ASCENDING", collapsed=collapsed)
+        states["collapsed" if collapsed else "intact"] = {
+            "shape": list(b.intensity.shape),
+            "edges": [b.left, b.near_edge, b.far_edge, b.res],
+            "ground": b.ground,
+            "intensity": _stats(b.intensity),
+            "amplitude": _stats(b.amplitude),
+        }
+    return {"height_m": 15.0, "incidence_deg": 35.0, "renders": states}
+
+
+def _map_inputs(ctx: Context) -> dict[str, Any]:
+    from torchgeo_quake.mapping import overview
+
+    return {
+        "training": {
+            "simulation": _simulation(),
+            "samples": ctx.dataset.counts().to_dict(),
+        },
+        "epochs": MAP_EPOCHS,
+        "city": {"slug": CITY, "seed": MAP_SEED, **_scene(ctx.new_city)},
+        "overview": code_fingerprint(overview),
+    }
+
+
+#: Figure name -> what it is drawn from (its manifest entry, without the script).
+INPUTS: dict[str, Callable[[Context], dict[str, Any]]] = {
+    "scene_overview.png": lambda ctx: {
+        "simulation": _simulation(),
+        "city": CITY,
+        "scene": _scene(ctx.root / CITY),
+    },
+    "patch_intact.png": lambda ctx: _example_inputs(ctx, 0),
+    "patch_collapsed.png": lambda ctx: _example_inputs(ctx, 1),
+    "sar_signatures.png": _signature_inputs,
+    "simulated_city.png": lambda ctx: {
+        "simulation": _simulation(),
+        "scene": _scene(ctx.root / "kahramanmaras"),
+    },
+    "architecture.png": lambda ctx: architecture_spec(),
+    "map_overview.png": _map_inputs,
+}
+
+
+def manifest_entry(name: str, ctx: Context) -> dict[str, Any]:
+    """What a figure is drawn from now.
+
+    Args:
+        name: figure name
+        ctx: shared inputs
+
+    Returns:
+        The script fingerprint and the inputs (JSON-ready).
+    """
+    entry = {
+        "script": script_fingerprint(FIGURES[name].__name__),
+        "inputs": INPUTS[name](ctx),
+    }
+    return _plain(json.loads(json.dumps(entry, default=_plain)))
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            out |= _flatten(item, f"{prefix}.{key}" if prefix else str(key))
+        return out
+    return {prefix: value}
+
+
+def differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """Fields of two manifest entries that differ.
+
+    Args:
+        old: committed entry
+        new: entry computed now
+
+    Returns:
+        ``field: old -> new`` lines.
+    """
+    a, b = _flatten(old), _flatten(new)
+    return [
+        f"{key}: {a.get(key, '(none)')} -> {b.get(key, '(none)')}"
+        for key in sorted(a.keys() | b.keys())
+        if a.get(key) != b.get(key)
+    ]
+
+
+def read_manifest(path: Path = MANIFEST) -> dict[str, Any]:
+    """A figure manifest.
+
+    Args:
+        path: the file (default: the committed manifest)
+
+    Returns:
+        Figure name -> entry; empty when there is no file.
+    """
+    if not path.exists():
+        return {}
+    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return data
+
+
+def write_manifest(path: Path, entries: dict[str, Any]) -> None:
+    """Write a figure manifest, sorted by figure name.
+
+    Args:
+        path: the file
+        entries: figure name -> entry
+    """
+    text = json.dumps(dict(sorted(entries.items())), indent=1, ensure_ascii=False)
+    path.write_text(text + "\n", encoding="utf-8")
+
+
 # ------------------------------------------------------------------ driver
-def generate(out: Path, workdir: Path, names: list[str] | None = None) -> list[Path]:
-    """Write the figures.
+def generate(
+    out: Path,
+    ctx: Context,
+    names: list[str] | None = None,
+    manifest: Path | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Write figures and compute their manifest entries.
 
     Args:
         out: output folder
-        workdir: scratch folder (simulated scene)
+        ctx: shared inputs (scratch folder with the simulated scenes)
         names: figures to make (default: all)
+        manifest: manifest file to update after each figure (so that the
+            figures already written keep their entries if a later one fails)
 
     Returns:
-        The files written.
+        Manifest entries of the figures written, by name.
     """
     out.mkdir(parents=True, exist_ok=True)
-    ctx = Context(workdir)
-    written = []
+    entries = {}
     for name in names or list(FIGURES):
         start = time.perf_counter()
         FIGURES[name](ctx, out / name)
+        entries[name] = manifest_entry(name, ctx)
         size = (out / name).stat().st_size
         print(f"{name}: {size / 1000:.0f} kB in {time.perf_counter() - start:.1f} s")
-        written.append(out / name)
-    return written
+        if manifest is not None:
+            write_manifest(manifest, {**read_manifest(manifest), name: entries[name]})
+    return entries
 
 
 def referenced() -> dict[str, list[str]]:
@@ -591,32 +1003,56 @@ def referenced() -> dict[str, list[str]]:
     return refs
 
 
-def check() -> list[str]:
-    """Regenerate into a temporary folder and verify figures and pages agree.
+def check(full: bool = False) -> list[str]:
+    """Verify that the committed figures are current and agree with the pages.
+
+    Args:
+        full: also render the figures that need training (:data:`EXPENSIVE`)
 
     Returns:
         Problems found (empty when all is well).
     """
     problems = []
+    manifest = read_manifest()
     with tempfile.TemporaryDirectory() as tmp:
-        produced = {p.name: p for p in generate(Path(tmp) / "out", Path(tmp))}
-        for name, path in produced.items():
-            if path.read_bytes()[:8] != b"\x89PNG\r\n\x1a\n":
+        ctx = Context(Path(tmp))
+        render = [n for n in FIGURES if full or n not in EXPENSIVE]
+        current = generate(Path(tmp) / "out", ctx, render)
+        for name in render:
+            if (Path(tmp) / "out" / name).read_bytes()[:8] != b"\x89PNG\r\n\x1a\n":
                 problems.append(f"{name}: the script did not write a PNG")
+        for name in FIGURES:
+            if name not in current:
+                current[name] = manifest_entry(name, ctx)
+    for name, entry in current.items():
+        if name not in manifest:
+            problems.append(
+                f"{name} has no entry in {MANIFEST.relative_to(ROOT)}: run "
+                f"python docs/scripts/make_figures.py {name}"
+            )
+        elif manifest[name] != entry:
+            changed = differences(manifest[name], entry)
+            shown = "; ".join(changed[:6]) + (" ..." if len(changed) > 6 else "")
+            problems.append(
+                f"{name} is stale, it was drawn from other inputs ({shown}): run "
+                f"python docs/scripts/make_figures.py {name}"
+            )
+    for name in sorted(set(manifest) - set(FIGURES)):
+        problems.append(f"{MANIFEST.relative_to(ROOT)} lists {name}, not a figure")
     refs = referenced()
     committed = {p.name: p for p in OUT.glob("*.png")} if OUT.exists() else {}
     for name, pages in refs.items():
-        if name not in produced:
+        if name not in FIGURES:
             problems.append(
                 f"{name} (used by {', '.join(pages)}) is not produced by this script"
             )
         elif name not in committed:
             problems.append(
                 f"{name} (used by {', '.join(pages)}) is missing from {OUT}: run "
-                "python docs/scripts/make_figures.py"
+                f"python docs/scripts/make_figures.py {name}"
             )
     for name, path in committed.items():
-        if name not in produced:
+        if name not in FIGURES:
             problems.append(
                 f"{path} is not produced by this script any more: delete it"
             )
@@ -635,12 +1071,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--check",
         action="store_true",
-        help="regenerate into a temporary folder and verify the docs' figures",
+        help="verify that the committed figures are current (manifest) and used",
+    )
+    parser.add_argument(
+        "--full",
+        action="store_true",
+        help="with --check: also render the figures that need a trained model",
     )
     parser.add_argument("names", nargs="*", help="figures to make (default: all)")
     args = parser.parse_args(argv)
     if args.check:
-        problems = check()
+        problems = check(full=args.full)
         for problem in problems:
             print(f"ERROR: {problem}", file=sys.stderr)
         print("figures OK" if not problems else f"{len(problems)} problem(s)")
@@ -649,7 +1090,8 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown figures {unknown}; choose among {sorted(FIGURES)}")
     with tempfile.TemporaryDirectory() as tmp:
-        generate(OUT, Path(tmp), args.names or None)
+        generate(OUT, Context(Path(tmp)), args.names or None, manifest=MANIFEST)
+    print(f"updated {MANIFEST.relative_to(ROOT)}")
     return 0
 
 

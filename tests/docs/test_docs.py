@@ -1,11 +1,26 @@
 """The documentation site: it builds, its examples run, its commands exist.
 
-* ``test_site_builds`` runs ``python -m mkdocs build --strict`` (skipped only when
-  MkDocs is not installed).
-* ``test_runnable_examples`` executes, page by page, every ```python block
-  preceded by ``<!-- test -->`` in a fresh temporary directory (the blocks of a
-  page share one namespace, in order). When such a block is directly followed by
-  a ```text block, that block is the expected standard output and must match.
+* ``test_site_builds`` runs ``python -m mkdocs build --strict`` once (skipped only
+  when MkDocs is not installed); ``test_api_covers_public_names`` checks that the
+  built API reference has an entry for every public module and every name of
+  every ``__all__`` of the package, and ``test_public_names_have_docstrings``
+  that each of those has a docstring.
+* ``test_runnable_examples`` runs, page by page and in page order, in a fresh
+  temporary directory (holding copies of ``experiments/`` and ``benchmarks/``):
+
+  - every ```python block preceded by ``<!-- test -->`` (the blocks of a page
+    share one namespace);
+  - every ```bash block preceded by ``<!-- run -->``, with ``bash -euo pipefail``
+    and the package's commands on ``PATH``;
+  - hidden set-up steps, which the site does not show: an HTML comment
+    ``<!-- test-setup: COMMAND -->`` or ``<!-- test-setup`` (optionally
+    ``python``) followed by lines of code and a closing ``-->``.
+
+  When a tested or run block is directly followed by a ```text block, that block
+  is the expected standard output and must match (trailing spaces and blank
+  edges ignored). In the expected text ``…`` matches any text within a line, and
+  a line holding only ``…`` matches any number of lines: use them for timings
+  and other output that varies, so that what the page shows is still checked.
 * ``test_commands`` checks every command of a ```bash block that starts with
   ``torchgeo-quake``, ``torchgeo``, ``python -m`` or ``python <script>.py``:
   ``<command> [subcommand] --help`` must succeed, files named by ``--config`` or
@@ -15,21 +30,28 @@
   documented as not yet available: they must still fail, so the page is updated
   when the command lands.
 * ``test_figures`` runs ``docs/scripts/make_figures.py --check``: every figure
-  the pages reference is produced by the script, and every committed figure
-  exists, is referenced and is small.
+  the pages reference is produced by the script and committed, and every
+  committed figure is current (its manifest entry matches the inputs the script
+  would draw it from now).
+* ``test_screenshots`` (only where Chromium is installed) renders the Home and
+  Quickstart pages of the built site in headless Chromium with
+  ``docs/scripts/screenshot.py`` and checks that they are styled and not blank.
 """
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import itertools
 import json
 import os
+import pkgutil
 import re
 import shlex
 import shutil
 import subprocess
 import sys
+import textwrap
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +64,14 @@ DOCS = ROOT / "docs"
 ENV = {**os.environ, "NO_MKDOCS_2_WARNING": "1", "MPLBACKEND": "Agg"}
 
 _FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>```+|~~~+)[ \t]*(?P<info>[^`\s]*)")
-_MARKER = re.compile(r"^\s*<!--\s*(?P<name>test|planned)\s*-->\s*$")
+_MARKER = re.compile(r"^\s*<!--\s*(?P<name>test|run|planned)\s*-->\s*$")
+_SETUP = re.compile(
+    r"^\s*<!--\s*test-setup(?:\s+(?P<lang>bash|python))?\s*"
+    r"(?::\s*(?P<inline>.*?)\s*-->)?\s*$"
+)
+#: Folders of the repository copied into the working directory of a page's
+#: examples, so that commands can use them as the pages show (relative paths).
+EXAMPLE_FOLDERS = ("experiments", "benchmarks")
 
 
 @dataclass
@@ -53,8 +82,18 @@ class Block:
     line: int
     lang: str
     code: str
-    marker: str | None
+    marker: str | None  # "test", "run", "planned", "setup" or None
     expected: str | None = None
+
+    @property
+    def runs(self) -> bool:
+        """Whether the block is executed by ``test_runnable_examples``."""
+        return (self.marker, self.lang) in (
+            ("test", "python"),
+            ("run", "bash"),
+            ("setup", "python"),
+            ("setup", "bash"),
+        )
 
 
 def pages() -> list[Path]:
@@ -76,6 +115,26 @@ def parse_blocks(page: Path) -> list[Block]:
     previous = ""  # last non-blank line before the current position
     i = 0
     while i < len(lines):
+        setup = _SETUP.match(lines[i])
+        if setup:
+            if setup["inline"] is not None:
+                code, j = setup["inline"], i
+            else:
+                j = i + 1
+                while j < len(lines) and "-->" not in lines[j]:
+                    j += 1
+                code = "\n".join(lines[i + 1 : j])
+            blocks.append(
+                Block(
+                    page=page,
+                    line=i + 1,
+                    lang=setup["lang"] or "bash",
+                    code=textwrap.dedent(code).strip() + "\n",
+                    marker="setup",
+                )
+            )
+            i = j + 1
+            continue
         match = _FENCE.match(lines[i])
         if not match:
             if lines[i].strip():
@@ -100,7 +159,7 @@ def parse_blocks(page: Path) -> list[Block]:
         )
         previous = lines[j] if j < len(lines) else ""
         i = j + 1
-    # A ```text block right after a tested ```python block is its expected output.
+    # A ```text block right after a tested or run block is its expected output.
     for first, second in itertools.pairwise(blocks):
         between = lines[first.line : second.line - 1]
         closing = [
@@ -108,8 +167,8 @@ def parse_blocks(page: Path) -> list[Block]:
         ]
         gap = between[closing[0] + 1 :] if closing else between
         if (
-            first.marker == "test"
-            and first.lang == "python"
+            first.runs
+            and first.marker != "setup"
             and second.lang == "text"
             and not any(text.strip() for text in gap)
         ):
@@ -122,71 +181,226 @@ def _rel(page: Path) -> str:
 
 
 # --------------------------------------------------------------------- build
-def test_site_builds(tmp_path: Path) -> None:
-    if importlib.util.find_spec("mkdocs") is None:
-        pytest.skip(
-            "MkDocs is not installed: install the docs tools "
-            '(python -m pip install -e ".[docs]") to build the site'
+def test_site_builds(site: Path) -> None:
+    assert (site / "index.html").exists()
+    assert (site / "api" / "cli.html").exists()
+
+
+# ------------------------------------------------------------ API reference
+PACKAGE = "torchgeo_quake"
+
+
+def public_modules() -> list[str]:
+    """The package and all its modules whose dotted names have no private part.
+
+    Returns:
+        Dotted module names, sorted.
+    """
+    package = importlib.import_module(PACKAGE)
+    names = [PACKAGE]
+    for info in pkgutil.walk_packages(package.__path__, PACKAGE + "."):
+        if not any(part.startswith("_") for part in info.name.split(".")):
+            names.append(info.name)
+    return sorted(names)
+
+
+def required_anchors() -> dict[str, list[str]]:
+    """API-reference anchors that must exist, and what each stands for.
+
+    Every public module has an entry (anchor = its dotted name); every name of
+    its ``__all__`` has one where the object is defined: classes and functions
+    in their ``__module__``, other objects (constants, type aliases) in any
+    module of the package that holds the very same object under that name.
+
+    Returns:
+        Anchor -> descriptions (``module.name``) of the names needing it; a key
+        of several alternatives is ``a|b``.
+
+    Raises:
+        AssertionError: If a public module has no ``__all__``.
+    """
+    modules = {name: importlib.import_module(name) for name in public_modules()}
+    need: dict[str, list[str]] = {}
+    for name, module in modules.items():
+        need.setdefault(name, []).append(f"module {name}")
+        exported = getattr(module, "__all__", None)
+        assert exported is not None, (
+            f"{name} has no __all__: list its public names there, so that the API "
+            "reference and `from ... import *` know them"
         )
-    result = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(tmp_path)],
-        cwd=ROOT,
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=600,
+        for attr in exported:
+            obj = getattr(module, attr)
+            home = getattr(obj, "__module__", None)
+            if (isinstance(obj, type) or callable(obj)) and (
+                home and home.startswith(PACKAGE)
+            ):
+                key = f"{home}.{getattr(obj, '__qualname__', attr)}"
+            else:
+                holders = [
+                    f"{other}.{attr}"
+                    for other, mod in modules.items()
+                    if vars(mod).get(attr) is obj
+                ]
+                key = "|".join(sorted(holders))
+            need.setdefault(key, []).append(f"{name}.{attr}")
+    return need
+
+
+def test_api_covers_public_names(site: Path) -> None:
+    """The API reference has an entry for every public module and exported name."""
+    anchors: set[str] = set()
+    for page in (site / "api").glob("*.html"):
+        anchors |= set(re.findall(r'id="([^"]+)"', page.read_text(encoding="utf-8")))
+    missing = [
+        f"{' and '.join(names)} (no anchor {key.replace('|', ' or ')})"
+        for key, names in sorted(required_anchors().items())
+        if not any(alternative in anchors for alternative in key.split("|"))
+    ]
+    assert not missing, (
+        "not in the API reference (docs/api/): "
+        + "; ".join(missing)
+        + ". Add the module to a page's `<!-- api: ... -->` marker or a `:::` block."
     )
-    assert result.returncode == 0, f"mkdocs build --strict failed:\n{result.stderr}"
-    assert (tmp_path / "index.html").exists()
+
+
+def test_public_names_have_docstrings() -> None:
+    """Every exported name has a docstring, as the API reference renders it.
+
+    Loaded with Griffe and the site's extension (which also reads Sphinx ``#:``
+    comments above attributes), so this is the text mkdocstrings shows.
+    """
+    griffe = pytest.importorskip("griffe", reason="griffe comes with the docs extra")
+    extensions = griffe.load_extensions(
+        f"{DOCS / 'scripts' / 'griffe_rst.py'}:RstToMarkdown"
+    )
+    package = griffe.load(PACKAGE, search_paths=[str(ROOT)], extensions=extensions)
+    undocumented = []
+    for key, names in sorted(required_anchors().items()):
+        paths = key.split("|")
+        objects = []
+        for path in paths:
+            try:
+                obj = (
+                    package[path.removeprefix(PACKAGE + ".")]
+                    if path != PACKAGE
+                    else package
+                )
+            except KeyError:
+                continue
+            objects.append(obj.final_target if obj.is_alias else obj)
+        if not any(o.docstring and o.docstring.value.strip() for o in objects):
+            undocumented.append(f"{paths[0]} ({', '.join(names)})")
+    assert not undocumented, f"no docstring: {undocumented}"
 
 
 # ------------------------------------------------------------------ examples
-_RUNNER = """
-import contextlib, io, json, sys, traceback
+#: Compares a page's expected output with what the code printed (in the runner).
+_MATCHES = """
+import re, sys
+from functools import lru_cache
+
+
+def matches(expected, got):
+    # '…' matches any text within a line; a line of only '…' any lines.
+    want = [line.rstrip() for line in expected.strip("\\n").splitlines()]
+    have = [line.rstrip() for line in got.strip("\\n").splitlines()]
+    patterns = [
+        None if w.strip() == "\\u2026"
+        else re.compile(".*?".join(map(re.escape, w.split("\\u2026"))) + r"\\Z")
+        for w in want
+    ]
+
+    @lru_cache(maxsize=None)
+    def match(i, j):
+        if i == len(want):
+            return j == len(have)
+        if patterns[i] is None:
+            return match(i + 1, j) or (j < len(have) and match(i, j + 1))
+        found = j < len(have) and patterns[i].match(have[j])
+        return bool(found) and match(i + 1, j + 1)
+
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), 4 * (len(want) + len(have))))
+    return match(0, 0)
+"""
+
+#: Runs the blocks of one page (``blocks.json``) in order, in the current folder.
+_RUNNER = (
+    _MATCHES
+    + """
+import contextlib, io, json, subprocess, time, traceback
+
 blocks = json.load(open(sys.argv[1]))
 namespace = {"__name__": "__main__"}
 for block in blocks:
-    out = io.StringIO()
-    try:
-        with contextlib.redirect_stdout(out):
-            exec(compile(block["code"], block["where"], "exec"), namespace)
-    except BaseException:
-        print(f"FAILED {block['where']}", file=sys.stderr)
-        traceback.print_exc()
-        sys.exit(1)
-    expected = block["expected"]
-    got = out.getvalue()
+    start = time.perf_counter()
+    if block["lang"] == "python":
+        out = io.StringIO()
+        try:
+            with contextlib.redirect_stdout(out):
+                exec(compile(block["code"], block["where"], "exec"), namespace)
+        except BaseException:
+            print(f"FAILED {block['where']}", file=sys.stderr)
+            traceback.print_exc()
+            sys.exit(1)
+        got = out.getvalue()
+    else:
+        sys.stdout.flush()
+        result = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", block["code"]],
+            capture_output=True, text=True,
+        )
+        got = result.stdout
+        if result.returncode != 0:
+            print(f"FAILED {block['where']} (exit {result.returncode}):\\n"
+                  f"{block['code']}\\n--- stdout:\\n{got[-3000:]}"
+                  f"\\n--- stderr:\\n{result.stderr[-5000:]}", file=sys.stderr)
+            sys.exit(1)
+    print(f"[{block['where']}: {time.perf_counter() - start:.1f} s]", file=sys.stderr)
     sys.stdout.write(got)
-    if expected is not None:
-        norm = lambda s: [line.rstrip() for line in s.strip("\\n").splitlines()]
-        if norm(got) != norm(expected):
-            print(f"OUTPUT MISMATCH {block['where']}\\n--- page shows:\\n{expected}"
-                  f"\\n--- code prints:\\n{got}", file=sys.stderr)
-            sys.exit(2)
+    expected = block["expected"]
+    if expected is not None and not matches(expected, got):
+        print(f"OUTPUT MISMATCH {block['where']}\\n--- page shows:\\n{expected}"
+              f"\\n--- code prints:\\n{got}", file=sys.stderr)
+        sys.exit(2)
 """
+)
 
 
 def _tested_pages() -> list[Path]:
-    return [p for p in pages() if any(b.marker == "test" for b in parse_blocks(p))]
+    return [p for p in pages() if any(b.runs for b in parse_blocks(p))]
 
 
 def _run_page(page: Path, workdir: Path) -> subprocess.CompletedProcess[str]:
-    """Run the tested blocks of a page, in order, in *workdir*."""
+    """Run the tested, run and set-up blocks of a page, in order, in *workdir*."""
     blocks = [
-        {"code": b.code, "where": f"{_rel(page)}:{b.line}", "expected": b.expected}
+        {
+            "code": b.code,
+            "lang": b.lang,
+            "where": f"{_rel(page)}:{b.line}",
+            "expected": b.expected,
+        }
         for b in parse_blocks(page)
-        if b.marker == "test"
+        if b.runs
     ]
     workdir.mkdir(parents=True)
+    for folder in EXAMPLE_FOLDERS:
+        if (ROOT / folder).is_dir():
+            shutil.copytree(
+                ROOT / folder,
+                workdir / folder,
+                ignore=shutil.ignore_patterns("__pycache__"),
+            )
     (workdir / "blocks.json").write_text(json.dumps(blocks))
     (workdir / "runner.py").write_text(_RUNNER)
+    bin_dir = str(Path(sys.executable).parent)
+    env = {**ENV, "PATH": os.pathsep.join([bin_dir, ENV.get("PATH", "")])}
     return subprocess.run(
         [sys.executable, "runner.py", "blocks.json"],
         cwd=workdir,
-        env=ENV,
+        env=env,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=1800,
     )
 
 
@@ -215,9 +429,29 @@ def page_runs(
 def test_runnable_examples(
     page: Path, page_runs: dict[Path, subprocess.CompletedProcess[str]]
 ) -> None:
-    assert all(b.lang == "python" for b in parse_blocks(page) if b.marker == "test")
+    for block in parse_blocks(page):
+        if block.marker in ("test", "run"):
+            assert block.runs, (
+                f"{_rel(page)}:{block.line}: <!-- {block.marker} --> marks a "
+                f"```{block.lang} block; it runs ```python (test) or ```bash (run)"
+            )
     result = page_runs[page]
-    assert result.returncode == 0, result.stderr[-6000:]
+    assert result.returncode == 0, result.stderr[-8000:]
+
+
+def test_output_matching() -> None:
+    """Expected outputs with ``…`` wildcards match what they should, only that."""
+    namespace: dict[str, Any] = {}
+    exec(_MATCHES, namespace)
+    matches = namespace["matches"]
+    assert matches("a\nb\n", "a  \nb\n\n")
+    assert not matches("a\nb", "a\nc")
+    assert matches("took … s", "took 1.5 s")
+    assert not matches("took … s", "took 1.5 min")
+    assert matches("start\n…\nend", "start\nx\ny\nend")
+    assert matches("start\n…\nend", "start\nend")
+    assert not matches("start\n…\nend", "start\nx")
+    assert not matches("a", "a\nb")
 
 
 def _python_blocks() -> list[Block]:
@@ -233,7 +467,6 @@ def test_python_blocks_compile(block: Block) -> None:
     Blocks that are not run (they need data the reader has) are still checked.
     """
     import ast
-    import importlib
 
     where = f"{_rel(block.page)}:{block.line}"
     tree = ast.parse(block.code, filename=where)
@@ -394,8 +627,14 @@ def _needs_missing_tool(command: Command) -> bool:
 @pytest.fixture(scope="module")
 def command_runs(
     tmp_path_factory: pytest.TempPathFactory,
-) -> dict[Command, tuple[tuple[bool, str], tuple[bool, str] | None]]:
-    """``--help`` and (for the CLIs) full parse of every command, concurrently."""
+) -> dict[
+    tuple[tuple[str, ...], bool], tuple[tuple[bool, str], tuple[bool, str] | None]
+]:
+    """``--help`` and (for the CLIs) full parse of every command, concurrently.
+
+    Keyed by the command's words and planned flag, not its line, so that an edit
+    elsewhere on a page during the test run does not matter.
+    """
     commands = [c for c in _commands() if not _needs_missing_tool(c)]
     # `torchgeo` (Lightning CLI) is slow to start; its full parse below already
     # proves that the subcommand exists, so it gets no separate --help run.
@@ -410,13 +649,18 @@ def command_runs(
     results = _concurrently(run, jobs)
     help_of = dict(zip(helps, results[:-1], strict=True))
     parse_of = dict(zip(clis, results[-1], strict=True))
-    return {c: (help_of.get(c.argv) or parse_of[c], parse_of.get(c)) for c in commands}
+    return {
+        (c.words, c.planned): (help_of.get(c.argv) or parse_of[c], parse_of.get(c))
+        for c in commands
+    }
 
 
 @pytest.mark.parametrize("command", _commands(), ids=lambda c: c.text)
 def test_commands(
     command: Command,
-    command_runs: dict[Command, tuple[tuple[bool, str], tuple[bool, str] | None]],
+    command_runs: dict[
+        tuple[tuple[str, ...], bool], tuple[tuple[bool, str], tuple[bool, str] | None]
+    ],
 ) -> None:
     for name in command.files:
         assert (ROOT / name).exists(), (
@@ -424,7 +668,10 @@ def test_commands(
         )
     if _needs_missing_tool(command):
         pytest.skip("MkDocs is not installed")
-    (helped, output), parsed = command_runs[command]
+    key = (command.words, command.planned)
+    if key not in command_runs:
+        pytest.fail(f"{command.where}: the page changed during the test run: rerun")
+    (helped, output), parsed = command_runs[key]
     shown = " ".join(command.argv)
     if command.planned:
         assert not helped and not (parsed and parsed[0]), (
@@ -517,4 +764,52 @@ def test_parser_finds_markers() -> None:
     """The block parser sees the markers and the expected outputs."""
     blocks = [b for p in pages() for b in parse_blocks(p)]
     assert any(b.marker == "test" for b in blocks)
+    assert any(b.marker == "run" for b in blocks)
     assert any(b.expected is not None for b in blocks)
+
+
+def test_parser_reads_run_and_setup_blocks(tmp_path: Path) -> None:
+    page = tmp_path / "page.md"
+    page.write_text(
+        textwrap.dedent(
+            """\
+            <!-- test-setup: echo hidden -->
+
+            <!-- test-setup python
+                x = 1
+                y = 2
+            -->
+
+            <!-- run -->
+            ```bash
+            echo shown
+            ```
+
+            ```text
+            shown
+            ```
+
+            ```bash
+            echo only checked
+            ```
+
+            <!-- test -->
+            ```bash
+            echo wrongly marked
+            ```
+            """
+        )
+    )
+    blocks = parse_blocks(page)
+    assert [(b.marker, b.lang, b.runs) for b in blocks] == [
+        ("setup", "bash", True),
+        ("setup", "python", True),
+        ("run", "bash", True),
+        (None, "text", False),
+        (None, "bash", False),
+        ("test", "bash", False),
+    ]
+    assert blocks[0].code == "echo hidden\n"
+    assert blocks[1].code == "x = 1\ny = 2\n"
+    assert blocks[2].expected == "shown\n"
+    assert blocks[4].expected is None

@@ -37,8 +37,8 @@ FALLBACK_COLUMNS: tuple[str, ...] = (
     "transit",
 )
 
-#: Summary rows (see the module docstring).
 # fmt: off
+#: Summary rows (see the module docstring).
 FALLBACK_ROWS: tuple[
     tuple[str, str, str, float, float, float, float, float, float, float, float], ...
 ] = (

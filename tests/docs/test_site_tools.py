@@ -1,0 +1,124 @@
+"""The documentation's own tools: figure manifest, API help and screenshots.
+
+``docs/scripts/make_figures.py`` decides whether a committed figure is current from
+its manifest entry, so the pieces of that entry are tested here: the architecture
+diagram's sizes come from the model the configuration builds, fingerprints see
+code changes but not comments or docstrings, and differences are reported by
+field. ``test_screenshots`` renders the built site in headless Chromium and runs
+only where a Chromium is installed (CI machines without one skip it, saying so).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import sys
+import textwrap
+import types
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPTS = ROOT / "docs" / "scripts"
+
+
+def _load(name: str) -> types.ModuleType:
+    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def figures() -> types.ModuleType:
+    return _load("make_figures")
+
+
+def test_architecture_sizes_come_from_the_model(
+    figures: types.ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = figures.architecture_spec()
+    assert spec["head"][0] == "Linear → 256"
+    assert spec["raster_embedding"] == 512
+    # Another configuration gives another diagram (and another manifest entry).
+    config = yaml.safe_load((ROOT / "experiments" / "all_inputs.yaml").read_text())
+    config["model"]["init_args"].update(
+        hidden_dim=96, dropout=0.25, modalities=["sar", "footprint", "gem"]
+    )
+    path = tmp_path / "experiments" / "other.yaml"
+    path.parent.mkdir()
+    path.write_text(yaml.safe_dump(config))
+    monkeypatch.setattr(figures, "CONFIG", path)
+    monkeypatch.setattr(figures, "ROOT", tmp_path)
+    other = figures.architecture_spec()
+    assert other["head"] == ["Linear → 96", "ReLU", "dropout 0.25", "Linear → 1"]
+    assert other["modalities"] == ["sar", "footprint", "gem"]
+    assert other["parameters"] < spec["parameters"]
+
+
+def test_fingerprints_see_code_not_comments(figures: types.ModuleType) -> None:
+    def fingerprint(source: str) -> str:
+        return str(figures._digest([__import__("ast").parse(textwrap.dedent(source))]))
+
+    base = fingerprint('def f(x):\n    """Doc."""\n    return x + 1\n')
+    assert base == fingerprint("def f(x):  # a comment\n    return (x + 1)\n")
+    assert base != fingerprint("def f(x):\n    return x + 2\n")
+    # The script's fingerprint of a figure covers the helpers and constants it uses.
+    assert figures.script_fingerprint("patch_intact") != figures.script_fingerprint(
+        "patch_collapsed"
+    )
+
+
+def test_manifest_differences_name_the_fields(figures: types.ModuleType) -> None:
+    old = {"script": "a", "inputs": {"scene": {"buildings": 10, "sar": [1, 2]}}}
+    new = {"script": "a", "inputs": {"scene": {"buildings": 12, "sar": [1, 2]}}}
+    assert figures.differences(old, new) == ["inputs.scene.buildings: 10 -> 12"]
+    assert figures.differences(old, old) == []
+    assert figures._plain({"x": 0.123456789, "n": [1, 2.00004]}) == {
+        "x": 0.1235,
+        "n": [1, 2.0],
+    }
+
+
+def test_committed_manifest_lists_every_figure(figures: types.ModuleType) -> None:
+    manifest = figures.read_manifest()
+    assert set(manifest) == set(figures.FIGURES)
+    for entry in manifest.values():
+        assert set(entry) == {"script", "inputs"}
+
+
+def test_argparse_help_is_generated() -> None:
+    pytest.importorskip("mkdocs", reason="the hooks need MkDocs (docs extra)")
+    hooks = _load("hooks")
+    text = hooks.argparse_help("torchgeo_quake.cli:build_parser")
+    for command in ("simulate", "protocol", "map"):
+        assert f"## `torchgeo-quake {command}`" in text
+        assert f"usage: torchgeo-quake {command}" in text
+    assert max(len(line) for line in text.splitlines()) <= hooks.HELP_COLUMNS
+    with pytest.raises(Exception, match="not a parser"):
+        hooks.argparse_help("os:getcwd")
+
+
+def test_screenshots(site: Path, tmp_path: Path) -> None:
+    """Home and Quickstart render styled, with their images, in headless Chromium."""
+    screenshot = _load("screenshot")
+    if screenshot.find_chromium() is None:
+        pytest.skip("no Chromium installed (Debian package chromium): not rendered")
+    out = tmp_path / "shots"
+    assert screenshot.main([str(site), "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.glob("*.png")) == ["index.png", "quickstart.png"]
+    # The checks fail on a page without its stylesheet and images (on a copy).
+    broken = tmp_path / "broken"
+    shutil.copytree(site, broken)
+    shutil.rmtree(broken / "assets" / "stylesheets")
+    (broken / "assets" / "generated" / "scene_overview.png").unlink()
+    assert screenshot.main([str(broken), "--out", str(out), "index.html"]) == 1
+    assert any("stylesheet" in p for p in screenshot.check_png(out / "index.png"))
+    assert any(
+        "scene_overview.png" in url
+        for url in screenshot.missing_resources(broken, "index.html")
+    )
