@@ -234,17 +234,22 @@ class OSMBuildings(IntersectionMixin, VectorDataset):
 
     Indexed with a building-centred query (see
     :class:`~torchgeo_quake.samplers.BuildingCentroidSampler`) it returns the
-    rasterised footprint of the building whose centroid is at the centre of the
-    query (``footprints="building"``, the paper's mask) or of all buildings in the
-    patch (``footprints="all"``), plus the building's label, id, city, centroid
-    and, with *exposure*, its GEM feature vector. Footprints are rasterised once
-    into an in-memory id raster on the query grid, so each query is a slice.
+    rasterised footprint of the building of interest (``footprints="building"``,
+    the paper's mask) or of all buildings in the patch (``footprints="all"``),
+    plus the building's label, id, city, centroid and, with *exposure*, its GEM
+    feature vector. The building of interest is the one the window was made for
+    by :meth:`building_windows` (which the sampler uses), else the one whose
+    centroid is nearest to the window centre (within a pixel). Footprints are
+    rasterised once into an in-memory id raster on the query grid, so each query
+    is a slice.
 
     Invalid geometries are repaired with :func:`shapely.make_valid`; features that
     cannot be repaired, are not polygons or repeat an id are not silently dropped:
-    they are listed in :attr:`skipped` with the reason. Both :attr:`buildings`
-    and :attr:`skipped` record each feature's ``file`` and ``row`` (its position
-    in that file), so results can be joined back to the input features.
+    they are listed in :attr:`skipped` with the reason and summarised in a
+    :class:`UserWarning`. Both :attr:`buildings` and :attr:`skipped` record each
+    feature's ``file`` and ``row`` (its position in that file), so results can be
+    joined back to the input features. Damage features that match no footprint
+    (:attr:`unmatched_damage`) and empty damage layers are warned about too.
 
     .. versionadded:: 0.1
     """
@@ -944,8 +949,9 @@ class OSMBuildings(IntersectionMixin, VectorDataset):
 
         Returns:
             Sample with ``footprint`` (float32, 1×H×W), ``label`` and
-            ``building_id`` (int64; -1 when no building centroid lies at the centre
-            of the query), ``city``, ``centroid`` (float64 x, y), ``gem`` (with
+            ``building_id`` (int64; -1 when the window is not one of
+            :meth:`building_windows` and no building centroid lies within a pixel
+            of its centre), ``city``, ``centroid`` (float64 x, y), ``gem`` (with
             exposure), ``crs`` and ``bounds``.
 
         Raises:

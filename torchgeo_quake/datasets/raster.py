@@ -8,7 +8,9 @@ array on the dataset's grid (its CRS and resolution) and then answers each query
 by slicing that array. Queries that are not aligned with the cached grid are
 resampled from it (bilinear for float data, nearest otherwise), and datasets that
 do not fit the configured memory budget fall back to windowed reads, so memory
-stays bounded for scenes larger than RAM.
+stays bounded for scenes larger than RAM. :meth:`CachedRasterDataset.align_to`
+puts a raster (a DSM) on the pixel lattice of another (the SAR image), so that
+building-centred queries are slices of both.
 """
 
 from __future__ import annotations
@@ -229,6 +231,12 @@ class CachedRasterDataset(IntersectionMixin, RasterDataset):
     override :meth:`_postprocess_grid` (applied once to the cached array, e.g.
     radiometric conversion) and :meth:`_postprocess_patch` (applied to every
     returned patch, e.g. per-patch height normalisation).
+
+    When :meth:`_postprocess_patch` is pixel-wise (:attr:`pixelwise_patch`) and
+    a second copy fits :attr:`cache_bytes`, it is applied once to the whole grid
+    (nodata filled), so an aligned query is a copy of a slice. The grid starts
+    at the top-left corner of the files, or on the pixel lattice of another
+    raster after :meth:`align_to` (a DSM on the SAR grid).
 
     Unlike stock TorchGeo, files that cannot be read are an error naming the file
     rather than being silently skipped, and rasters without a CRS are rejected
@@ -656,7 +664,7 @@ class CachedRasterDataset(IntersectionMixin, RasterDataset):
             resampling=self.resampling,
         )
         src.close()
-        return vrt  # type: ignore[no-any-return]
+        return vrt
 
     # TorchGeo declares this method through functools.lru_cache; a plain method
     # replaces it here (same call signature).

@@ -624,7 +624,7 @@ class _EpochProgress:
         """
         from lightning.pytorch.callbacks import Callback
 
-        class EpochProgress(Callback):  # type: ignore[misc]
+        class EpochProgress(Callback):
             def __init__(self) -> None:
                 self.epochs = 0
 
