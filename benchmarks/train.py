@@ -3,40 +3,53 @@
 The reference is the same late-fusion network built from three stock
 torchvision ResNet-18s (``LateFusionNet(fused=False)``); the candidate is the
 default ``LateFusionNet`` with the grouped encoder. Both take all four
-modalities on 32×32 patches and start from the same weights. For each batch
-size they are timed side by side (alternating, after a warm-up; median of the
-iterations):
+modalities (GEM vector of ``len(GEM_FEATURE_NAMES)`` features) on 32×32
+patches and start from the same weights. On every device (the CPU, and CUDA
+when present), for each batch size they are timed side by side (alternating,
+after a warm-up; median of the iterations):
 
 * ``train``: forward, binary cross-entropy, backward and an AdamW step
   (PyTorch's fused AdamW, as ``DamageDetectionTask`` uses it; the default
   foreach AdamW with ``--foreach-adamw``);
 * ``infer``: forward in eval mode under :func:`torch.inference_mode`.
 
-On CUDA both run under bf16 autocast. Prints one JSON line.
+On CUDA both run under bf16 autocast. The input pipeline is timed too, so
+that one can see whether it keeps up with training: the real
+``KahramanmarasDamageDataModule`` on a simulated scene (the full five-city
+scene by default, simulated into a temporary folder; ``--data-root`` reuses
+one), its ``train_dataloader()`` alone, and the loader plus the transfer to
+the device and ``PairedFlipRotate`` there, as in training.
+
+Prints one JSON object.
 
 Usage::
 
-    python benchmarks/train.py            # batch 64 and 256
-    python benchmarks/train.py --quick    # fewer iterations
+    python benchmarks/train.py            # batch 64 and 256, CPU (+ CUDA)
+    python benchmarks/train.py --quick    # fewer iterations, small scene
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
+import tempfile
 import time
-from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from torchgeo_quake.datamodules import KahramanmarasDamageDataModule, PairedFlipRotate
+from torchgeo_quake.datasets import GEM_FEATURE_NAMES
 from torchgeo_quake.models import MODALITIES, LateFusionNet
 
-GEM_FEATURES = 20
+GEM_FEATURES = len(GEM_FEATURE_NAMES)
 PATCH = 32
 
 
@@ -79,14 +92,18 @@ def make_optimizer(model: nn.Module, fused: bool) -> torch.optim.Optimizer:
     return torch.optim.AdamW(model.parameters(), lr=1e-3)
 
 
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def timed(fn: Callable[[], None], device: torch.device) -> float:
     """Run *fn* once and return its wall time in seconds."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    synchronize(device)
     start = time.perf_counter()
     fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    synchronize(device)
     return time.perf_counter() - start
 
 
@@ -152,30 +169,19 @@ def side_by_side(
     return {name: statistics.median(t) for name, t in times.items()}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer iterations")
-    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 256])
-    parser.add_argument(
-        "--device", default="cuda" if torch.cuda.is_available() else "cpu"
-    )
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads")
-    parser.add_argument("--warmup", type=int, default=None)
-    parser.add_argument("--iters", type=int, default=None)
-    parser.add_argument(
-        "--foreach-adamw",
-        action="store_true",
-        help="PyTorch's default (foreach) AdamW instead of the fused one",
-    )
-    args = parser.parse_args()
+def bench_models(
+    device: torch.device,
+    batch_sizes: list[int],
+    warmup: int,
+    iters: int,
+    fused_adamw: bool,
+) -> dict[str, Any]:
+    """Time the fused and the plain network on one device.
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    warmup = args.warmup if args.warmup is not None else (1 if args.quick else 2)
-    iters = args.iters if args.iters is not None else (3 if args.quick else 7)
-    device = torch.device(args.device)
+    Returns:
+        Output differences, optimiser and samples/s per batch size.
+    """
     amp = device.type == "cuda"
-
     torch.manual_seed(0)
     plain = LateFusionNet(MODALITIES, gem_features=GEM_FEATURES, fused=False)
     fused = LateFusionNet(MODALITIES, gem_features=GEM_FEATURES)
@@ -197,19 +203,19 @@ def main() -> None:
     # The check ran train-mode forwards: restore identical BN statistics.
     fused.load_plain_state_dict(plain.state_dict())
 
-    probe = make_optimizer(plain, not args.foreach_adamw)
+    probe = make_optimizer(plain, fused_adamw)
     opt_name = f"{type(probe).__name__}(fused={bool(probe.defaults.get('fused'))})"
     del probe
 
     results = []
-    for batch_size in args.batch_sizes:
+    for batch_size in batch_sizes:
         batch = make_batch(batch_size, device)
         inputs = {m: batch[m] for m in MODALITIES}
         label = batch["label"]
         train_steps: dict[str, Callable[[], None]] = {}
         infer_steps: dict[str, Callable[[], None]] = {}
         for name, model in models.items():
-            opt = make_optimizer(model, not args.foreach_adamw)
+            opt = make_optimizer(model, fused_adamw)
             train_steps[name] = make_train_step(model, opt, inputs, label, amp)
             infer_steps[name] = make_infer_step(model, inputs, amp)
         train = side_by_side(train_steps, device, warmup, iters)
@@ -227,23 +233,198 @@ def main() -> None:
                 "infer_speedup": round(infer["plain"] / infer["fused"], 2),
             }
         )
+        del train_steps, infer_steps
+    return {
+        "device": device_name(device),
+        "device_type": device.type,
+        "amp": "bf16" if amp else None,
+        "optimizer": opt_name,
+        "max_abs_output_diff": diffs,
+        "results": results,
+    }
+
+
+def _to(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    """Move the tensors of a batch to *device*."""
+    return {
+        k: v.to(device, non_blocking=True) if isinstance(v, Tensor) else v
+        for k, v in batch.items()
+    }
+
+
+def _batches(loader: Any, limit: int | None) -> Iterator[dict[str, Any]]:
+    """At most *limit* batches of one pass over *loader*."""
+    for i, batch in enumerate(loader):
+        if limit is not None and i >= limit:
+            return
+        yield batch
+
+
+def bench_loader(
+    root: Path,
+    scale: float,
+    batch_size: int,
+    devices: list[torch.device],
+    max_batches: int | None,
+    num_workers: int,
+) -> dict[str, Any]:
+    """Samples/s of the data module's training loader, alone and with augmentation.
+
+    One warm-up pass, then one timed pass of each kind (the whole training
+    split, or *max_batches* batches).
+
+    Returns:
+        Scene size, set-up time (simulation and sample extraction included when
+        *root* is empty) and samples/s.
+    """
+    simulated = not (root.exists() and any(root.iterdir()))
+    start = time.perf_counter()
+    dm = KahramanmarasDamageDataModule(
+        root=root,
+        scale=scale,
+        modalities=MODALITIES,
+        batch_size=batch_size,
+        num_workers=num_workers,
+    )
+    dm.setup("fit")
+    setup_s = time.perf_counter() - start
+    loader = dm.train_dataloader()
+    for _ in _batches(loader, min(2, max_batches or 2)):
+        pass  # warm-up
+
+    def one_pass(step: Callable[[dict[str, Any]], Any] | None, device: Any) -> float:
+        n = 0
+        start = time.perf_counter()
+        for batch in _batches(loader, max_batches):
+            if step is not None:
+                step(batch)
+            n += int(batch["label"].shape[0])
+        if device is not None:
+            synchronize(device)
+        return n / (time.perf_counter() - start)
+
+    out: dict[str, Any] = {
+        "scene_scale": scale,
+        "train_samples": len(dm.indices["train"]),
+        "batch_size": batch_size,
+        "num_workers": num_workers,
+        "batches": len(loader)
+        if max_batches is None
+        else min(len(loader), max_batches),
+        "simulated": simulated,
+        "setup_s": round(setup_s, 2),
+        "loader_samples_per_s": round(one_pass(None, None), 1),
+    }
+    for device in devices:
+        aug = PairedFlipRotate().to(device)
+
+        def step(batch: dict[str, Any], aug: nn.Module = aug, d: Any = device) -> Any:
+            return aug(_to(batch, d))
+
+        for batch in _batches(loader, 1):  # warm-up on the device
+            step(batch)
+        out[f"loader_augment_samples_per_s_{device.type}"] = round(
+            one_pass(step, device), 1
+        )
+    return out
+
+
+@contextmanager
+def scene(root: str | None, scale: float) -> Iterator[Path]:
+    """The scene folder: *root*, or a simulated scene in a temporary folder."""
+    if root is not None:
+        yield Path(root)
+        return
+    with tempfile.TemporaryDirectory(prefix="bench-train-") as tmp:
+        yield Path(tmp) / "kahramanmaras"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer iterations")
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 256])
+    parser.add_argument(
+        "--devices",
+        nargs="+",
+        default=["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"],
+        help="devices to measure (default: the CPU, and CUDA when present)",
+    )
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads")
+    parser.add_argument("--warmup", type=int, default=None)
+    parser.add_argument("--iters", type=int, default=None)
+    parser.add_argument(
+        "--foreach-adamw",
+        action="store_true",
+        help="PyTorch's default (foreach) AdamW instead of the fused one",
+    )
+    parser.add_argument(
+        "--data-root",
+        default=None,
+        help="simulated scene to time the data loader on (default: simulate one "
+        "into a temporary folder)",
+    )
+    parser.add_argument(
+        "--data-scale",
+        type=float,
+        default=None,
+        help="scale of that scene (default 1, the paper's; 0.05 with --quick)",
+    )
+    parser.add_argument(
+        "--data-batches",
+        type=int,
+        default=None,
+        help="batches per timed loader pass (default: the whole training split)",
+    )
+    parser.add_argument("--num-workers", type=int, default=0)
+    parser.add_argument(
+        "--no-data", action="store_true", help="skip the data-loader measurement"
+    )
+    args = parser.parse_args()
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    warmup = args.warmup if args.warmup is not None else (1 if args.quick else 2)
+    iters = args.iters if args.iters is not None else (3 if args.quick else 7)
+    scale = (
+        args.data_scale
+        if args.data_scale is not None
+        else (0.05 if args.quick else 1.0)
+    )
+    devices = [torch.device(d) for d in args.devices]
+    load_start = os.getloadavg()
+
+    per_device = [
+        bench_models(d, args.batch_sizes, warmup, iters, not args.foreach_adamw)
+        for d in devices
+    ]
+    loader = None
+    if not args.no_data:
+        with scene(args.data_root, scale) as root:
+            loader = bench_loader(
+                root,
+                scale,
+                args.batch_sizes[0],
+                devices,
+                args.data_batches,
+                args.num_workers,
+            )
 
     print(
         json.dumps(
             {
                 "benchmark": "LateFusionNet fused vs plain (3x torchvision ResNet-18)",
                 "torch": torch.__version__,
-                "device": device_name(device),
-                "device_type": device.type,
                 "threads": torch.get_num_threads(),
-                "amp": "bf16" if amp else None,
-                "optimizer": opt_name,
+                "cpu": device_name(torch.device("cpu")),
+                "load_average_start": [round(x, 2) for x in load_start],
+                "load_average_end": [round(x, 2) for x in os.getloadavg()],
                 "modalities": list(MODALITIES),
+                "gem_features": GEM_FEATURES,
                 "patch": PATCH,
                 "warmup": warmup,
                 "iters": iters,
-                "max_abs_output_diff": diffs,
-                "results": results,
+                "devices": per_device,
+                "data_loader": loader,
             }
         )
     )
