@@ -8,7 +8,9 @@ its weights do not matter for speed), then maps the city with
 JSON line: buildings, wall time end to end (from reading the inputs to the last
 written file, model loading included), buildings per second, the split into
 reading / prediction / writing, peak resident memory of the mapping process
-(``resource.getrusage``, imports included) and the machine.
+(``resource.getrusage``, imports included; and, sampled, after the imports and
+the highest in each phase) and the machine, with its load average before and
+after.
 
 Usage::
 
@@ -31,6 +33,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -78,14 +81,19 @@ def simulate(scene: Path, buildings: int, seed: int) -> float:
     return time.perf_counter() - start
 
 
-def write_checkpoint(path: Path, modalities: list[str]) -> None:
+def write_checkpoint(path: Path, modalities: list[str], sar: Path) -> None:
     """Write an untrained checkpoint of the damage model.
+
+    It records the input specification of a model trained on *sar*'s pixels
+    (dB, 32 x 32 windows), so the map runs on them without resampling.
 
     Args:
         path: output ``.ckpt``
         modalities: model inputs
+        sar: the city's SAR image (its pixel size goes into the checkpoint)
     """
     import lightning
+    import rasterio
     import torch
 
     from torchgeo_quake.datasets import GEM_FEATURE_NAMES
@@ -111,6 +119,13 @@ def write_checkpoint(path: Path, modalities: list[str]) -> None:
         "pytorch-lightning_version": lightning.__version__,
         "epoch": 0,
         "global_step": 0,
+    }
+    with rasterio.open(sar) as src:
+        sar_res = float(sum(abs(v) for v in src.res) / 2)
+    checkpoint["torchgeo_quake_input_spec"] = {
+        "radiometry": "db",
+        "sar_res": sar_res,
+        "patch_size": 32,
     }
     torch.save(checkpoint, path)
 
@@ -143,6 +158,43 @@ def machine() -> dict[str, Any]:
     }
 
 
+def _rss_mib() -> float:
+    """Resident memory of this process now.
+
+    Returns:
+        MiB (0 where ``/proc`` is not available).
+    """
+    try:
+        with open("/proc/self/statm", encoding="utf-8") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError):
+        return 0.0
+
+
+class _Sampler(threading.Thread):
+    """Sample the resident memory of this process every few milliseconds."""
+
+    def __init__(self, interval: float = 0.02) -> None:
+        super().__init__(daemon=True)
+        self.interval = interval
+        self.samples: list[tuple[float, float]] = []
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.is_set():
+            self.samples.append((time.perf_counter(), _rss_mib()))
+            self._stop_event.wait(self.interval)
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join()
+
+    def peak(self, start: float, end: float) -> float | None:
+        """Highest sample in [start, end), in MiB."""
+        values = [rss for t, rss in self.samples if start <= t < end]
+        return round(max(values), 1) if values else None
+
+
 def worker(args: argparse.Namespace) -> dict[str, Any]:
     """Map the city in this process and measure it.
 
@@ -156,6 +208,9 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
     from torchgeo_quake.mapping import map_damage
 
     city = Path(args.scene) / CITY
+    imports_mib = _rss_mib()
+    sampler = _Sampler()
+    sampler.start()
     start = time.perf_counter()
     result = map_damage(
         city / "sar.tif",
@@ -170,10 +225,14 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
         accelerator=args.accelerator,
         overwrite=True,
     )
-    wall = time.perf_counter() - start
+    end = time.perf_counter()
+    wall = end - start
+    sampler.stop()
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     counts = result.counts
     timing = result.summary["timing"]
+    read_end = start + timing["read_seconds"]
+    predict_end = read_end + timing["predict_seconds"]
     return {
         "benchmark": "map_damage",
         "buildings": counts["footprints"],
@@ -185,6 +244,13 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
         "predict_s": timing["predict_seconds"],
         "write_s": timing["write_seconds"],
         "peak_rss_mib": round(peak_mib, 1),
+        # Sampled every 20 ms: after the imports, and the highest in each phase.
+        "rss_mib": {
+            "after_imports": round(imports_mib, 1),
+            "read": sampler.peak(start, read_end),
+            "predict": sampler.peak(read_end, predict_end),
+            "write": sampler.peak(predict_end, end + 1),
+        },
         "batch_size": args.batch_size,
         "num_workers": args.num_workers,
         "threads": args.threads,
@@ -220,7 +286,9 @@ def main(argv: list[str] | None = None) -> int:
         scene = Path(args.scene) if args.scene else Path(tmp) / "scene"
         simulate_s = simulate(scene, buildings, args.seed)
         checkpoint = Path(tmp) / "model.ckpt"
-        write_checkpoint(checkpoint, ["sar", "footprint", "dsm", "gem"])
+        write_checkpoint(
+            checkpoint, ["sar", "footprint", "dsm", "gem"], scene / CITY / "sar.tif"
+        )
         command = [
             sys.executable,
             __file__,
@@ -242,6 +310,7 @@ def main(argv: list[str] | None = None) -> int:
         done = subprocess.run(command, check=True, capture_output=True, text=True)
         result = json.loads(done.stdout.strip().splitlines()[-1])
     result["simulate_s"] = round(simulate_s, 1)
+    result["machine"]["load_average_after"] = list(os.getloadavg())
     print(json.dumps(result))
     return 0
 

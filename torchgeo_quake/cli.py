@@ -405,8 +405,12 @@ def _add_map(
     parser.add_argument(
         "--radiometry",
         choices=("db", "amplitude", "intensity"),
-        default="db",
-        help="SAR values the model was trained on (default db, as in training)",
+        default=None,
+        help=(
+            "SAR values the model was trained on (default: the checkpoint's; db "
+            "for checkpoints that do not record it); a value that contradicts "
+            "the checkpoint is an error"
+        ),
     )
     parser.add_argument(
         "--units",
@@ -423,7 +427,10 @@ def _add_map(
         "--cell-size",
         type=_number(0.0, low_open=True),
         default=500.0,
-        help="side of the grid cells in SAR CRS units (default 500 m)",
+        help=(
+            "side of the grid cells in metres (default 500; in the local UTM zone "
+            "when the SAR CRS is not in metres)"
+        ),
     )
     parser.add_argument("--name", default=None, help="city name in titles")
     parser.add_argument(

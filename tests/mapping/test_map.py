@@ -9,24 +9,20 @@ import json
 import re
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
-import lightning
 import numpy as np
 import pandas as pd
 import pytest
 import shapely
 import torch
-from lightning import LightningDataModule, Trainer
-from torch import Tensor
-from torch.utils.data import DataLoader
 from torchgeo.datasets import stack_samples
 
 from torchgeo_quake.cli import main
 from torchgeo_quake.datasets import KahramanmarasDamage
-from torchgeo_quake.datasets.simulation import simulate_scene
 from torchgeo_quake.mapping import (
     OUTPUT_FILES,
     fold_batch_norms,
@@ -36,88 +32,8 @@ from torchgeo_quake.mapping import (
 )
 from torchgeo_quake.trainers import DamageDetectionTask
 
-CITY = "nurdagi"
+CITY = "nurdagi"  # the city of the conftest scene
 ALL = ["sar", "footprint", "dsm", "gem"]
-
-
-class _Samples(LightningDataModule):
-    """The city's building samples, with training-split statistics."""
-
-    def __init__(self, dataset: KahramanmarasDamage) -> None:
-        super().__init__()
-        self.dataset = dataset
-
-    def normalization_stats(self) -> dict[str, Tensor]:
-        arrays = self.dataset.arrays()
-        stats = {}
-        for key in ("sar", "dsm"):
-            stats[f"{key}_mean"] = torch.tensor(float(arrays[key].mean()))
-            stats[f"{key}_std"] = torch.tensor(float(arrays[key].std()))
-        stats["gem_mean"] = torch.from_numpy(arrays["gem"].mean(0)).float()
-        stats["gem_std"] = torch.from_numpy(arrays["gem"].std(0)).float()
-        return stats
-
-    def train_dataloader(self) -> DataLoader[Any]:
-        return DataLoader(
-            self.dataset, batch_size=16, shuffle=True, collate_fn=stack_samples
-        )
-
-    def val_dataloader(self) -> DataLoader[Any]:
-        return DataLoader(self.dataset, batch_size=64, collate_fn=stack_samples)
-
-
-@pytest.fixture(scope="module")
-def scene(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A one-city simulated scene (about 115 buildings)."""
-    root = tmp_path_factory.mktemp("mapping") / "scene"
-    simulate_scene(root, cities=[CITY], scale=0.03, seed=0)
-    return root
-
-
-@pytest.fixture(scope="module")
-def city(scene: Path) -> Path:
-    return scene / CITY
-
-
-@pytest.fixture(scope="module")
-def checkpoints(
-    scene: Path, tmp_path_factory: pytest.TempPathFactory
-) -> dict[str, Path]:
-    """Two tiny checkpoints trained for two steps on the city's samples."""
-    folder = tmp_path_factory.mktemp("checkpoints")
-    dataset = KahramanmarasDamage(
-        scene, cities=[CITY], simulate=False, negatives_per_positive=None, cache=False
-    )
-    paths = {}
-    for name, modalities in (("all", ALL), ("sar_ftp", ["sar", "footprint"])):
-        lightning.seed_everything(0)
-        task = DamageDetectionTask(modalities=modalities, gem_features=22)
-        trainer = Trainer(
-            accelerator="cpu",
-            max_epochs=1,
-            limit_train_batches=2,
-            limit_val_batches=1,
-            logger=False,
-            enable_checkpointing=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            num_sanity_val_steps=0,
-        )
-        trainer.fit(task, datamodule=_Samples(dataset))
-        assert bool(task.threshold_set)
-        paths[name] = folder / f"{name}.ckpt"
-        trainer.save_checkpoint(paths[name], weights_only=True)
-    return paths
-
-
-def _leftovers(parent: Path) -> list[str]:
-    """Temporary folders of map_damage left in *parent*."""
-    return [p.name for p in parent.iterdir() if ".partial-" in p.name]
-
-
-def _nothing_written(out: Path) -> None:
-    assert not out.exists()
-    assert _leftovers(out.parent) == []
 
 
 @pytest.fixture(scope="module")
@@ -153,7 +69,11 @@ def full_map(
 
 
 # ----------------------------------------------------------------- end to end
-def test_cli_writes_every_output(full_map: tuple[Path, int, str], city: Path) -> None:
+def test_cli_writes_every_output(
+    full_map: tuple[Path, int, str],
+    city: Path,
+    leftovers: Callable[[Path], list[str]],
+) -> None:
     out, status, printed = full_map
     assert status == 0
     assert sorted(p.name for p in out.iterdir()) == sorted(OUTPUT_FILES)
@@ -162,7 +82,7 @@ def test_cli_writes_every_output(full_map: tuple[Path, int, str], city: Path) ->
     assert re.search(r"\d+ predicted \(\d+ damaged", printed)
     assert "skipped, outside the SAR image" in printed
     assert (out / "overview.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert _leftovers(out.parent) == []
+    assert leftovers(out.parent) == []
 
 
 def test_every_footprint_once_with_the_right_crs(
@@ -259,7 +179,10 @@ def test_html_map_is_self_contained(full_map: tuple[Path, int, str]) -> None:
 
 
 def test_basemap_is_opt_in(
-    city: Path, checkpoints: dict[str, Path], tmp_path: Path
+    city: Path,
+    checkpoints: dict[str, Path],
+    tmp_path: Path,
+    nothing_written: Callable[[Path], None],
 ) -> None:
     out = tmp_path / "basemap"
     url = "https://tile.example.org/{z}/{x}/{y}.png"
@@ -281,7 +204,7 @@ def test_basemap_is_opt_in(
             tmp_path / "bad",
             basemap="https://tile.example.org/tiles.png",
         )
-    _nothing_written(tmp_path / "bad")
+    nothing_written(tmp_path / "bad")
 
 
 # ------------------------------------------------------------ odd footprints
@@ -338,7 +261,10 @@ def test_invalid_and_reprojected_footprints(
 
 # ---------------------------------------------------------- model selection
 def test_model_with_dsm_needs_it_unless_fallback(
-    city: Path, checkpoints: dict[str, Path], tmp_path: Path
+    city: Path,
+    checkpoints: dict[str, Path],
+    tmp_path: Path,
+    nothing_written: Callable[[Path], None],
 ) -> None:
     out = tmp_path / "out"
     with pytest.raises(
@@ -351,7 +277,7 @@ def test_model_with_dsm_needs_it_unless_fallback(
             out,
             exposure=city / "gem.csv",
         )
-    _nothing_written(out)
+    nothing_written(out)
     result = map_damage(
         city / "sar.tif",
         city / "buildings.gpkg",
@@ -371,7 +297,10 @@ def test_model_with_dsm_needs_it_unless_fallback(
 
 # ------------------------------------------------------------------ bad input
 def test_footprints_not_overlapping(
-    city: Path, checkpoints: dict[str, Path], tmp_path: Path
+    city: Path,
+    checkpoints: dict[str, Path],
+    tmp_path: Path,
+    nothing_written: Callable[[Path], None],
 ) -> None:
     moved = gpd.read_file(city / "buildings.gpkg")
     moved["geometry"] = moved.geometry.translate(xoff=1.0)  # ~90 km east
@@ -380,11 +309,14 @@ def test_footprints_not_overlapping(
     out = tmp_path / "out"
     with pytest.raises(ValueError, match=r"do not overlap the SAR image.*CRS"):
         map_damage(city / "sar.tif", path, checkpoints["sar_ftp"], out)
-    _nothing_written(out)
+    nothing_written(out)
 
 
 def test_footprints_with_a_wrong_crs(
-    city: Path, checkpoints: dict[str, Path], tmp_path: Path
+    city: Path,
+    checkpoints: dict[str, Path],
+    tmp_path: Path,
+    nothing_written: Callable[[Path], None],
 ) -> None:
     utm = gpd.read_file(city / "buildings.gpkg").to_crs(32637)
     mislabelled = utm.set_crs(4326, allow_override=True)
@@ -393,14 +325,19 @@ def test_footprints_with_a_wrong_crs(
     out = tmp_path / "out"
     with pytest.raises(ValueError, match=r"not longitudes and latitudes.*CRS is wrong"):
         map_damage(city / "sar.tif", path, checkpoints["sar_ftp"], out)
-    _nothing_written(out)
+    nothing_written(out)
 
 
 def test_checkpoint_that_is_not_ours(
-    city: Path, checkpoints: dict[str, Path], tmp_path: Path
+    city: Path,
+    checkpoints: dict[str, Path],
+    tmp_path: Path,
+    nothing_written: Callable[[Path], None],
 ) -> None:
     text = tmp_path / "notes.ckpt"
     text.write_text("not a checkpoint")
+    hello = tmp_path / "hello.ckpt"
+    hello.write_text("hello")  # a pickle opcode that torch.load trips on
     other = tmp_path / "other.ckpt"
     torch.save(
         {"state_dict": {"w": torch.zeros(2)}, "hyper_parameters": {"lr": 1}}, other
@@ -408,18 +345,21 @@ def test_checkpoint_that_is_not_ours(
     bare = tmp_path / "bare.pt"
     torch.save(torch.nn.Linear(2, 2).state_dict(), bare)
     out = tmp_path / "out"
-    for path in (text, other, bare):
+    for path in (text, hello, other, bare):
         with pytest.raises(
             ValueError, match="not a torchgeo_quake damage-model checkpoint"
         ):
             map_damage(city / "sar.tif", city / "buildings.gpkg", path, out)
-        _nothing_written(out)
+        nothing_written(out)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_damage_model(tmp_path / "missing.ckpt")
 
 
 def test_exposure_with_another_schema(
-    city: Path, checkpoints: dict[str, Path], tmp_path: Path
+    city: Path,
+    checkpoints: dict[str, Path],
+    tmp_path: Path,
+    nothing_written: Callable[[Path], None],
 ) -> None:
     csv = tmp_path / "people.csv"
     csv.write_text("name,age,city\nada,36,london\n")
@@ -432,7 +372,7 @@ def test_exposure_with_another_schema(
             out,
             exposure=csv,
         )
-    _nothing_written(out)
+    nothing_written(out)
 
 
 def test_no_overwrite_without_asking(
@@ -440,6 +380,7 @@ def test_no_overwrite_without_asking(
     checkpoints: dict[str, Path],
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
+    leftovers: Callable[[Path], list[str]],
 ) -> None:
     out = tmp_path / "out"
     out.mkdir()
@@ -465,7 +406,7 @@ def test_no_overwrite_without_asking(
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
     assert main([*argv, "--overwrite"]) == 0
     assert (out / "notes.txt").read_text() == "mine"
-    assert _leftovers(tmp_path) == []
+    assert leftovers(tmp_path) == []
 
 
 def test_error_while_writing_leaves_nothing(
@@ -473,24 +414,28 @@ def test_error_while_writing_leaves_nothing(
     checkpoints: dict[str, Path],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
+    leftovers: Callable[[Path], list[str]],
 ) -> None:
     import torchgeo_quake.mapping.html as html
 
     def broken(*args: Any, **kwargs: Any) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(html, "write_html_map", broken)
+    monkeypatch.setattr(html.HTMLMapWriter, "_write_page", broken)
     out = tmp_path / "deep" / "out"
     with pytest.raises(OSError, match="disk full"):
         map_damage(
             city / "sar.tif", city / "buildings.gpkg", checkpoints["sar_ftp"], out
         )
     assert not (tmp_path / "deep").exists()
-    assert _leftovers(tmp_path) == []
+    assert leftovers(tmp_path) == []
 
 
 def test_missing_inputs(
-    city: Path, checkpoints: dict[str, Path], tmp_path: Path
+    city: Path,
+    checkpoints: dict[str, Path],
+    tmp_path: Path,
+    nothing_written: Callable[[Path], None],
 ) -> None:
     out = tmp_path / "out"
     with pytest.raises(FileNotFoundError, match="SAR image"):
@@ -505,7 +450,7 @@ def test_missing_inputs(
             out,
             dsm=tmp_path / "no.tif",
         )
-    _nothing_written(out)
+    nothing_written(out)
 
 
 # -------------------------------------------------------------------- pieces
@@ -550,7 +495,10 @@ def test_folded_batch_norms_give_the_same_probabilities() -> None:
 
 
 def test_admin_unit_totals(
-    city: Path, checkpoints: dict[str, Path], tmp_path: Path
+    city: Path,
+    checkpoints: dict[str, Path],
+    tmp_path: Path,
+    nothing_written: Callable[[Path], None],
 ) -> None:
     source = gpd.read_file(city / "buildings.gpkg")
     xmin, ymin, xmax, ymax = source.total_bounds
@@ -574,7 +522,7 @@ def test_admin_unit_totals(
             out,
             units=path,
         )
-    _nothing_written(out)
+    nothing_written(out)
     result = map_damage(
         city / "sar.tif",
         city / "buildings.gpkg",

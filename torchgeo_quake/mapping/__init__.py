@@ -9,13 +9,13 @@ works offline.
 .. versionadded:: 0.1
 """
 
-from .html import write_html_map
+from .html import HTMLMapWriter, write_html_map
 from .model import LoadedModel, fold_batch_norms, load_damage_model, select_model
 from .overview import plot_overview
 from .predict import OUTPUT_FILES, DamageMap, map_damage, spatial_order
 from .rings import RingCollector, Rings
 from .summary import EXPOSURE_COLUMNS, admin_units, grid_cells, summarise
-from .writers import GeoJSONWriter, GeoPackageWriter
+from .writers import GeoJSONWriter, GeoPackageWriter, layer_geometry_type
 
 __all__ = [
     "EXPOSURE_COLUMNS",
@@ -23,12 +23,14 @@ __all__ = [
     "DamageMap",
     "GeoJSONWriter",
     "GeoPackageWriter",
+    "HTMLMapWriter",
     "LoadedModel",
     "RingCollector",
     "Rings",
     "admin_units",
     "fold_batch_norms",
     "grid_cells",
+    "layer_geometry_type",
     "load_damage_model",
     "map_damage",
     "plot_overview",

@@ -19,16 +19,19 @@ from __future__ import annotations
 import html
 import json
 import os
-from typing import Any
+import shutil
+from pathlib import Path
+from typing import IO, Any
 
 import matplotlib
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 
 from .overview import COLORMAP, SKIPPED_COLOR
-from .rings import Rings
+from .rings import Rings, _exterior_rings
 
-__all__ = ["write_html_map"]
+__all__ = ["HTMLMapWriter", "write_html_map"]
 
 #: Quantum of the embedded coordinates (metres of Web Mercator).
 _QUANTUM = 0.1
@@ -402,76 +405,290 @@ def _colors(count: int = 256) -> list[str]:
     return [matplotlib.colors.to_hex(cmap(i / (count - 1))) for i in range(count)]
 
 
-def write_html_map(
-    path: str | os.PathLike[str],
-    rings: Rings,
-    probability: npt.NDArray[np.floating[Any]],
-    ids: list[int | None],
-    reasons: list[str | None],
-    threshold: float,
-    title: str,
-    subtitle: str = "",
-    id_field: str = "osm_id",
-    basemap: str | None = None,
-    attribution: str | None = None,
-    max_zoom: int = 19,
-) -> None:
-    """Write the interactive map.
+#: Values written per text chunk when streaming arrays into the page.
+_CHUNK = 65536
+
+
+def _write_ints(file: IO[str], values: npt.NDArray[np.int64], first: bool) -> None:
+    """Append integers to a comma-separated JSON array body.
 
     Args:
-        path: output ``.html``
-        rings: outer rings of the footprints in Web Mercator (EPSG:3857)
-        probability: damage probability per building (NaN: not scored)
-        ids: building id per building (None if missing)
-        reasons: skip reason per building (None for scored ones)
-        threshold: decision threshold
-        title: page title
-        subtitle: one line under the title (e.g. the counts)
-        id_field: name of the id shown in the tooltips
-        basemap: optional XYZ tile URL template with ``{z}``, ``{x}`` and
-            ``{y}``; None fetches nothing
-        attribution: text shown for the basemap (e.g. its copyright)
-        max_zoom: highest zoom level requested from the basemap
+        file: text file receiving the numbers
+        values: the integers
+        first: whether nothing was written to *file* before
+    """
+    for start in range(0, len(values), _CHUNK):
+        chunk = values[start : start + _CHUNK]
+        if len(chunk) == 0:
+            continue
+        if not first:
+            file.write(",")
+        file.write(",".join(map(str, chunk.tolist())))
+        first = False
 
-    Raises:
-        ValueError: If *basemap* lacks a placeholder.
+
+def _copy(source: Path, target: IO[str]) -> None:
+    """Copy a text file into an open file, in blocks.
+
+    Args:
+        source: file to copy
+        target: open text file
+    """
+    with open(source, encoding="utf-8") as f:
+        shutil.copyfileobj(f, target, 1 << 20)
+
+
+class HTMLMapWriter:
+    """Write the interactive map incrementally, tile by tile.
+
+    The outlines of the buildings are quantised and streamed to temporary files
+    next to *path* as tiles arrive (:meth:`add`); :meth:`close` writes the page,
+    splicing those files and the per-building attributes into its inlined data,
+    so memory does not grow with the number of outline vertices.
 
     .. versionadded:: 0.1
     """
-    if basemap is not None and not all(k in basemap for k in ("{z}", "{x}", "{y}")):
-        raise ValueError(
-            f"basemap must be an XYZ tile URL template with {{z}}, {{x}} and {{y}}, "
-            f"got {basemap!r}"
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        """Initialize a new HTMLMapWriter instance.
+
+        Args:
+            path: output ``.html`` (its folder receives temporary files)
+        """
+        self.path = Path(path)
+        stem = self.path.name
+        self._parts = {
+            key: self.path.with_name(f".{stem}.{key}.part")
+            for key in ("xy", "ro", "rb")
+        }
+        self._files: dict[str, IO[str]] | None = {
+            key: open(part, "w", encoding="utf-8")  # noqa: SIM115
+            for key, part in self._parts.items()
+        }
+        self._origin: npt.NDArray[np.float64] | None = None
+        #: Vertices and rings written so far.
+        self.vertices = 0
+        self.rings = 0
+
+    def add(
+        self, geoms: npt.NDArray[np.object_], owners: npt.NDArray[np.int64]
+    ) -> None:
+        """Add the outlines of a tile of buildings.
+
+        Args:
+            geoms: footprints in Web Mercator (EPSG:3857); None and empty ones,
+                and parts that are not polygons, are not drawn
+            owners: building index of each geometry (position in the arrays
+                given to :meth:`close`)
+        """
+        self.add_rings(_exterior_rings(np.asarray(geoms, dtype=object), owners))
+
+    def add_rings(self, rings: Rings) -> None:
+        """Add outer rings (see :class:`~torchgeo_quake.mapping.rings.Rings`).
+
+        Args:
+            rings: rings in Web Mercator, owners indexing the buildings
+        """
+        if self._files is None:
+            raise ValueError("HTMLMapWriter: add() after close()")
+        if len(rings) == 0:
+            return
+        if self._origin is None:
+            self._origin = np.floor(rings.coords.min(axis=0))
+        quantised = np.round((rings.coords - self._origin) / _QUANTUM).astype(np.int64)
+        first = self.rings == 0
+        _write_ints(self._files["xy"], quantised.ravel(), first)
+        _write_ints(
+            self._files["ro"],
+            rings.offsets[:-1].astype(np.int64) + self.vertices,
+            first,
         )
-    probs = np.asarray(probability, dtype=np.float64)
-    coded = np.where(np.isfinite(probs), np.round(np.nan_to_num(probs) * 1000), -1)
-    origin = np.floor(rings.coords.min(axis=0)) if len(rings.coords) else np.zeros(2)
-    quantised = np.round((rings.coords - origin) / _QUANTUM).astype(np.int64)
-    reason_names = sorted({r for r in reasons if r})
-    reason_index = {name: i for i, name in enumerate(reason_names)}
-    data = {
-        "origin": [float(origin[0]), float(origin[1])],
-        "q": _QUANTUM,
-        "xy": quantised.ravel().tolist(),
-        "ro": rings.offsets.tolist(),
-        "rb": rings.owner.tolist(),
-        "p": coded.astype(np.int64).tolist(),
-        "id": list(ids),
-        "rs": [reason_index[r] if r else -1 for r in reasons],
-        "reasons": reason_names,
-        "id_field": id_field,
-        "threshold": float(threshold),
-        "colors": _colors(),
-        "skipped_color": SKIPPED_COLOR,
-        "basemap": basemap,
-        "maxzoom": int(max_zoom),
-    }
-    # "</" must not appear inside a <script> element.
-    payload = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
-    attr = html.escape(attribution) if attribution else ""
-    if basemap and not attr:
-        attr = "basemap: " + html.escape(basemap.split("/{z}")[0])
-    page = f"""<!DOCTYPE html>
+        _write_ints(self._files["rb"], rings.owner.astype(np.int64), first)
+        self.vertices += len(rings.coords)
+        self.rings += len(rings)
+
+    def close(
+        self,
+        probability: npt.NDArray[np.floating[Any]],
+        ids: Any,
+        reasons: Any,
+        threshold: float,
+        title: str,
+        subtitle: str = "",
+        id_field: str = "osm_id",
+        basemap: str | None = None,
+        attribution: str | None = None,
+        max_zoom: int = 19,
+    ) -> None:
+        """Write the page and remove the temporary files.
+
+        Args:
+            probability: damage probability per building (NaN: not scored)
+            ids: building id per building (None or ``pd.NA`` if missing)
+            reasons: skip reason per building (None for scored ones)
+            threshold: decision threshold
+            title: page title
+            subtitle: one line under the title (e.g. the counts)
+            id_field: name of the id shown in the tooltips
+            basemap: optional XYZ tile URL template with ``{z}``, ``{x}`` and
+                ``{y}``; None fetches nothing
+            attribution: text shown for the basemap (e.g. its copyright)
+            max_zoom: highest zoom level requested from the basemap
+
+        Raises:
+            ValueError: If *basemap* lacks a placeholder, or the arrays differ
+                in length.
+        """
+        if basemap is not None and not all(k in basemap for k in ("{z}", "{x}", "{y}")):
+            self.abort()
+            raise ValueError(
+                "basemap must be an XYZ tile URL template with {z}, {x} and {y}, "
+                f"got {basemap!r}"
+            )
+        if self._files is None:
+            raise ValueError("HTMLMapWriter: close() called twice")
+        for file in self._files.values():
+            file.close()
+        self._files = None
+        try:
+            self._write_page(
+                probability,
+                ids,
+                reasons,
+                threshold=threshold,
+                title=title,
+                subtitle=subtitle,
+                id_field=id_field,
+                basemap=basemap,
+                attribution=attribution,
+                max_zoom=max_zoom,
+            )
+        finally:
+            self.abort()
+
+    def abort(self) -> None:
+        """Close and remove the temporary files (the page is not written)."""
+        if self._files is not None:
+            for file in self._files.values():
+                file.close()
+            self._files = None
+        for part in self._parts.values():
+            part.unlink(missing_ok=True)
+
+    def _write_page(
+        self,
+        probability: npt.NDArray[np.floating[Any]],
+        ids: Any,
+        reasons: Any,
+        *,
+        threshold: float,
+        title: str,
+        subtitle: str,
+        id_field: str,
+        basemap: str | None,
+        attribution: str | None,
+        max_zoom: int,
+    ) -> None:
+        """Write the HTML file.
+
+        Args:
+            probability: damage probability per building (NaN: not scored)
+            ids: building id per building
+            reasons: skip reason per building
+            threshold: decision threshold
+            title: page title
+            subtitle: line under the title
+            id_field: name of the id
+            basemap: XYZ tile URL template or None
+            attribution: basemap attribution
+            max_zoom: highest basemap zoom level
+
+        Raises:
+            ValueError: If the arrays differ in length.
+        """
+        probs = np.asarray(probability, dtype=np.float64)
+        n = len(probs)
+        id_array = pd.array(ids, dtype="Int64")
+        reason_array = np.asarray(reasons, dtype=object)
+        if len(id_array) != n or len(reason_array) != n:
+            raise ValueError(
+                f"HTMLMapWriter: {n} probabilities, {len(id_array)} ids and "
+                f"{len(reason_array)} reasons"
+            )
+        coded = np.where(
+            np.isfinite(probs), np.round(np.nan_to_num(probs) * 1000), -1
+        ).astype(np.int64)
+        named = np.array([isinstance(r, str) and r != "" for r in reason_array])
+        reason_names = sorted({str(r) for r in reason_array[named]})
+        reason_codes = np.full(n, -1, dtype=np.int64)
+        if named.any():
+            lookup = {name: i for i, name in enumerate(reason_names)}
+            reason_codes[named] = [lookup[str(r)] for r in reason_array[named]]
+        origin = self._origin if self._origin is not None else np.zeros(2)
+        head = {
+            "origin": [float(origin[0]), float(origin[1])],
+            "q": _QUANTUM,
+            "reasons": reason_names,
+            "id_field": id_field,
+            "threshold": float(threshold),
+            "colors": _colors(),
+            "skipped_color": SKIPPED_COLOR,
+            "basemap": basemap,
+            "maxzoom": int(max_zoom),
+        }
+        # "</" must not appear inside a <script> element.
+        fields = json.dumps(head, separators=(",", ":")).replace("</", "<\\/")
+        attr = html.escape(attribution) if attribution else ""
+        if basemap and not attr:
+            attr = "basemap: " + html.escape(basemap.split("/{z}")[0])
+        before, after = _page(title, subtitle, threshold, attr).split(_DATA_SLOT)
+        missing = np.asarray(id_array.isna())
+        values = np.asarray(id_array.fillna(0), dtype=np.int64)
+        with open(self.path, "w", encoding="utf-8") as f:
+            f.write(before)
+            f.write(fields[:-1])
+            for key in ("xy", "ro", "rb"):
+                f.write(f',"{key}":[')
+                _copy(self._parts[key], f)
+                if key == "ro":
+                    f.write(("," if self.rings else "") + str(self.vertices))
+                f.write("]")
+            f.write(',"p":[')
+            _write_ints(f, coded, True)
+            f.write('],"id":[')
+            for start in range(0, n, _CHUNK):
+                part = [
+                    "null" if gone else str(v)
+                    for v, gone in zip(
+                        values[start : start + _CHUNK].tolist(),
+                        missing[start : start + _CHUNK].tolist(),
+                        strict=True,
+                    )
+                ]
+                f.write(("," if start else "") + ",".join(part))
+            f.write('],"rs":[')
+            _write_ints(f, reason_codes, True)
+            f.write("]}")
+            f.write(after)
+
+
+#: Where the page template receives the map's data.
+_DATA_SLOT = "@@DATA@@"
+
+
+def _page(title: str, subtitle: str, threshold: float, attr: str) -> str:
+    """The HTML page around the data.
+
+    Args:
+        title: page title
+        subtitle: line under the title
+        threshold: decision threshold
+        attr: escaped attribution text (may be empty)
+
+    Returns:
+        The page, with :data:`_DATA_SLOT` where the data object goes.
+    """
+    return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
@@ -501,10 +718,64 @@ def write_html_map(
 <div id="tip" class="box"></div>
 <div id="scale" class="box"><span id="scaletext"></span><div id="scalebar"></div></div>
 <div id="attr" class="box">torchgeo_quake damage map{"; " + attr if attr else ""}</div>
-<script>var DATA = {payload};</script>
+<script>var DATA = {_DATA_SLOT};</script>
 <script>{_SCRIPT}</script>
 </body>
 </html>
 """
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(page)
+
+
+def write_html_map(
+    path: str | os.PathLike[str],
+    rings: Rings,
+    probability: npt.NDArray[np.floating[Any]],
+    ids: Any,
+    reasons: Any,
+    threshold: float,
+    title: str,
+    subtitle: str = "",
+    id_field: str = "osm_id",
+    basemap: str | None = None,
+    attribution: str | None = None,
+    max_zoom: int = 19,
+) -> None:
+    """Write the interactive map in one call (see :class:`HTMLMapWriter`).
+
+    Args:
+        path: output ``.html``
+        rings: outer rings of the footprints in Web Mercator (EPSG:3857)
+        probability: damage probability per building (NaN: not scored)
+        ids: building id per building (None if missing)
+        reasons: skip reason per building (None for scored ones)
+        threshold: decision threshold
+        title: page title
+        subtitle: one line under the title (e.g. the counts)
+        id_field: name of the id shown in the tooltips
+        basemap: optional XYZ tile URL template with ``{z}``, ``{x}`` and
+            ``{y}``; None fetches nothing
+        attribution: text shown for the basemap (e.g. its copyright)
+        max_zoom: highest zoom level requested from the basemap
+
+    Raises:
+        ValueError: If *basemap* lacks a placeholder.
+
+    .. versionadded:: 0.1
+    """
+    writer = HTMLMapWriter(path)
+    try:
+        writer.add_rings(rings)
+    except BaseException:
+        writer.abort()
+        raise
+    writer.close(
+        probability,
+        ids,
+        reasons,
+        threshold,
+        title=title,
+        subtitle=subtitle,
+        id_field=id_field,
+        basemap=basemap,
+        attribution=attribution,
+        max_zoom=max_zoom,
+    )

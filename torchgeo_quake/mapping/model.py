@@ -13,6 +13,7 @@ the inputs at hand.
 
 from __future__ import annotations
 
+import math
 import os
 import pickle
 import warnings
@@ -31,11 +32,19 @@ from ..trainers import DamageDetectionTask
 
 __all__ = [
     "INPUT_OF_MODALITY",
+    "INPUT_SPEC_KEY",
     "LoadedModel",
     "fold_batch_norms",
     "load_damage_model",
     "select_model",
 ]
+
+#: Checkpoint key of the model's input specification (SAR radiometry, pixel
+#: size and patch size of the training data).
+INPUT_SPEC_KEY = "torchgeo_quake_input_spec"
+
+#: SAR radiometries a model can be trained on.
+RADIOMETRIES = ("db", "amplitude", "intensity")
 
 #: Command-line option that provides each optional modality.
 INPUT_OF_MODALITY: dict[str, str] = {
@@ -61,6 +70,11 @@ class LoadedModel:
     threshold: float
     #: Whether the threshold was chosen on validation data (else the default 0.5).
     threshold_from_validation: bool
+    #: What the model was trained on: ``radiometry`` of the SAR values,
+    #: ``sar_res`` (SAR pixel size in metres, None if unknown) and
+    #: ``patch_size`` (pixels); None for checkpoints written before it was
+    #: recorded.
+    input_spec: dict[str, Any] | None = None
 
 
 def _not_ours(path: Path, detail: str) -> ValueError:
@@ -79,6 +93,24 @@ def _not_ours(path: Path, detail: str) -> ValueError:
         "runs/all_inputs/checkpoints/last.ckpt from `torchgeo fit --config "
         "experiments/all_inputs.yaml`."
     )
+
+
+def _load(path: Path) -> Any:
+    """``torch.load`` a file safely, memory-mapped when its format allows.
+
+    Memory-mapped tensors are only read when used, so checking a checkpoint
+    costs no memory for its weights.
+
+    Args:
+        path: the file
+
+    Returns:
+        What the file holds.
+    """
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except RuntimeError:  # not the zip format (mmap needs it): plain reading
+        return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def _read_checkpoint(path: Path) -> dict[str, Any]:
@@ -100,12 +132,13 @@ def _read_checkpoint(path: Path) -> dict[str, Any]:
             "trained DamageDetectionTask (e.g. runs/all_inputs/checkpoints/last.ckpt)."
         )
     try:
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
+        loaded = _load(path)
     except (
         pickle.UnpicklingError,
         zipfile.BadZipFile,
         RuntimeError,
         EOFError,
+        KeyError,
         ValueError,
         AttributeError,
         TypeError,
@@ -118,13 +151,63 @@ def _read_checkpoint(path: Path) -> dict[str, Any]:
     return loaded
 
 
+def _input_spec(path: Path, spec: Any) -> dict[str, Any] | None:
+    """Check the input specification stored in a checkpoint.
+
+    Args:
+        path: the checkpoint (for messages)
+        spec: what the checkpoint (or the restored task) holds, or None
+
+    Returns:
+        ``radiometry``, ``sar_res`` (float or None) and ``patch_size`` (int), or
+        None when the checkpoint records none.
+
+    Raises:
+        ValueError: If the specification is malformed.
+    """
+    if spec is None:
+        return None
+    problem = None
+    if not isinstance(spec, dict):
+        problem = f"a {type(spec).__name__}, not a dict"
+    elif spec.get("radiometry") not in RADIOMETRIES:
+        problem = f"radiometry {spec.get('radiometry')!r} is not one of {RADIOMETRIES}"
+    elif spec.get("sar_res") is not None and not (
+        isinstance(spec["sar_res"], int | float)
+        and math.isfinite(spec["sar_res"])
+        and spec["sar_res"] > 0
+    ):
+        problem = f"sar_res {spec['sar_res']!r} is not a positive number of metres"
+    elif not (
+        isinstance(spec.get("patch_size"), int)
+        and not isinstance(spec.get("patch_size"), bool)
+        and spec["patch_size"] > 0
+    ):
+        problem = f"patch_size {spec.get('patch_size')!r} is not a positive integer"
+    if problem is not None:
+        raise ValueError(
+            f"checkpoint {str(path)!r} holds a malformed input specification "
+            f"({INPUT_SPEC_KEY!r}: {problem}); it was not written by "
+            "DamageDetectionTask. Retrain the model, or remove the key to map "
+            "with the SAR image's own pixel size."
+        )
+    sar_res = spec.get("sar_res")
+    return {
+        "radiometry": str(spec["radiometry"]),
+        "sar_res": None if sar_res is None else float(sar_res),
+        "patch_size": int(spec["patch_size"]),
+    }
+
+
 def load_damage_model(path: str | os.PathLike[str]) -> LoadedModel:
     """Load a trained :class:`~torchgeo_quake.trainers.DamageDetectionTask`.
 
     The file is first read with ``weights_only=True`` (no arbitrary code runs)
     and checked: it must be a Lightning checkpoint whose hyper-parameters name
     the modalities and whose state holds the model, the normalisation buffers
-    and the threshold.
+    and the threshold. Its input specification (:data:`INPUT_SPEC_KEY`: SAR
+    radiometry, pixel size and patch size of the training data) is checked too
+    and returned as :attr:`LoadedModel.input_spec` (None for older checkpoints).
 
     Args:
         path: ``.ckpt`` file
@@ -135,7 +218,8 @@ def load_damage_model(path: str | os.PathLike[str]) -> LoadedModel:
     Raises:
         FileNotFoundError: If the file does not exist.
         ValueError: If the file is not a checkpoint of this package's damage
-            model, or its GEM width differs from the package's exposure vector.
+            model, its GEM width differs from the package's exposure vector, or
+            its input specification is malformed.
 
     .. versionadded:: 0.1
     """
@@ -167,11 +251,17 @@ def load_damage_model(path: str | os.PathLike[str]) -> LoadedModel:
             f"torchgeo_quake computes {len(GEM_FEATURE_NAMES)}; retrain the model "
             "or use a checkpoint trained without GEM."
         )
+    # Checked before the task is built, which checks it too, less explicitly.
+    input_spec = _input_spec(file, checkpoint.get(INPUT_SPEC_KEY))
+    del checkpoint, state, hparams  # the task reads the file itself
     try:
         task = DamageDetectionTask.load_from_checkpoint(file, map_location="cpu")
     except (KeyError, RuntimeError, TypeError, ValueError) as err:
         raise _not_ours(file, f"its weights do not fit the model: {err}") from err
     task.eval()
+    restored = getattr(task, "input_spec", None)
+    if restored is not None:
+        input_spec = _input_spec(file, restored)
     if not bool(task.normalization_set):
         warnings.warn(
             f"checkpoint {str(file)!r} stores no normalisation statistics (it was "
@@ -186,6 +276,7 @@ def load_damage_model(path: str | os.PathLike[str]) -> LoadedModel:
         modalities=task.modalities,
         threshold=float(task.threshold),
         threshold_from_validation=bool(task.threshold_set),
+        input_spec=input_spec,
     )
 
 

@@ -9,17 +9,28 @@ image covers, through the same data layer as training
 written as a map. Every input feature appears in the map exactly once, scored
 (``status = "predicted"``) or not (``status = "skipped"`` with the reason).
 
-Two passes keep memory bounded for large cities:
+The model sees what it was trained on: the SAR radiometry, pixel size and
+patch size recorded in its checkpoint (the image is resampled to that pixel
+size when its own differs).
 
-1. *Prediction*, with Lightning's prediction loop (CPU, one GPU or several GPUs
-   with DDP, unchanged): building patches are cut on the fly, batch by batch, in
-   spatial tiles; only one probability per building is kept.
-2. *Writing*: the footprints go out tile by tile (a few thousand at a time) to
-   the GeoPackage and the GeoJSON, which are appended to, never held whole.
+Two passes keep memory low for large cities:
+
+1. *Prediction*, with Lightning's prediction loop (CPU, one GPU or several
+   devices with DDP, unchanged): building patches are cut on the fly, batch by
+   batch, in spatial tiles, from one compact array of windows; only one
+   probability per building is kept.
+2. *Writing*, after the rasters and the data layer's footprints are released:
+   the footprints go out tile by tile (a few thousand at a time) to the
+   GeoPackage and the GeoJSON, which are appended to, and to the interactive
+   map, whose outlines are streamed to temporary files.
+
+The footprints themselves (id and geometry) and a few numbers per building are
+held throughout, so memory grows slowly with the number of buildings.
 
 All files are written into a temporary folder beside the output folder and
 moved into place only when everything succeeded: an error or an interruption
-leaves nothing half-written behind.
+leaves nothing half-written behind, and results that are replaced
+(``overwrite=True``) are all replaced or, if anything fails, all kept.
 
 .. versionadded:: 0.1
 """
@@ -28,6 +39,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import gc
+import io
 import json
 import logging
 import math
@@ -54,10 +67,20 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from .. import __version__
-from .model import LoadedModel, fold_batch_norms, select_model
+from ._inputs import (
+    maybe_usable,
+    metric_crs,
+    no_footprint_error,
+    open_sar,
+    read_footprints,
+    require_file,
+    to_crs_xy,
+)
+from .html import HTMLMapWriter
+from .model import RADIOMETRIES, LoadedModel, fold_batch_norms, select_model
 from .rings import RingCollector
 from .summary import EXPOSURE_COLUMNS, admin_units, grid_cells, summarise
-from .writers import GeoJSONWriter, GeoPackageWriter
+from .writers import GeoJSONWriter, GeoPackageWriter, layer_geometry_type
 
 __all__ = ["OUTPUT_FILES", "DamageMap", "map_damage", "spatial_order"]
 
@@ -72,6 +95,12 @@ OUTPUT_FILES: tuple[str, ...] = (
 
 #: Reason of buildings whose window leaves the DSM.
 OUTSIDE_DSM = "outside the DSM"
+
+#: Window side (pixels) for checkpoints that record no input specification.
+DEFAULT_PATCH_SIZE = 32
+
+#: CRS of the interactive map's outlines.
+WEB_MERCATOR = CRS.from_epsg(3857)
 
 
 @dataclass
@@ -174,21 +203,36 @@ def spatial_order(
     return order.astype(np.int64)
 
 
+#: Time slice of every query (the datasets are not time series).
+_ALL_TIME = slice(pd.Timestamp.min, pd.Timestamp.max)
+
+
 class _Patches(Dataset[dict[str, Tensor]]):
-    """Building patches of the model's modalities, by position in a query list."""
+    """Building patches of the model's modalities, by position in a window array.
+
+    The windows are kept as one compact array (not one query object per
+    building); the query of a building is made when its patches are cut.
+    """
 
     def __init__(
-        self, dataset: Any, queries: Sequence[Any], keys: Sequence[str]
+        self,
+        dataset: Any,
+        windows: npt.NDArray[np.float64],
+        res: tuple[float, float],
+        keys: Sequence[str],
     ) -> None:
         """Initialize a new _Patches instance.
 
         Args:
             dataset: ``sar [& dsm] & footprints``
-            queries: one window per building, in prediction order
+            windows: ``(xmin, xmax, ymin, ymax)`` of each building's window, in
+                prediction order, shape (N, 4)
+            res: (xres, yres) of the queries
             keys: sample keys the model needs
         """
         self.dataset = dataset
-        self.queries = list(queries)
+        self.windows = np.ascontiguousarray(windows, dtype=np.float64)
+        self.res = (float(res[0]), float(res[1]))
         self.keys = tuple(keys)
 
     def __len__(self) -> int:
@@ -197,18 +241,24 @@ class _Patches(Dataset[dict[str, Tensor]]):
         Returns:
             The length.
         """
-        return len(self.queries)
+        return len(self.windows)
 
     def __getitem__(self, index: int) -> dict[str, Tensor]:
         """Cut the patches of one building.
 
         Args:
-            index: position in the query list
+            index: position in the window array
 
         Returns:
             The model's inputs and ``index``.
         """
-        sample = self.dataset[self.queries[index]]
+        xmin, xmax, ymin, ymax = self.windows[index].tolist()
+        query = (
+            slice(xmin, xmax, self.res[0]),
+            slice(ymin, ymax, self.res[1]),
+            _ALL_TIME,
+        )
+        sample = self.dataset[query]
         out = {key: sample[key] for key in self.keys}
         out["index"] = torch.tensor(index, dtype=torch.long)
         return out
@@ -333,72 +383,6 @@ def _existing_ancestor(path: Path) -> Path:
     return parent
 
 
-def _require_file(path: str | os.PathLike[str] | None, what: str) -> Path | None:
-    """Check that an input file exists.
-
-    Args:
-        path: the path, or None
-        what: which input (for the message)
-
-    Returns:
-        The path, or None.
-
-    Raises:
-        FileNotFoundError: If the path does not exist.
-    """
-    if path is None:
-        return None
-    file = Path(path)
-    if not file.exists():
-        raise FileNotFoundError(f"{what} {str(file)!r} does not exist")
-    return file
-
-
-def _read_footprints(path: Path, id_field: str) -> gpd.GeoDataFrame:
-    """Read the input footprints and check their CRS is plausible.
-
-    Args:
-        path: footprint file
-        id_field: building id column
-
-    Returns:
-        The features, in file order, in their own CRS.
-
-    Raises:
-        ValueError: If the file is unreadable, empty, lacks *id_field*, or its
-            coordinates do not fit its CRS.
-    """
-    from ..datasets.osm import read_vector
-
-    if path.is_dir():
-        raise ValueError(
-            f"--footprints {str(path)!r} is a folder; pass one vector file "
-            "(GeoPackage, GeoJSON, Shapefile, FlatGeobuf or GeoParquet)."
-        )
-    frame = read_vector(path)
-    if frame.empty:
-        raise ValueError(f"footprint file {str(path)!r} holds no features")
-    if id_field not in frame.columns:
-        raise ValueError(
-            f"footprint file {str(path)!r} has no {id_field!r} column (columns: "
-            f"{', '.join(map(str, frame.columns))}); pass its id column with "
-            "--id-field."
-        )
-    crs = CRS.from_user_input(frame.crs)
-    present = frame.geometry.notna() & ~frame.geometry.is_empty
-    if crs.is_geographic and present.any():
-        xmin, ymin, xmax, ymax = frame.geometry[present].total_bounds
-        if xmin < -180.5 or xmax > 360.5 or ymin < -90.5 or ymax > 90.5:
-            raise ValueError(
-                f"footprint file {str(path)!r} declares the geographic CRS "
-                f"{crs.to_string()} but its coordinates ({xmin:.1f}, {ymin:.1f}, "
-                f"{xmax:.1f}, {ymax:.1f}) are not longitudes and latitudes: the "
-                "file's CRS is wrong. Assign the right one (e.g. `ogr2ogr -a_srs "
-                f"EPSG:32637 fixed.gpkg {path}`) and try again."
-            )
-    return frame
-
-
 def _bounds_text(bounds: Sequence[float]) -> str:
     """Format bounds for messages.
 
@@ -448,7 +432,7 @@ def map_damage(
     units: str | os.PathLike[str] | None = None,
     unit_field: str = "name",
     cell_size: float = 500.0,
-    radiometry: str = "db",
+    radiometry: str | None = None,
     name: str | None = None,
     id_field: str = "osm_id",
     max_nodata: float = 0.0,
@@ -469,23 +453,30 @@ def map_damage(
     Writes into *out*:
 
     * ``damage.gpkg`` — one feature per input footprint, in the footprints'
-      CRS, with ``feature`` (position in the input file), the id
-      (*id_field*), ``status`` (``"predicted"`` or ``"skipped"``), ``reason``
-      (why a building was skipped), ``damage_probability``, ``damaged`` (1 at
-      or above the checkpoint's threshold, else 0; empty when skipped),
-      ``unit`` (admin unit or grid cell) and, with *exposure*,
-      ``occupants_day``, ``occupants_night`` and ``replacement_cost_usd`` of
-      the nearest GEM location;
+      CRS and with its geometry as given (Polygon and MultiPolygon features
+      are not converted into each other), with ``feature`` (position in the
+      input file), the id (*id_field*), ``status`` (``"predicted"`` or
+      ``"skipped"``), ``reason`` (why a building was skipped),
+      ``damage_probability``, ``damaged`` (1 at or above the checkpoint's
+      threshold, else 0; empty when skipped), ``unit`` (admin unit or grid
+      cell) and, with *exposure*, ``occupants_day``, ``occupants_night`` and
+      ``replacement_cost_usd`` of the nearest GEM location;
     * ``damage.geojson`` — the same in WGS84;
     * ``summary.json`` — counts, damaged share, per-unit totals, exposure in
       buildings predicted damaged, model and inputs;
     * ``overview.png`` — the city with buildings coloured by probability;
     * ``map.html`` — an interactive map that works offline.
 
+    The model sees what it was trained on: its checkpoint records the SAR
+    radiometry, pixel size and patch size of its training data, and the SAR
+    image is resampled (or reprojected to a local UTM zone, when its CRS is
+    geographic) to that pixel size when its own differs by more than 1 %.
+    Checkpoints written before this was recorded are run on the image's own
+    pixels in *radiometry* (default dB) with 32 × 32 windows, with a warning.
+
     Buildings are skipped, with the reason, when their footprint is unusable
     (missing or duplicate id, missing or unrepairable geometry, not a polygon),
-    their 32 × 32 window leaves the SAR image (or the DSM), or it covers SAR
-    nodata.
+    their window leaves the SAR image (or the DSM), or it covers SAR nodata.
 
     Args:
         sar: post-event SAR image (any format :class:`~torchgeo_quake.datasets.CSKSAR`
@@ -502,9 +493,12 @@ def map_damage(
         units: optional polygons of admin units for the per-unit totals (else a
             square grid of *cell_size*)
         unit_field: attribute naming the units in *units*
-        cell_size: grid cell side, in units of the SAR CRS (metres)
-        radiometry: SAR values the model was trained on (``"db"``, the data
-            module's default, ``"amplitude"`` or ``"intensity"``)
+        cell_size: grid cell side in metres (in the SAR CRS when it is in
+            metres, else in the local UTM zone)
+        radiometry: SAR values the model was trained on (``"db"``,
+            ``"amplitude"`` or ``"intensity"``); by default the checkpoint's
+            (``"db"`` for checkpoints that do not record it). A value that
+            contradicts the checkpoint is an error.
         name: name of the city in titles (default: the footprint file's folder)
         id_field: building id column of *footprints*
         max_nodata: largest share of SAR nodata pixels tolerated in a window
@@ -514,12 +508,14 @@ def map_damage(
             PyTorch's, one per core); 1 is faster on a CPU shared with other
             busy processes
         accelerator: Lightning accelerator (``"auto"``, ``"cpu"``, ``"gpu"``)
-        devices: Lightning devices (several GPUs run with DDP; Lightning then
-            relaunches the command line once per GPU)
+        devices: Lightning devices (several devices run with DDP; Lightning
+            then relaunches the command line once per device, and only the
+            first process writes)
         tile_size: buildings per output tile
         basemap: optional XYZ tile URL template for ``map.html``
         basemap_attribution: attribution text of the basemap
-        overwrite: replace the results already in *out*
+        overwrite: replace the results already in *out* (all of them or, if
+            anything fails, none)
         progress: show Lightning's progress bar
         verbose: print what is done
 
@@ -531,22 +527,24 @@ def map_damage(
         FileExistsError: If *out* holds results and *overwrite* is False.
         ValueError: If an input is unusable (a checkpoint that is not a damage
             model, footprints that do not overlap the SAR image or whose
-            coordinates do not fit their CRS, an exposure file of another
-            schema, ...) or a model needs an input that is not given.
+            coordinates do not fit their CRS, a footprint file without a
+            usable footprint, an exposure file of another schema, a
+            radiometry that contradicts the checkpoint, ...) or a model needs an
+            input that is not given.
 
     .. versionadded:: 0.1
     """
     start = time.perf_counter()
     out_path = Path(out)
     _check_output(out_path, overwrite)
-    sar_path = _require_file(sar, "SAR image")
-    fp_path = _require_file(footprints, "footprint file")
-    dsm_path = _require_file(dsm, "DSM")
-    gem_path = _require_file(exposure, "exposure file")
-    units_path = _require_file(units, "admin units file")
+    sar_path = require_file(sar, "SAR image")
+    fp_path = require_file(footprints, "footprint file")
+    dsm_path = require_file(dsm, "DSM")
+    gem_path = require_file(exposure, "exposure file")
+    units_path = require_file(units, "admin units file")
     assert sar_path is not None
     assert fp_path is not None
-    if radiometry not in ("db", "amplitude", "intensity"):
+    if radiometry is not None and radiometry not in RADIOMETRIES:
         raise ValueError(
             f"radiometry must be 'db', 'amplitude' or 'intensity', got {radiometry!r}"
         )
@@ -577,6 +575,7 @@ def map_damage(
     unused = sorted({"dsm"} & available - set(model.modalities))
     if unused:
         say("the model does not use the DSM: it is ignored")
+    spec = _model_inputs(model, radiometry)
 
     staging = Path(
         tempfile.mkdtemp(
@@ -593,6 +592,7 @@ def map_damage(
         result = _run(
             model=model,
             used_fallback=used_fallback,
+            spec=spec,
             sar_path=sar_path,
             fp_path=fp_path,
             dsm_path=dsm_path,
@@ -600,7 +600,6 @@ def map_damage(
             units_path=units_path,
             unit_field=unit_field,
             cell_size=cell_size,
-            radiometry=radiometry,
             name=name or fp_path.resolve().parent.name,
             id_field=id_field,
             max_nodata=max_nodata,
@@ -621,13 +620,7 @@ def map_damage(
             return DamageMap(out=out_path)
         summary = result
         _check_output(out_path, overwrite)  # nothing appeared meanwhile
-        out_path.parent.mkdir(parents=True, exist_ok=True)
-        if not out_path.exists():
-            staging.rename(out_path)
-        else:
-            for file in OUTPUT_FILES:
-                os.replace(staging / file, out_path / file)
-            shutil.rmtree(staging, ignore_errors=True)
+        _install(staging, out_path)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -635,6 +628,103 @@ def map_damage(
         torch.set_num_threads(threads)
     files = {file: out_path / file for file in OUTPUT_FILES}
     return DamageMap(out=out_path, summary=summary, files=files)
+
+
+def _model_inputs(model: LoadedModel, radiometry: str | None) -> dict[str, Any]:
+    """What the SAR input must look like for a model.
+
+    Args:
+        model: the model
+        radiometry: radiometry asked for by the user, or None
+
+    Returns:
+        ``radiometry``, ``sar_res`` (metres or None: the image's own) and
+        ``patch_size``, and ``recorded`` (whether the checkpoint records them).
+
+    Raises:
+        ValueError: If *radiometry* contradicts the checkpoint.
+    """
+    spec = model.input_spec
+    if spec is None:
+        used = radiometry or "db"
+        warnings.warn(
+            f"checkpoint {str(model.path)!r} records no input specification (it "
+            "was written before torchgeo_quake stored one): the SAR image is used "
+            f"at its own pixel size, in {used} radiometry, with "
+            f"{DEFAULT_PATCH_SIZE} x {DEFAULT_PATCH_SIZE}-pixel windows. If the "
+            "model was trained on another pixel size or radiometry, the map is "
+            "wrong: resample the image to the training pixel size and pass "
+            "--radiometry, or retrain the model to record them.",
+            UserWarning,
+            stacklevel=3,
+        )
+        return {
+            "radiometry": used,
+            "sar_res": None,
+            "patch_size": DEFAULT_PATCH_SIZE,
+            "recorded": False,
+        }
+    if radiometry is not None and radiometry != spec["radiometry"]:
+        raise ValueError(
+            f"--radiometry {radiometry} (radiometry=) contradicts the model "
+            f"{str(model.path)!r}, which was trained on SAR values in "
+            f"{spec['radiometry']}: drop --radiometry (the checkpoint's radiometry "
+            "is used by default) or pass a model trained on that radiometry."
+        )
+    return {**spec, "recorded": True}
+
+
+def _replace(source: Path, target: Path) -> None:
+    """Move a file or folder into place (:func:`os.replace`).
+
+    Args:
+        source: what to move
+        target: where
+    """
+    os.replace(source, target)
+
+
+def _install(staging: Path, out: Path) -> None:
+    """Move finished results into the output folder, all of them or none.
+
+    A new folder is renamed into place. Into an existing folder (which may
+    hold other files, kept), the previous results are first moved aside, then
+    the new ones in; if any move fails, the new files are taken out again and
+    the previous ones put back, so the folder never holds a mix of both.
+
+    Args:
+        staging: folder holding every file of :data:`OUTPUT_FILES`
+        out: output folder
+
+    Raises:
+        OSError: If a move fails (after the rollback).
+    """
+    if not out.exists():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        _replace(staging, out)
+        return
+    backup = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-old-", dir=out.parent))
+    old: list[str] = []
+    new: list[str] = []
+    try:
+        for file in OUTPUT_FILES:
+            if (out / file).exists():
+                _replace(out / file, backup / file)
+                old.append(file)
+        for file in OUTPUT_FILES:
+            _replace(staging / file, out / file)
+            new.append(file)
+    except BaseException:
+        for file in new:
+            with contextlib.suppress(OSError):
+                os.replace(out / file, staging / file)
+        for file in old:
+            with contextlib.suppress(OSError):
+                os.replace(backup / file, out / file)
+        shutil.rmtree(backup, ignore_errors=True)
+        raise
+    shutil.rmtree(backup, ignore_errors=True)
+    shutil.rmtree(staging, ignore_errors=True)
 
 
 def _global_zero() -> bool:
@@ -649,10 +739,61 @@ def _global_zero() -> bool:
     return True
 
 
+def _centroids(
+    geoms: npt.NDArray[np.object_], source: CRS, target: CRS, chunk: int
+) -> npt.NDArray[np.float64]:
+    """Centroids of footprints in another CRS, reprojected a chunk at a time.
+
+    Args:
+        geoms: footprints in *source* (None and empty ones give NaN)
+        source: their CRS
+        target: CRS of the centroids
+        chunk: footprints reprojected at once
+
+    Returns:
+        (N, 2) coordinates in *target*.
+    """
+    n = len(geoms)
+    centroids = np.full((n, 2), np.nan)
+    for first in range(0, n, chunk):
+        part = geoms[first : first + chunk]
+        present = ~shapely.is_missing(part) & ~shapely.is_empty(part)
+        if not present.any():
+            continue
+        moved = gpd.GeoSeries(part[present], crs=source).to_crs(target)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            points = shapely.centroid(np.asarray(moved.values, dtype=object))
+        rows = first + np.flatnonzero(present)
+        centroids[rows] = shapely.get_coordinates(points)
+    return centroids
+
+
+def _reproject(
+    geoms: npt.NDArray[np.object_], source: CRS, target: CRS
+) -> npt.NDArray[np.object_]:
+    """Reproject geometries (None stays None).
+
+    Args:
+        geoms: geometries in *source*
+        source: their CRS
+        target: CRS wanted
+
+    Returns:
+        The geometries in *target*.
+    """
+    if source == target:
+        return geoms
+    return np.asarray(
+        gpd.GeoSeries(geoms, crs=source).to_crs(target).values, dtype=object
+    )
+
+
 def _run(
     *,
     model: LoadedModel,
     used_fallback: bool,
+    spec: dict[str, Any],
     sar_path: Path,
     fp_path: Path,
     dsm_path: Path | None,
@@ -660,7 +801,6 @@ def _run(
     units_path: Path | None,
     unit_field: str,
     cell_size: float,
-    radiometry: str,
     name: str,
     id_field: str,
     max_nodata: float,
@@ -678,17 +818,23 @@ def _run(
 ) -> dict[str, Any] | None:
     """Read the inputs, predict and write every output into *staging*.
 
+    Memory: the footprints are held once, as read (id and geometry only); the
+    data layer holds its own copy in the SAR CRS during the prediction, which
+    is released, with the rasters, before the outputs are written tile by
+    tile. Per building only compact arrays are kept (centroid, window,
+    probability, reason, unit).
+
     Args:
         model: the model to run
         used_fallback: whether it is the fallback model
+        spec: SAR radiometry, pixel size and patch size (:func:`_model_inputs`)
         sar_path: SAR image
         fp_path: footprints
         dsm_path: DSM or None
         gem_path: GEM exposure or None
         units_path: admin units or None
         unit_field: name field of the admin units
-        cell_size: grid cell side
-        radiometry: SAR radiometry of the model
+        cell_size: grid cell side in metres
         name: city name
         id_field: building id column
         max_nodata: tolerated nodata share
@@ -712,25 +858,22 @@ def _run(
     """
     from torchgeo.datasets import GeoDataset
 
-    from ..datasets import CSKSAR, CartoSatDSM, GEMExposure, OSMBuildings
+    from ..datasets import CartoSatDSM, GEMExposure, OSMBuildings
     from ..samplers import BuildingCentroidSampler
 
     # -- inputs -----------------------------------------------------------------
-    raw = _read_footprints(fp_path, id_field)
+    raw = read_footprints(fp_path, id_field)
     n = len(raw)
-    fp_crs = CRS.from_user_input(raw.crs).to_string()
-    say(f"read {n} footprints from {fp_path} ({fp_crs})")
-    image = CSKSAR(sar_path, radiometry=radiometry)  # type: ignore[arg-type]
+    fp_crs = CRS.from_user_input(raw.crs)
+    say(f"read {n} footprints from {fp_path} ({fp_crs.to_string()})")
+    if maybe_usable(raw, id_field) == 0:
+        error = no_footprint_error(raw, fp_path, id_field)
+        assert error is not None
+        raise error
+    image, sar_info = open_sar(sar_path, spec["radiometry"], spec["sar_res"], say)
     work_crs = CRS.from_user_input(image.crs)
     raw_geoms = np.asarray(raw.geometry.values, dtype=object)
-    present = ~shapely.is_missing(raw_geoms) & ~shapely.is_empty(raw_geoms)
-    work = gpd.GeoSeries(raw_geoms, crs=raw.crs).to_crs(work_crs)
-    centroids = np.full((n, 2), np.nan)
-    if present.any():
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            c = shapely.centroid(np.asarray(work.values, dtype=object)[present])
-        centroids[present] = shapely.get_coordinates(c) if len(c) else np.zeros((0, 2))
+    centroids = _centroids(raw_geoms, fp_crs, work_crs, tile_size)
     sar_bounds = tuple(float(v) for v in image.index.total_bounds)
     cx, cy = centroids[:, 0], centroids[:, 1]
     inside = (
@@ -739,8 +882,8 @@ def _run(
         & (cy >= sar_bounds[1])
         & (cy <= sar_bounds[3])
     )
+    finite = np.isfinite(cx) & np.isfinite(cy)
     if not inside.any():
-        finite = np.isfinite(cx) & np.isfinite(cy)
         fp_bounds = (
             (cx[finite].min(), cy[finite].min(), cx[finite].max(), cy[finite].max())
             if finite.any()
@@ -750,8 +893,16 @@ def _run(
             f"the footprints do not overlap the SAR image: footprints "
             f"{_bounds_text(fp_bounds)}, SAR image {_bounds_text(sar_bounds)}, both "
             f"in {work_crs.to_string()}. Check that both cover the same city and "
-            f"that the footprint file's CRS ({fp_crs}) is right."
+            f"that the footprint file's CRS ({fp_crs.to_string()}) is right."
         )
+    # Outlines and grid cells in metres, whatever the SAR CRS.
+    area = (
+        float(cx[finite].min()),
+        float(cy[finite].min()),
+        float(cx[finite].max()),
+        float(cy[finite].max()),
+    )
+    metric = metric_crs(work_crs, area)
 
     # Units first: a wrong admin-units file stops the run before prediction.
     unit_table: pd.DataFrame | None
@@ -764,11 +915,13 @@ def _run(
             "field": unit_field,
         }
     else:
-        unit_labels, unit_table = grid_cells(cx, cy, cell_size)
+        mx, my = to_crs_xy(cx, cy, work_crs, metric)
+        unit_labels, unit_table = grid_cells(mx, my, cell_size)
         unit_info = {
             "kind": "grid",
             "cell_size": cell_size,
-            "crs": work_crs.to_string(),
+            "cell_size_unit": "metre",
+            "crs": metric.to_string(),
             "label": "lower-left corner of the cell, '<x>_<y>'",
         }
 
@@ -784,15 +937,25 @@ def _run(
                 "without coordinates; mapping needs GEM point assets (OpenQuake "
                 "exposure CSV with lon and lat)."
             )
-    with warnings.catch_warnings():
+    # TorchGeo prints what it converts ("Converting CartoSatDSM res from ...");
+    # it is passed on as a progress message (not on other ranks, not --quiet).
+    converted = io.StringIO()
+    with warnings.catch_warnings(), contextlib.redirect_stdout(converted):
         warnings.filterwarnings("ignore", message=".*Converting.*res.*")
-        buildings = OSMBuildings(fp_path, city=name, exposure=gem, id_field=id_field)
+        try:
+            buildings = OSMBuildings(
+                fp_path, city=name, exposure=gem, id_field=id_field
+            )
+        except ValueError as err:
+            error = no_footprint_error(raw, fp_path, id_field)
+            if error is not None:
+                raise error from err
+            raise
         dataset: GeoDataset = image
         if "dsm" in model.modalities:
             assert dsm_path is not None
-            surface = CartoSatDSM(dsm_path)
             try:
-                dataset = dataset & surface
+                dataset = dataset & CartoSatDSM(dsm_path)
             except RuntimeError as err:
                 raise ValueError(
                     f"the DSM {str(dsm_path)!r} does not overlap the SAR image "
@@ -804,8 +967,11 @@ def _run(
             raise ValueError(
                 f"the footprints do not overlap the SAR image ({err})"
             ) from err
+    for line in converted.getvalue().splitlines():
+        say(line)
+    patch_size = int(spec["patch_size"])
     sampler = BuildingCentroidSampler(
-        dataset, size=32, negatives_per_positive=None, max_nodata=max_nodata
+        dataset, size=patch_size, negatives_per_positive=None, max_nodata=max_nodata
     )
 
     # -- status of every input feature ---------------------------------------
@@ -823,25 +989,23 @@ def _run(
         reasons[rows.to_numpy()] = sampler.skipped["reason"].to_numpy(dtype=object)
     chosen = sampler.buildings
     query_rows = row_of_id.loc[chosen["building_id"].to_numpy(np.int64)].to_numpy()
-    queries = list(sampler.queries)
-    keep = np.ones(len(queries), dtype=bool)
+    windows = chosen[["xmin", "xmax", "ymin", "ymax"]].to_numpy(dtype=np.float64)
+    res = (float(sampler.res[0]), float(sampler.res[1]))
+    del sampler, chosen
     if "dsm" in model.modalities:
         dsm_data = next(d for d in _leaves(dataset) if isinstance(d, CartoSatDSM))
         coverage = shapely.union_all(dsm_data.index.geometry.values)
-        boxes = shapely.box(
-            chosen["xmin"], chosen["ymin"], chosen["xmax"], chosen["ymax"]
-        )
-        keep = shapely.contains(coverage.buffer(1e-6 * sampler.res[0]), boxes)
+        boxes = shapely.box(windows[:, 0], windows[:, 2], windows[:, 1], windows[:, 3])
+        keep = shapely.contains(coverage.buffer(1e-6 * res[0]), boxes)
         reasons[query_rows[~keep]] = OUTSIDE_DSM
-    query_rows = query_rows[keep]
-    queries = [q for q, k in zip(queries, keep, strict=True) if k]
+        query_rows, windows = query_rows[keep], windows[keep]
+        del dsm_data, coverage, boxes, keep
     # Predict in spatial order.
     order = spatial_order(cx[query_rows], cy[query_rows], tile_size)
-    query_rows = query_rows[order]
-    queries = [queries[i] for i in order]
+    query_rows, windows = query_rows[order], windows[order]
     unaccounted = np.ones(n, dtype=bool)
     unaccounted[query_rows] = False
-    unaccounted[[i for i, r in enumerate(reasons) if r is not None]] = False
+    unaccounted[~pd.isna(pd.Series(reasons, dtype=object)).to_numpy()] = False
     if unaccounted.any():  # pragma: no cover - a bug, never silently dropped
         raise RuntimeError(
             f"{int(unaccounted.sum())} footprints were neither scored nor skipped"
@@ -850,16 +1014,23 @@ def _run(
         f"model {model.path.name}: inputs {', '.join(model.modalities)}; "
         f"threshold {model.threshold:.3f}"
     )
-    say(f"{len(queries)} buildings to score, {n - len(queries)} skipped")
+    pixels = sar_info["pixel_size_m"]
+    say(
+        f"SAR in {spec['radiometry']}"
+        + (f", {pixels:g} m pixels" if pixels is not None else "")
+        + f", {patch_size} x {patch_size}-pixel windows"
+        + ("" if spec["recorded"] else " (not recorded in the checkpoint)")
+    )
+    say(f"{len(windows)} buildings to score, {n - len(windows)} skipped")
 
     # -- prediction ---------------------------------------------------------------
     read_end = time.perf_counter()
     probs = np.full(n, np.nan, dtype=np.float64)
-    if queries:
+    run_info: dict[str, Any] = {"accelerator": None, "processes": 1}
+    if len(windows):
         fold_batch_norms(model.task)  # same probabilities (to ~1e-7), faster
-        keys = list(model.modalities)
-        patches = _Patches(dataset, queries, keys)
-        collector = _Collector(len(queries))
+        patches = _Patches(dataset, windows, res, list(model.modalities))
+        collector = _Collector(len(windows))
         with _quiet_lightning():
             trainer = Trainer(
                 accelerator=accelerator,
@@ -882,9 +1053,14 @@ def _run(
             trainer.predict(model.task, dataloaders=loader, return_predictions=False)
         if not trainer.is_global_zero:
             return None
+        run_info = {
+            "accelerator": type(trainer.accelerator).__name__,
+            "processes": int(trainer.world_size),
+        }
         probs[query_rows] = collector.probs
         if np.isnan(collector.probs).any():  # pragma: no cover - a bug
             raise RuntimeError("some buildings received no prediction")
+        del trainer, loader, patches, collector
     elif not _global_zero():
         return None
     predicted = np.isfinite(probs)
@@ -903,6 +1079,9 @@ def _run(
             values = np.full(n, np.nan)
             values[rows] = per_building[column]
             exposure_values[column] = values
+    # The rasters and the data layer's footprints are not needed any more.
+    del dataset, image, buildings, skipped_fp, row_of_id, windows, query_rows
+    gc.collect()
 
     # -- writing, tile by tile -------------------------------------------------------
     ids = pd.to_numeric(raw[id_field], errors="coerce")
@@ -910,100 +1089,117 @@ def _run(
         np.where(ids.notna(), ids.fillna(0), 0).astype(np.int64), dtype="Int64"
     )
     id_values[ids.isna().to_numpy()] = pd.NA
-    gpkg = GeoPackageWriter(staging / "damage.gpkg", CRS.from_user_input(raw.crs))
+    del ids
+    gpkg = GeoPackageWriter(
+        staging / "damage.gpkg", fp_crs, geometry_type=layer_geometry_type(raw_geoms)
+    )
     overview_rings = RingCollector()
-    html_rings = RingCollector()
+    html_map = HTMLMapWriter(staging / "map.html")
     write_order = spatial_order(cx, cy, tile_size)
-    with GeoJSONWriter(staging / "damage.geojson") as geojson:
-        for first in range(0, n, tile_size):
-            rows = write_order[first : first + tile_size]
-            tile = _tile_frame(
-                rows=rows,
-                raw=raw,
-                id_field=id_field,
-                id_values=id_values,
-                reasons=reasons,
-                probs=probs,
-                damaged=damaged,
-                units=unit_labels,
-                exposure=exposure_values,
-            )
-            gpkg.write(tile)
-            geojson.write(tile)
-            overview_rings.add(np.asarray(work.values, dtype=object)[rows], rows)
-            html_rings.add(
-                np.asarray(tile.geometry.to_crs(3857).values, dtype=object), rows
-            )
-    gpkg.close()
+    try:
+        with GeoJSONWriter(staging / "damage.geojson") as geojson:
+            for first in range(0, n, tile_size):
+                rows = write_order[first : first + tile_size]
+                tile = _tile_frame(
+                    rows=rows,
+                    geoms=raw_geoms[rows],
+                    crs=fp_crs,
+                    id_field=id_field,
+                    id_values=id_values,
+                    reasons=reasons,
+                    probs=probs,
+                    damaged=damaged,
+                    units=unit_labels,
+                    exposure=exposure_values,
+                )
+                gpkg.write(tile)
+                geojson.write(tile)
+                overview_rings.add(_reproject(raw_geoms[rows], fp_crs, metric), rows)
+                html_map.add(_reproject(raw_geoms[rows], fp_crs, WEB_MERCATOR), rows)
+        gpkg.close()
+        del raw, raw_geoms, tile
+        gc.collect()
 
-    # -- summary, overview, interactive map -----------------------------------------
-    totals = summarise(
-        predicted, damaged, reasons, unit_labels, exposure_values, unit_table
-    )
-    counts = totals["counts"]
-    summary: dict[str, Any] = {
-        "generator": f"torchgeo_quake {__version__}",
-        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "city": name,
-        "counts": counts,
-        "exposure": totals["exposure"],
-        "model": {
-            "checkpoint": str(model.path),
-            "modalities": list(model.modalities),
-            "fallback": used_fallback,
-            "threshold": model.threshold,
-            "threshold_from_validation": model.threshold_from_validation,
-            "radiometry": radiometry,
-        },
-        "inputs": {
-            "sar": str(sar_path),
-            "footprints": str(fp_path),
-            "dsm": None if dsm_path is None else str(dsm_path),
-            "exposure": None if gem_path is None else str(gem_path),
-            "footprints_crs": CRS.from_user_input(raw.crs).to_string(),
-            "sar_crs": work_crs.to_string(),
-            "max_nodata": max_nodata,
-        },
-        "output_crs": {
-            "damage.gpkg": CRS.from_user_input(raw.crs).to_string(),
-            "damage.geojson": "EPSG:4326",
-        },
-        "units": {**unit_info, "table": totals["units"]},
-        "files": list(OUTPUT_FILES),
-    }
-    share = counts["damaged_share"]
-    subtitle = (
-        f"{counts['predicted']} buildings scored, {counts['damaged']} predicted "
-        f"damaged"
-        + (f" ({share:.1%})" if share is not None else "")
-        + f"; {counts['skipped']} not scored"
-    )
-    title = f"{name}: predicted building damage"
-    from .overview import plot_overview, save_overview
+        # -- summary, overview, interactive map -------------------------------------
+        totals = summarise(
+            predicted, damaged, reasons, unit_labels, exposure_values, unit_table
+        )
+        counts = totals["counts"]
+        summary: dict[str, Any] = {
+            "generator": f"torchgeo_quake {__version__}",
+            "created": datetime.datetime.now(datetime.UTC).isoformat(
+                timespec="seconds"
+            ),
+            "city": name,
+            "counts": counts,
+            "exposure": totals["exposure"],
+            "model": {
+                "checkpoint": str(model.path),
+                "modalities": list(model.modalities),
+                "fallback": used_fallback,
+                "threshold": model.threshold,
+                "threshold_from_validation": model.threshold_from_validation,
+                "radiometry": spec["radiometry"],
+                "sar_pixel_size_m": spec["sar_res"],
+                "patch_size": patch_size,
+                "input_spec_recorded": spec["recorded"],
+            },
+            "inputs": {
+                "sar": str(sar_path),
+                "footprints": str(fp_path),
+                "dsm": None if dsm_path is None else str(dsm_path),
+                "exposure": None if gem_path is None else str(gem_path),
+                "footprints_crs": fp_crs.to_string(),
+                "sar_crs": sar_info["native_crs"],
+                "sar_pixel_size_m": sar_info["native_pixel_size_m"],
+                "max_nodata": max_nodata,
+            },
+            "sar_grid": {
+                "crs": work_crs.to_string(),
+                "pixel_size_m": sar_info["pixel_size_m"],
+                "resampled": sar_info["resampled"],
+            },
+            "output_crs": {
+                "damage.gpkg": fp_crs.to_string(),
+                "damage.geojson": "EPSG:4326",
+            },
+            "units": {**unit_info, "table": totals["units"]},
+            "prediction": run_info,
+            "files": list(OUTPUT_FILES),
+        }
+        share = counts["damaged_share"]
+        subtitle = (
+            f"{counts['predicted']} buildings scored, {counts['damaged']} predicted "
+            f"damaged"
+            + (f" ({share:.1%})" if share is not None else "")
+            + f"; {counts['skipped']} not scored"
+        )
+        title = f"{name}: predicted building damage"
+        from .overview import plot_overview, save_overview
 
-    fig = plot_overview(
-        overview_rings.rings(),
-        probs,
-        model.threshold,
-        title=f"{title}\n{subtitle}",
-        units="m" if work_crs.axis_info[0].unit_name in ("metre", "meter") else "units",
-    )
-    save_overview(fig, staging / "overview.png")
-    from .html import write_html_map
-
-    write_html_map(
-        staging / "map.html",
-        html_rings.rings(),
-        probs,
-        [None if v is pd.NA else int(v) for v in id_values],
-        [r if isinstance(r, str) else None for r in reasons],
-        model.threshold,
-        title=title,
-        subtitle=subtitle,
-        id_field=id_field,
-        basemap=basemap,
-        attribution=basemap_attribution,
-    )
+        fig = plot_overview(
+            overview_rings.rings(),
+            probs,
+            model.threshold,
+            title=f"{title}\n{subtitle}",
+            units="m",
+        )
+        del overview_rings
+        save_overview(fig, staging / "overview.png")
+        del fig
+        html_map.close(
+            probs,
+            id_values,
+            reasons,
+            model.threshold,
+            title=title,
+            subtitle=subtitle,
+            id_field=id_field,
+            basemap=basemap,
+            attribution=basemap_attribution,
+        )
+    finally:
+        html_map.abort()
     end = time.perf_counter()
     seconds = end - start
     summary["timing"] = {
@@ -1040,7 +1236,8 @@ def _leaves(dataset: Any) -> list[Any]:
 def _tile_frame(
     *,
     rows: npt.NDArray[np.int64],
-    raw: gpd.GeoDataFrame,
+    geoms: npt.NDArray[np.object_],
+    crs: CRS,
     id_field: str,
     id_values: Any,
     reasons: npt.NDArray[np.object_],
@@ -1053,7 +1250,8 @@ def _tile_frame(
 
     Args:
         rows: input rows of the tile
-        raw: input footprints
+        geoms: their footprints, as read
+        crs: CRS of the footprints
         id_field: building id column
         id_values: nullable ids of all rows
         reasons: skip reasons (None for scored rows)
@@ -1081,4 +1279,4 @@ def _tile_frame(
     if exposure is not None:
         for column in EXPOSURE_COLUMNS:
             columns[column] = np.round(exposure[column][rows], 3)
-    return gpd.GeoDataFrame(columns, geometry=raw.geometry.values[rows], crs=raw.crs)
+    return gpd.GeoDataFrame(columns, geometry=geoms, crs=crs)

@@ -31,7 +31,9 @@ def grid_cells(
     """Square grid cell of each point.
 
     Args:
-        x: x coordinates in a projected CRS (NaN for buildings without geometry)
+        x: x coordinates in a projected CRS (NaN for buildings without geometry);
+            :func:`~torchgeo_quake.mapping.map_damage` passes metres (a local
+            UTM zone when the SAR image's CRS is not in metres)
         y: y coordinates
         cell_size: cell side in CRS units
 
@@ -49,13 +51,17 @@ def grid_cells(
         raise ValueError(f"cell_size must be positive, got {cell_size}")
     labels = np.full(len(x), None, dtype=object)
     ok = np.isfinite(x) & np.isfinite(y)
-    xmin = np.floor(x[ok] / cell_size) * cell_size
-    ymin = np.floor(y[ok] / cell_size) * cell_size
-    text = [
-        f"{a:.0f}_{b:.0f}" for a, b in zip(xmin.tolist(), ymin.tolist(), strict=True)
-    ]
-    labels[ok] = np.asarray(text, dtype=object)
-    table = pd.DataFrame({"unit": labels[ok], "xmin": xmin, "ymin": ymin})
+    corners = np.column_stack(
+        [np.floor(x[ok] / cell_size), np.floor(y[ok] / cell_size)]
+    )
+    # One label string per cell, shared by its buildings (not one per building).
+    cells, inverse = np.unique(corners, axis=0, return_inverse=True)
+    cells = cells * cell_size
+    text = np.array(
+        [f"{a:.0f}_{b:.0f}" for a, b in cells.tolist()], dtype=object
+    ).reshape(-1)
+    labels[ok] = text[np.asarray(inverse).reshape(-1)]
+    table = pd.DataFrame({"unit": text, "xmin": cells[:, 0], "ymin": cells[:, 1]})
     table = table.drop_duplicates("unit").reset_index(drop=True)
     table["xmax"] = table["xmin"] + cell_size
     table["ymax"] = table["ymin"] + cell_size

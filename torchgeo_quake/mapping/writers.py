@@ -23,7 +23,29 @@ import pyogrio
 import shapely
 from pyproj import CRS
 
-__all__ = ["GeoJSONWriter", "GeoPackageWriter"]
+__all__ = ["GeoJSONWriter", "GeoPackageWriter", "layer_geometry_type"]
+
+
+def layer_geometry_type(geoms: np.ndarray) -> str:
+    """The GeoPackage layer type that holds some geometries as they are.
+
+    Args:
+        geoms: shapely geometries (None and empty ones are ignored)
+
+    Returns:
+        The one geometry type of all present geometries (e.g. ``"Polygon"``),
+        else ``"Unknown"`` (a generic geometry layer: mixed Polygon and
+        MultiPolygon features are kept as given, not promoted).
+
+    .. versionadded:: 0.1
+    """
+    geoms = np.asarray(geoms, dtype=object)
+    present = ~shapely.is_missing(geoms) & ~shapely.is_empty(geoms)
+    kinds = np.unique(shapely.get_type_id(geoms[present]))
+    if len(kinds) != 1:
+        return "Unknown"
+    kind = str(geoms[present][0].geom_type)
+    return "LineString" if kind == "LinearRing" else kind
 
 
 class GeoPackageWriter:
@@ -33,18 +55,29 @@ class GeoPackageWriter:
     """
 
     def __init__(
-        self, path: str | os.PathLike[str], crs: CRS, layer: str = "damage"
+        self,
+        path: str | os.PathLike[str],
+        crs: CRS,
+        layer: str = "damage",
+        geometry_type: str = "Unknown",
     ) -> None:
         """Initialize a new GeoPackageWriter instance.
+
+        Geometries are written as given: a layer of mixed Polygon and
+        MultiPolygon features is not promoted to MultiPolygon. Its declared
+        type is *geometry_type* (see :func:`layer_geometry_type`).
 
         Args:
             path: output ``.gpkg`` (must not exist yet)
             crs: CRS of the geometries written
             layer: layer name
+            geometry_type: declared geometry type of the layer (``"Polygon"``,
+                ``"MultiPolygon"``, ... or ``"Unknown"`` for mixed types)
         """
         self.path = Path(path)
         self.crs = crs
         self.layer = layer
+        self.geometry_type = geometry_type
         #: Number of features written so far.
         self.count = 0
 
@@ -62,6 +95,8 @@ class GeoPackageWriter:
             layer=self.layer,
             driver="GPKG",
             append=self.count > 0,
+            geometry_type=self.geometry_type,
+            promote_to_multi=False,
         )
         self.count += len(frame)
 
@@ -73,7 +108,11 @@ class GeoPackageWriter:
         """
         if self.count == 0 and empty_schema is not None:
             pyogrio.write_dataframe(
-                empty_schema, self.path, layer=self.layer, driver="GPKG"
+                empty_schema,
+                self.path,
+                layer=self.layer,
+                driver="GPKG",
+                geometry_type=self.geometry_type,
             )
 
 

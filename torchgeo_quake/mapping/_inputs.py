@@ -1,0 +1,366 @@
+"""Reading and checking the inputs of a damage map (private helpers).
+
+The SAR image is brought to the pixel size the model was trained on, footprint
+files that hold no usable footprint are explained feature by feature, and the
+grid of per-cell totals is laid out in metres whatever the SAR image's CRS.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import shapely
+from pyproj import CRS, Transformer
+
+#: Relative difference of pixel sizes below which no resampling is done.
+RES_TOLERANCE = 0.01
+
+
+def require_file(path: str | os.PathLike[str] | None, what: str) -> Path | None:
+    """Check that an input file exists.
+
+    Args:
+        path: the path, or None
+        what: which input (for the message)
+
+    Returns:
+        The path, or None.
+
+    Raises:
+        FileNotFoundError: If the path does not exist.
+    """
+    if path is None:
+        return None
+    file = Path(path)
+    if not file.exists():
+        raise FileNotFoundError(f"{what} {str(file)!r} does not exist")
+    return file
+
+
+def read_footprints(path: Path, id_field: str) -> gpd.GeoDataFrame:
+    """Read the input footprints and check their CRS is plausible.
+
+    Only the id column and the geometries are kept (other attributes of large
+    OSM exports would only take memory).
+
+    Args:
+        path: footprint file
+        id_field: building id column
+
+    Returns:
+        The features (*id_field* and geometry), in file order, in their own CRS.
+
+    Raises:
+        ValueError: If the file is unreadable, empty, lacks *id_field*, or its
+            coordinates do not fit its CRS.
+    """
+    from ..datasets.osm import read_vector
+
+    if path.is_dir():
+        raise ValueError(
+            f"--footprints {str(path)!r} is a folder; pass one vector file "
+            "(GeoPackage, GeoJSON, Shapefile, FlatGeobuf or GeoParquet)."
+        )
+    frame = read_vector(path)
+    if frame.empty:
+        raise ValueError(f"footprint file {str(path)!r} holds no features")
+    if id_field not in frame.columns:
+        raise ValueError(
+            f"footprint file {str(path)!r} has no {id_field!r} column (columns: "
+            f"{', '.join(map(str, frame.columns))}); pass its id column with "
+            "--id-field."
+        )
+    frame = gpd.GeoDataFrame(
+        {id_field: frame[id_field].array}, geometry=frame.geometry.values, crs=frame.crs
+    )
+    crs = CRS.from_user_input(frame.crs)
+    present = frame.geometry.notna() & ~frame.geometry.is_empty
+    if crs.is_geographic and present.any():
+        xmin, ymin, xmax, ymax = frame.geometry[present].total_bounds
+        if xmin < -180.5 or xmax > 360.5 or ymin < -90.5 or ymax > 90.5:
+            raise ValueError(
+                f"footprint file {str(path)!r} declares the geographic CRS "
+                f"{crs.to_string()} but its coordinates ({xmin:.1f}, {ymin:.1f}, "
+                f"{xmax:.1f}, {ymax:.1f}) are not longitudes and latitudes: the "
+                "file's CRS is wrong. Assign the right one (e.g. `ogr2ogr -a_srs "
+                f"EPSG:32637 fixed.gpkg {path}`) and try again."
+            )
+    return frame
+
+
+# ------------------------------------------------------------ footprints
+def footprint_reasons(frame: gpd.GeoDataFrame, id_field: str) -> pd.Series:
+    """Why each feature is not a usable building footprint.
+
+    The same rules as :class:`~torchgeo_quake.datasets.OSMBuildings`: an
+    integer id, a geometry, polygonal after :func:`shapely.make_valid`, and an
+    id not used by an earlier feature.
+
+    Args:
+        frame: the footprints
+        id_field: building id column
+
+    Returns:
+        The reason of every feature (None for usable ones), in file order.
+    """
+    from ..datasets.osm import _polygonal
+
+    ids = pd.to_numeric(frame[id_field], errors="coerce")
+    geoms = np.asarray(frame.geometry.values, dtype=object)
+    reasons = np.full(len(frame), None, dtype=object)
+    for i, (bid, geom) in enumerate(zip(ids.tolist(), geoms, strict=True)):
+        if pd.isna(bid):
+            reasons[i] = f"missing or non-numeric {id_field}"
+        elif geom is None or geom.is_empty:
+            reasons[i] = "missing geometry"
+        elif not geom.is_valid:
+            if _polygonal(shapely.make_valid(geom)) is None:
+                reasons[i] = "invalid geometry that could not be repaired"
+        elif _polygonal(geom) is None:
+            reasons[i] = f"not a polygon ({geom.geom_type})"
+    usable = pd.isna(pd.Series(reasons, dtype=object)).to_numpy()
+    duplicate = ids.where(usable).duplicated(keep="first").to_numpy() & usable
+    reasons[duplicate] = f"duplicate {id_field}"
+    return pd.Series(reasons, index=frame.index, dtype=object)
+
+
+def maybe_usable(frame: gpd.GeoDataFrame, id_field: str) -> int:
+    """Count the features that may be usable footprints (a quick upper bound).
+
+    Args:
+        frame: the footprints
+        id_field: building id column
+
+    Returns:
+        Features with a numeric id and a polygonal or collection geometry.
+    """
+    ids = pd.to_numeric(frame[id_field], errors="coerce").notna().to_numpy()
+    geoms = np.asarray(frame.geometry.values, dtype=object)
+    kinds = shapely.get_type_id(geoms)
+    polygonal = np.isin(kinds, (3, 6, 7)) & ~shapely.is_empty(geoms)
+    return int((ids & polygonal).sum())
+
+
+def no_footprint_error(
+    frame: gpd.GeoDataFrame, path: Path, id_field: str
+) -> ValueError | None:
+    """The error for a footprint file without a single usable footprint.
+
+    Args:
+        frame: the footprints
+        path: their file (for the message)
+        id_field: building id column
+
+    Returns:
+        A ValueError with the count of each reason and how to fix it, or None
+        when some footprint is usable.
+    """
+    reasons = footprint_reasons(frame, id_field)
+    if reasons.isna().any():
+        return None
+    counts = reasons.value_counts()
+    lines = [
+        f"none of the {len(frame)} features of the footprint file {str(path)!r} "
+        "is a usable building footprint:"
+    ]
+    lines += [f"  {count} {reason}" for reason, count in counts.items()]
+    hints = []
+    bad_id = f"missing or non-numeric {id_field}"
+    if bad_id in counts.index:
+        values = frame[id_field][reasons == bad_id].dropna().astype(str)
+        examples = ", ".join(repr(v) for v in values.unique()[:3])
+        hints.append(
+            "ids must be integers (OSM ids such as 123456789)"
+            + (f"; {id_field!r} holds values like {examples}" if examples else "")
+            + ". Pass a column of integer ids with --id-field (id_field=), or "
+            "convert the ids to integers (e.g. 'way/123' -> 123)."
+        )
+    if any(str(r).startswith("not a polygon") for r in counts.index):
+        hints.append(
+            "building footprints must be polygons (outlines): points and lines "
+            "have no footprint to rasterise. Export the buildings as polygons "
+            "(e.g. the HOTOSM 'buildings' polygons, not points)."
+        )
+    if "missing geometry" in counts.index:
+        hints.append("features without a geometry cannot be mapped.")
+    if "invalid geometry that could not be repaired" in counts.index:
+        hints.append(
+            "invalid geometries that shapely.make_valid cannot turn into "
+            "polygons (zero area) cannot be mapped."
+        )
+    if f"duplicate {id_field}" in counts.index:
+        hints.append(f"each building needs its own {id_field}.")
+    lines += [f"Hint: {hint}" for hint in hints]
+    return ValueError("\n".join(lines))
+
+
+# ------------------------------------------------------------------- CRS
+def metres_per_unit(crs: CRS) -> float | None:
+    """Metres per unit of a projected CRS.
+
+    Args:
+        crs: a CRS
+
+    Returns:
+        The factor, or None for geographic CRSs and CRSs without a known unit.
+    """
+    if not crs.is_projected or not crs.axis_info:
+        return None
+    factor = crs.axis_info[0].unit_conversion_factor
+    if not factor or not math.isfinite(factor):
+        return None
+    return float(factor)
+
+
+def utm_crs(bounds: tuple[float, float, float, float], crs: CRS) -> CRS:
+    """The WGS 84 UTM zone of the centre of some bounds.
+
+    Args:
+        bounds: (xmin, ymin, xmax, ymax) in *crs*
+        crs: their CRS
+
+    Returns:
+        The UTM CRS (EPSG 326xx north, 327xx south).
+    """
+    from ..datasets.utils import utm_crs_of
+
+    return utm_crs_of(gpd.GeoSeries([shapely.box(*bounds)], crs=crs))
+
+
+def metric_crs(crs: CRS, bounds: tuple[float, float, float, float]) -> CRS:
+    """A CRS in metres for an area: *crs* itself if it is one, else UTM.
+
+    Args:
+        crs: CRS of the area
+        bounds: (xmin, ymin, xmax, ymax) of the area in *crs*
+
+    Returns:
+        The CRS.
+    """
+    if metres_per_unit(crs) == 1.0:
+        return crs
+    return utm_crs(bounds, crs)
+
+
+def to_crs_xy(
+    x: npt.NDArray[np.float64], y: npt.NDArray[np.float64], source: CRS, target: CRS
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Transform points, keeping NaN for missing ones.
+
+    Args:
+        x: x coordinates in *source*
+        y: y coordinates
+        source: their CRS
+        target: CRS wanted
+
+    Returns:
+        x and y in *target*.
+    """
+    if source == target:
+        return x, y
+    ok = np.isfinite(x) & np.isfinite(y)
+    tx, ty = np.full(len(x), np.nan), np.full(len(y), np.nan)
+    transformer = Transformer.from_crs(source, target, always_xy=True)
+    tx[ok], ty[ok] = transformer.transform(x[ok], y[ok])
+    return tx, ty
+
+
+# -------------------------------------------------------------------- SAR
+def open_sar(
+    path: Path,
+    radiometry: str,
+    sar_res: float | None,
+    say: Callable[[str], None],
+) -> tuple[Any, dict[str, Any]]:
+    """Open the SAR image on the pixel size the model was trained on.
+
+    Args:
+        path: SAR image
+        radiometry: SAR values the model sees
+        sar_res: training pixel size in metres (None: use the image's own)
+        say: function printing progress messages
+
+    Returns:
+        The :class:`~torchgeo_quake.datasets.CSKSAR` dataset and what was done
+        (``native_crs``, ``native_pixel_size_m``, ``pixel_size_m``, ``crs``,
+        ``resampled``).
+
+    Raises:
+        ValueError: If the image must be resampled but its CRS has no unit of
+            length to do it in.
+    """
+    from ..datasets import CSKSAR
+
+    image = CSKSAR(path, radiometry=radiometry)  # type: ignore[arg-type]
+    crs = CRS.from_user_input(image.crs)
+    factor = metres_per_unit(crs)
+    xres, yres = (abs(float(v)) for v in image.res)
+    native = None if factor is None else (xres + yres) / 2 * factor
+    info: dict[str, Any] = {
+        "native_crs": crs.to_string(),
+        "native_pixel_size_m": None if native is None else round(native, 6),
+        "pixel_size_m": None if native is None else round(native, 6),
+        "crs": crs.to_string(),
+        "resampled": False,
+    }
+    if sar_res is None:
+        return image, info
+    if native is not None and abs(native / sar_res - 1) <= RES_TOLERANCE:
+        return image, info
+    target_crs: CRS | None
+    if factor is not None:
+        assert native is not None
+        target_crs, res = None, sar_res / factor
+        say(
+            f"resampling the SAR image from {native:g} m to {sar_res:g} m pixels, "
+            "the pixel size the model was trained on"
+        )
+        if native > sar_res * (1 + RES_TOLERANCE):
+            warnings.warn(
+                f"the SAR image {str(path)!r} has {native:g} m pixels, coarser "
+                f"than the {sar_res:g} m the model was trained on: it is "
+                "upsampled, but detail finer than its pixels is missing and the "
+                "predictions are less reliable than on an image of the training "
+                "resolution",
+                UserWarning,
+                stacklevel=3,
+            )
+    elif crs.is_geographic:
+        bounds = tuple(float(v) for v in image.index.total_bounds)
+        target_crs = utm_crs(bounds, crs)  # type: ignore[arg-type]
+        res = sar_res
+        say(
+            f"reprojecting the SAR image from {crs.to_string()} (degrees) to "
+            f"{target_crs.to_string()} with {sar_res:g} m pixels, the pixel size "
+            "the model was trained on"
+        )
+    else:
+        raise ValueError(
+            f"the model was trained on SAR pixels of {sar_res:g} m, but the CRS "
+            f"of the SAR image {str(path)!r} ({crs.name}) has no unit of length, "
+            "so the image cannot be resampled to that size. Reproject it to a "
+            f"metric CRS with {sar_res:g} m pixels (e.g. `gdalwarp -t_srs "
+            f"EPSG:32637 -tr {sar_res:g} {sar_res:g} -r bilinear {path} "
+            "resampled.tif`) and pass the result."
+        )
+    image = CSKSAR(
+        path,
+        crs=target_crs,
+        res=res,
+        radiometry=radiometry,  # type: ignore[arg-type]
+    )
+    info.update(
+        pixel_size_m=sar_res,
+        crs=CRS.from_user_input(image.crs).to_string(),
+        resampled=True,
+    )
+    return image, info
