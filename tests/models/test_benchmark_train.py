@@ -54,9 +54,13 @@ def test_quick_run_prints_json(sim_root: Path) -> None:
     assert [r["batch_size"] for r in cpu["results"]] == [4, 8]
     for result in cpu["results"]:
         for kind in ("train_samples_per_s", "infer_samples_per_s"):
-            assert set(result[kind]) == {"fused", "plain"}
+            expected = {"fused", "plain"}
+            if kind.startswith("train"):
+                expected.add("plain_stock_adamw")
+            assert set(result[kind]) == expected
             assert all(v > 0 for v in result[kind].values())
         assert result["train_speedup"] > 0 and result["infer_speedup"] > 0
+        assert result["train_speedup_vs_stock_adamw"] > 0
     data = out["data_loader"]
     assert data["batch_size"] == 4 and data["batches"] == 1
     assert not data["simulated"] and data["train_samples"] > 0
