@@ -1,17 +1,25 @@
-"""Copy the tables and figures of the quick protocols into docs/results/.
+"""Copy the tables and figures of the protocols into docs/results/.
 
 The page "Reproducing the paper" includes the Markdown tables and shows the
-figures that ``torchgeo-quake protocol ... --quick`` wrote; this script copies them
-(never edits them) from the protocols' output folders::
+figures that ``torchgeo-quake protocol`` wrote; this script copies them (never
+edits them) from the protocols' output folders. Quick mode::
 
     torchgeo-quake protocol cv --quick --out runs/quick-cv
     torchgeo-quake protocol loco --quick --out runs/quick-loco
     torchgeo-quake protocol islahiye --quick --out runs/quick-islahiye
     python docs/scripts/protocol_results.py
 
+into ``docs/results/<protocol>/``; full scale::
+
+    torchgeo-quake protocol islahiye --out runs/full-islahiye
+    python docs/scripts/protocol_results.py --kind full islahiye
+
+into ``docs/results/full-<protocol>/``.
+
 Usage::
 
-    python docs/scripts/protocol_results.py [--runs runs]
+    python docs/scripts/protocol_results.py [--runs runs] [--kind quick|full]
+        [PROTOCOL ...]
 """
 
 from __future__ import annotations
@@ -31,15 +39,28 @@ PATTERNS = ("table_*.md", "table_*.csv", "table_*.json", "runs.csv", "*.png")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--runs", default="runs", help="folder holding quick-<protocol>/ outputs"
+        "--runs", default="runs", help="folder holding <kind>-<protocol>/ outputs"
+    )
+    parser.add_argument(
+        "--kind",
+        choices=("quick", "full"),
+        default="quick",
+        help="which outputs: runs/quick-<protocol> or runs/full-<protocol>",
+    )
+    parser.add_argument(
+        "protocols",
+        nargs="*",
+        choices=PROTOCOLS,
+        default=list(PROTOCOLS),
+        help="protocols to copy (default: all three)",
     )
     args = parser.parse_args(argv)
-    for protocol in PROTOCOLS:
-        source = Path(args.runs) / f"quick-{protocol}"
+    for protocol in args.protocols:
+        source = Path(args.runs) / f"{args.kind}-{protocol}"
         if not (source / "protocol.json").exists():
             print(f"missing {source}: run the protocol first", file=sys.stderr)
             return 1
-        target = DEST / protocol
+        target = DEST / (protocol if args.kind == "quick" else f"full-{protocol}")
         shutil.rmtree(target, ignore_errors=True)
         target.mkdir(parents=True)
         for pattern in PATTERNS:
@@ -48,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         summary = json.loads((source / "protocol.json").read_text())
         keep = {
             "settings": summary["settings"],
+            "wall_s": summary.get("last_call", {}).get("wall_s"),
             "seeds": summary["seeds"],
             "runs": summary["runs"],
             "configs": [c["path"] for c in summary["configs"]],
