@@ -11,7 +11,7 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pytest
@@ -40,6 +40,25 @@ def make_config(folder: Path, source: str, name: str, **data: Any) -> str:
     path = folder / f"{name}.yaml"
     path.write_text(yaml.safe_dump(raw))
     return str(path)
+
+
+def tiny_settings(
+    protocol: Literal["cv", "loco", "islahiye"],
+    configs: list[str],
+    out: Path,
+    sim_root: Path,
+    **overrides: Any,
+) -> ProtocolSettings:
+    """Settings for a protocol on the session's tiny scene, one batch per epoch."""
+    options: dict[str, Any] = dict(
+        scale=float(SCALE),
+        root=str(sim_root),
+        max_epochs=1,
+        limit_train_batches=1,
+        progress=False,
+    )
+    options.update(overrides)
+    return ProtocolSettings(protocol, configs, str(out), **options)
 
 
 def splits_of(record: dict[str, Any]) -> dict[str, set[tuple[str, int]]]:
@@ -250,12 +269,11 @@ def test_valthr_threshold_is_chosen_on_validation(cv_run: Path, sim_root: Path) 
 
 
 def test_other_settings_are_refused(cv_run: Path, sim_root: Path) -> None:
-    settings = ProtocolSettings(
+    settings = tiny_settings(
         "cv",
         [str(p) for p in (cv_run.parent).glob("*.yaml")],
-        str(cv_run),
-        scale=0.05,
-        root=str(sim_root),
+        cv_run,
+        sim_root,
         max_epochs=3,
     )
     with pytest.raises(FileExistsError, match="max_epochs"):
@@ -276,15 +294,11 @@ def loco_run(tmp_path_factory: pytest.TempPathFactory, sim_root: Path) -> Path:
         "all_inputs",
         cities=["islahiye", "nurdagi", "osmaniye"],
     )
-    settings = ProtocolSettings(
+    settings = tiny_settings(
         "loco",
         [config],
-        str(folder / "out"),
-        scale=0.05,
-        root=str(sim_root),
-        max_epochs=1,
-        limit_train_batches=1,
-        progress=False,
+        folder / "out",
+        sim_root,
     )
     result = run_protocol(settings)
     assert len(result.trained) == 3
@@ -342,16 +356,12 @@ def test_normalisation_statistics_from_training_split_only(
 # ------------------------------------------------------------------ islahiye
 def test_islahiye_resumes_only_unfinished_runs(tmp_path: Path, sim_root: Path) -> None:
     config = make_config(tmp_path, "sar_ftp.yaml", "sar_ftp", num_folds=3)
-    settings = ProtocolSettings(
+    settings = tiny_settings(
         "islahiye",
         [config],
-        str(tmp_path / "out"),
-        scale=0.05,
-        root=str(sim_root),
-        max_epochs=1,
-        limit_train_batches=1,
+        tmp_path / "out",
+        sim_root,
         keep_checkpoints=True,
-        progress=False,
     )
     first = run_protocol(settings)
     assert first.trained == [f"sar_ftp/fold{k}/seed0" for k in range(3)]
@@ -387,15 +397,12 @@ def test_interrupted_run_resumes_with_its_whole_log(
     from torchgeo_quake.protocols import read_run_log, runner
 
     config = make_config(tmp_path, "sar_ftp.yaml", "sar_ftp", num_folds=2)
-    settings = ProtocolSettings(
+    settings = tiny_settings(
         "islahiye",
         [config],
-        str(tmp_path / "out"),
-        scale=0.05,
-        root=str(sim_root),
+        tmp_path / "out",
+        sim_root,
         max_epochs=2,
-        limit_train_batches=1,
-        progress=False,
     )
     real = runner._EpochProgress
 
@@ -479,15 +486,13 @@ def test_time_limit_is_fingerprinted_and_flagged(
     tmp_path: Path, sim_root: Path
 ) -> None:
     config = make_config(tmp_path, "sar_ftp.yaml", "sar_ftp", num_folds=2)
-    common = dict(scale=0.05, root=str(sim_root), limit_train_batches=1)
-    settings = ProtocolSettings(
+    settings = tiny_settings(
         "islahiye",
         [config],
-        str(tmp_path / "out"),
+        tmp_path / "out",
+        sim_root,
         max_epochs=3,
         max_time="00:00:00:00",  # stops after the first step
-        progress=False,
-        **common,  # type: ignore[arg-type]
     )
     run_protocol(settings)
     records = load_runs(tmp_path / "out")
@@ -498,28 +503,19 @@ def test_time_limit_is_fingerprinted_and_flagged(
     # Another limit, or none, is another experiment.
     with pytest.raises(FileExistsError, match="max_time"):
         run_protocol(
-            ProtocolSettings(
-                "islahiye",
-                [config],
-                str(tmp_path / "out"),
-                max_epochs=2,
-                progress=False,
-                **common,  # type: ignore[arg-type]
+            tiny_settings(
+                "islahiye", [config], tmp_path / "out", sim_root, max_epochs=2
             )
         )
 
 
 def test_edited_configuration_is_refused(tmp_path: Path, sim_root: Path) -> None:
     config = make_config(tmp_path, "sar_ftp.yaml", "sar_ftp", num_folds=2)
-    settings = ProtocolSettings(
+    settings = tiny_settings(
         "islahiye",
         [config],
-        str(tmp_path / "out"),
-        scale=0.05,
-        root=str(sim_root),
-        max_epochs=1,
-        limit_train_batches=1,
-        progress=False,
+        tmp_path / "out",
+        sim_root,
     )
     run_protocol(settings)
     raw = yaml.safe_load(Path(config).read_text())
@@ -559,14 +555,12 @@ def test_progress_bar_counts_every_epoch(
 
     monkeypatch.setattr(tqdm.auto, "tqdm", Bar)
     config = make_config(tmp_path, "sar_ftp.yaml", "sar_ftp", num_folds=2)
-    settings = ProtocolSettings(
+    settings = tiny_settings(
         "islahiye",
         [config],
-        str(tmp_path / "out"),
-        scale=0.05,
-        root=str(sim_root),
+        tmp_path / "out",
+        sim_root,
         max_epochs=2,
-        limit_train_batches=1,
         progress=True,
     )
     run_protocol(settings)
