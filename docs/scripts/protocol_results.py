@@ -11,8 +11,10 @@ edits them) from the protocols' output folders. Quick mode::
 
 into ``docs/results/<protocol>/``; full scale::
 
+    torchgeo-quake protocol cv --out runs/full-cv
+    torchgeo-quake protocol loco --out runs/full-loco
     torchgeo-quake protocol islahiye --out runs/full-islahiye
-    python docs/scripts/protocol_results.py --kind full islahiye
+    python docs/scripts/protocol_results.py --kind full
 
 into ``docs/results/full-<protocol>/``.
 
