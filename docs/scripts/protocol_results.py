@@ -71,7 +71,10 @@ def main(argv: list[str] | None = None) -> int:
         summary = json.loads((source / "protocol.json").read_text())
         keep = {
             "settings": summary["settings"],
-            "wall_s": summary.get("last_call", {}).get("wall_s"),
+            # The runner's record of its latest call only: for a protocol
+            # resumed over several sittings its wall_s is the last sitting's,
+            # so it is kept under that name, not as the protocol's wall time.
+            "last_call": summary.get("last_call"),
             "seeds": summary["seeds"],
             "runs": summary["runs"],
             "configs": [c["path"] for c in summary["configs"]],
