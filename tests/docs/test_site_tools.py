@@ -4,13 +4,16 @@
 its manifest entry, so the pieces of that entry are tested here: the architecture
 diagram's sizes come from the model the configuration builds, fingerprints see
 code changes but not comments or docstrings, and differences are reported by
-field. ``test_screenshots`` renders the built site in headless Chromium and runs
-only where a Chromium is installed (CI machines without one skip it, saying so).
+field. ``docs/scripts/protocol_results.py`` copies a protocol's outputs into
+``docs/results/`` unedited. ``test_screenshots`` renders the built site in
+headless Chromium and runs only where a Chromium is installed (CI machines without
+one skip it, saying so).
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import shutil
 import sys
 import textwrap
@@ -89,6 +92,50 @@ def test_committed_manifest_lists_every_figure(figures: types.ModuleType) -> Non
     assert set(manifest) == set(figures.FIGURES)
     for entry in manifest.values():
         assert set(entry) == {"script", "inputs"}
+
+
+def test_protocol_results_copy_outputs_unedited(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    results = _load("protocol_results")
+    monkeypatch.setattr(results, "ROOT", tmp_path)
+    monkeypatch.setattr(results, "DEST", tmp_path / "results")
+    source = tmp_path / "runs" / "full-cv"
+    (source / "runs" / "sar_ftp").mkdir(parents=True)
+    (source / "table_III_cv_bestf1.md").write_text("| a |\n")
+    (source / "runs.csv").write_text("config,wall_s\nsar_ftp,12.5\n")
+    (source / "pr_roc_curves.png").write_bytes(b"png")
+    (source / "runs" / "sar_ftp" / "last.ckpt").write_bytes(b"weights")
+    last_call = {"trained": ["sar_ftp/fold4/seed0"], "skipped": [], "wall_s": 3.0}
+    summary = {
+        "settings": {"protocol": "cv", "scale": 1.0},
+        "seeds": [0],
+        "runs": ["sar_ftp/fold4/seed0"],
+        "configs": [{"path": "experiments/sar_ftp.yaml", "sha256": "0"}],
+        "fingerprint": "x",
+        "last_call": last_call,
+    }
+    (source / "protocol.json").write_text(json.dumps(summary))
+    assert results.main(["--runs", str(tmp_path / "runs"), "--kind", "full", "cv"]) == 0
+    target = tmp_path / "results" / "full-cv"
+    assert sorted(p.name for p in target.iterdir()) == [
+        "pr_roc_curves.png",
+        "protocol.json",
+        "runs.csv",
+        "table_III_cv_bestf1.md",
+    ]
+    assert (target / "runs.csv").read_text() == (source / "runs.csv").read_text()
+    kept = json.loads((target / "protocol.json").read_text())
+    # The last call's wall time keeps its name: it is not the protocol's wall time.
+    assert kept == {
+        "settings": summary["settings"],
+        "last_call": last_call,
+        "seeds": [0],
+        "runs": ["sar_ftp/fold4/seed0"],
+        "configs": ["experiments/sar_ftp.yaml"],
+    }
+    # A protocol that has not been run is refused, naming the folder.
+    assert results.main(["--runs", str(tmp_path / "runs"), "loco"]) == 1
 
 
 def test_argparse_help_is_generated() -> None:
