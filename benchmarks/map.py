@@ -52,7 +52,7 @@ def simulate(scene: Path, buildings: int, seed: int) -> float:
     Returns:
         Seconds spent (0 when the scene already exists).
     """
-    from torchgeo_quake.datasets.simulation import SCENE_FILE
+    from torchgeo_quake.simulation import SCENE_FILE
 
     marker = scene / SCENE_FILE
     if marker.exists():

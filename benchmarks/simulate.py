@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     scale = 0.1 if args.quick else 1.0
 
     start = time.perf_counter()
-    from torchgeo_quake.datasets.simulation import simulate_scene
+    from torchgeo_quake.simulation import simulate_scene
 
     import_s = time.perf_counter() - start
     with tempfile.TemporaryDirectory(prefix="simulate-bench-") as tmp:

@@ -28,7 +28,7 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def sim_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small simulated five-city scene (scale 0.05), written once per session."""
-    from torchgeo_quake.datasets.simulation import simulate_scene
+    from torchgeo_quake.simulation import simulate_scene
 
     root = tmp_path_factory.mktemp("scene") / "kahramanmaras"
     simulate_scene(root, scale=0.05, seed=0)

@@ -115,7 +115,7 @@ class Context:
         """Folder of the simulated scene, simulated on first use."""
         root = self.workdir / "scene"
         if not (root / "scene.json").exists():
-            from torchgeo_quake.datasets.simulation import simulate_scene
+            from torchgeo_quake.simulation import simulate_scene
 
             simulate_scene(
                 root, cities=list(CITIES), scale=SCALE, seed=SEED, gem_dir=GEM
@@ -127,7 +127,7 @@ class Context:
         """Folder of the map's city, another realisation, simulated on first use."""
         root = self.workdir / "newcity"
         if not (root / "scene.json").exists():
-            from torchgeo_quake.datasets.simulation import simulate_scene
+            from torchgeo_quake.simulation import simulate_scene
 
             simulate_scene(root, cities=[CITY], scale=SCALE, seed=MAP_SEED, gem_dir=GEM)
         return root / CITY
@@ -263,7 +263,7 @@ def sar_signatures(ctx: Context, path: Path) -> None:
         ctx: shared inputs (unused: rendered directly by the simulator)
         path: output PNG
     """
-    from torchgeo_quake.datasets.simulation import render_single_building
+    from torchgeo_quake.simulation import render_single_building
 
     height, incidence = 15.0, 35.0
     fig, axes = plt.subplots(
@@ -838,7 +838,7 @@ def _example_inputs(ctx: Context, label: int) -> dict[str, Any]:
 
 
 def _signature_inputs(ctx: Context) -> dict[str, Any]:
-    from torchgeo_quake.datasets.simulation import render_single_building
+    from torchgeo_quake.simulation import render_single_building
 
     states = {}
     for collapsed in (False, True):

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from torchgeo_quake.cli import build_parser, main
-from torchgeo_quake.datasets.simulation import get_city, load_exposure, simulate_layout
-from torchgeo_quake.datasets.simulation.city import count_override, effective_scale
+from torchgeo_quake.simulation import get_city, load_exposure, simulate_layout
+from torchgeo_quake.simulation.city import count_override, effective_scale
 
 
 def test_count_override_keeps_the_damaged_share() -> None:

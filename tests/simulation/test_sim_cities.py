@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from torchgeo_quake.cli import CITY_CHOICES
-from torchgeo_quake.datasets.simulation import CITIES, CITY_SLUGS, get_city
-from torchgeo_quake.datasets.simulation.cities import resolve_cities, scaled_counts
+from torchgeo_quake.simulation import CITIES, CITY_SLUGS, get_city
+from torchgeo_quake.simulation.cities import resolve_cities, scaled_counts
 
 TABLE_II = {
     "islahiye": (3825, 192),

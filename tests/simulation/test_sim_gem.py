@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from torchgeo_quake.datasets.simulation import get_city
-from torchgeo_quake.datasets.simulation.gem import (
+from torchgeo_quake.simulation import get_city
+from torchgeo_quake.simulation.gem import (
     DEFAULT_GEM_DIR,
     PERIODS,
     build_neighbourhoods,
@@ -19,7 +19,7 @@ from torchgeo_quake.datasets.simulation.gem import (
     parse_taxonomies,
     summarise_exposure,
 )
-from torchgeo_quake.datasets.simulation.gem_fallback import FALLBACK_ROWS
+from torchgeo_quake.simulation.gem_fallback import FALLBACK_ROWS
 
 SHARED_GEM = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "gem"
 

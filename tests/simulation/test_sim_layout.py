@@ -7,14 +7,14 @@ import pytest
 import shapely
 from scipy.spatial import cKDTree
 
-from torchgeo_quake.datasets.simulation import (
+from torchgeo_quake.simulation import (
     CITIES,
     CitySimulation,
     load_exposure,
     scaled_counts,
     simulate_layout,
 )
-from torchgeo_quake.datasets.simulation.damage import false_negative_count
+from torchgeo_quake.simulation.damage import false_negative_count
 
 WINDOW_HALF_M = 16 * 2.5  # half of the 32 x 32-pixel window at 2.5 m
 

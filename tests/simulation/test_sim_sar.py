@@ -12,16 +12,16 @@ import pytest
 import rasterio
 import rasterio.features
 
-from torchgeo_quake.datasets.simulation import (
+from torchgeo_quake.simulation import (
     CitySimulation,
     get_city,
     load_exposure,
     render_single_building,
     simulate_layout,
 )
-from torchgeo_quake.datasets.simulation.city import city_rng
-from torchgeo_quake.datasets.simulation.landcover import LandCover, make_fields
-from torchgeo_quake.datasets.simulation.sar import (
+from torchgeo_quake.simulation.city import city_rng
+from torchgeo_quake.simulation.landcover import LandCover, make_fields
+from torchgeo_quake.simulation.sar import (
     SarImage,
     SingleBuilding,
     aspect_factor,

@@ -15,14 +15,14 @@ import rasterio.features
 import rasterio.transform
 from rasterio.windows import Window
 
-from torchgeo_quake.datasets.simulation import (
+from torchgeo_quake.simulation import (
     CITY_FILES,
     SCENE_FILE,
     get_city,
     scaled_counts,
     simulate_scene,
 )
-from torchgeo_quake.datasets.simulation.vectors import DESTROYED_PROPERTIES
+from torchgeo_quake.simulation.vectors import DESTROYED_PROPERTIES
 
 SCALE = 0.1
 CITIES = ("nurdagi", "osmaniye")
@@ -454,7 +454,7 @@ def test_determinism_and_seed(
 def test_failed_run_leaves_root_untouched(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from torchgeo_quake.datasets.simulation import scene as scene_module
+    from torchgeo_quake.simulation import scene as scene_module
 
     def boom(*args: object, **kwargs: object) -> None:
         raise RuntimeError("disk full")

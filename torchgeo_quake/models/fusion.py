@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ..paper import MODALITIES, RASTER_MODALITIES
 from .resnet import (
     RESNET18_EMBED_DIM,
     GroupedResNet18,
@@ -30,12 +31,6 @@ __all__ = [
     "LateFusionNet",
     "canonical_modalities",
 ]
-
-#: All input modalities, in the order in which their embeddings are concatenated.
-MODALITIES = ("sar", "footprint", "dsm", "gem")
-
-#: Modalities given as single-band patches ``(B, 1, H, W)``.
-RASTER_MODALITIES = ("sar", "footprint", "dsm")
 
 
 def canonical_modalities(modalities: Iterable[str]) -> tuple[str, ...]:

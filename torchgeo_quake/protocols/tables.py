@@ -33,6 +33,8 @@ from typing import Any
 
 import numpy as np
 
+from ..paper import CITY_NAMES
+
 __all__ = [
     "METRICS",
     "POLICIES",
@@ -78,13 +80,7 @@ SUN_ET_AL: dict[str, tuple[float, float] | None] = {
 }
 
 #: Display names of the city slugs.
-_CITY_NAMES = {
-    "islahiye": "Islahiye",
-    "kahramanmaras": "Kahramanmaraş",
-    "nurdagi": "Nurdağı",
-    "osmaniye": "Osmaniye",
-    "turkoglu": "Türkoğlu",
-}
+_CITY_NAMES = CITY_NAMES
 
 SUN_LABEL = "Sun et al. 2024 (quoted, not re-run)"
 

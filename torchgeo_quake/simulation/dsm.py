@@ -19,12 +19,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-import rasterio
-from rasterio.crs import CRS
 from scipy import ndimage
 
 from .city import CitySimulation, city_rng
 from .fields import gaussian_random_field
+from .geotiff import write_geotiff
 from .landcover import DSM_MARGIN_M, CityFields, PixelGrid, build_surface
 
 __all__ = ["DSM_NODATA", "DSM_RES", "Dsm", "render_dsm", "write_dsm"]
@@ -102,21 +101,6 @@ def write_dsm(
 
     .. versionadded:: 0.1
     """
-    profile = {
-        "driver": "GTiff",
-        "width": dsm.grid.cols,
-        "height": dsm.grid.rows,
-        "count": 1,
-        "dtype": "float32",
-        "crs": CRS.from_epsg(32637),
-        "transform": dsm.grid.transform(origin),
-        "nodata": DSM_NODATA,
-        "tiled": True,
-        "blockxsize": 256,
-        "blockysize": 256,
-        "compress": "deflate",
-        "predictor": 3,
-    }
     tags = {
         "PRODUCT": "CartoSat-1 Euro-Maps 3D DSM (simulated)",
         "EPOCH": "pre-event",
@@ -124,7 +108,12 @@ def write_dsm(
         "VERTICAL_DATUM": "EGM96 geoid",
         "SIMULATED": "TRUE",
     }
-    with rasterio.open(path, "w", **profile) as dst:
-        dst.write(dsm.height, 1)
-        dst.update_tags(**tags, **(extra_tags or {}))
-        dst.set_band_description(1, "surface height (m)")
+    write_geotiff(
+        path,
+        dsm.height,
+        dsm.grid.transform(origin),
+        nodata=DSM_NODATA,
+        description="surface height (m)",
+        tags=tags,
+        extra_tags=extra_tags,
+    )

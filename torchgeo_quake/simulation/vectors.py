@@ -19,7 +19,7 @@
 
 ``truth.csv``
     The simulator's true state per ``osm_id``
-    (:meth:`~torchgeo_quake.datasets.simulation.city.CitySimulation.truth`).
+    (:meth:`~torchgeo_quake.simulation.city.CitySimulation.truth`).
 
 .. versionadded:: 0.1
 """

@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Literal
 
+from ..paper import TABLE_II
+
 __all__ = [
     "CITIES",
     "CITY_SLUGS",
@@ -205,8 +207,8 @@ CITIES: tuple[CitySpec, ...] = (
         lat=37.025,
         province_id="TR-27",
         province_name="GAZİANTEP",
-        n_intact=3825,
-        n_damaged=192,
+        n_intact=TABLE_II["islahiye"][0],
+        n_damaged=TABLE_II["islahiye"][1],
         acquisition_date="2023-02-25",
         orbit="DESCENDING",
         incidence_deg=40.2,
@@ -263,8 +265,8 @@ CITIES: tuple[CitySpec, ...] = (
         lat=37.575,
         province_id="TR-46",
         province_name="KAHRAMANMARAŞ",
-        n_intact=4641,
-        n_damaged=233,
+        n_intact=TABLE_II["kahramanmaras"][0],
+        n_damaged=TABLE_II["kahramanmaras"][1],
         acquisition_date="2023-03-01",
         orbit="ASCENDING",
         incidence_deg=29.7,
@@ -321,8 +323,8 @@ CITIES: tuple[CitySpec, ...] = (
         lat=37.175,
         province_id="TR-27",
         province_name="GAZİANTEP",
-        n_intact=3289,
-        n_damaged=498,
+        n_intact=TABLE_II["nurdagi"][0],
+        n_damaged=TABLE_II["nurdagi"][1],
         acquisition_date="2023-02-25",
         orbit="DESCENDING",
         incidence_deg=38.1,
@@ -379,8 +381,8 @@ CITIES: tuple[CitySpec, ...] = (
         lat=37.075,
         province_id="TR-80",
         province_name="OSMANİYE",
-        n_intact=317,
-        n_damaged=16,
+        n_intact=TABLE_II["osmaniye"][0],
+        n_damaged=TABLE_II["osmaniye"][1],
         acquisition_date="2023-02-15",
         orbit="ASCENDING",
         incidence_deg=43.6,
@@ -437,8 +439,8 @@ CITIES: tuple[CitySpec, ...] = (
         lat=37.385,
         province_id="TR-46",
         province_name="KAHRAMANMARAŞ",
-        n_intact=453,
-        n_damaged=23,
+        n_intact=TABLE_II["turkoglu"][0],
+        n_damaged=TABLE_II["turkoglu"][1],
         acquisition_date="2023-02-25",
         orbit="ASCENDING",
         incidence_deg=26.4,

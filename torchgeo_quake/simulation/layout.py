@@ -11,7 +11,7 @@ Layout model (local metres, x east, y north, origin at the city centre):
   industrial or commercial hall), the rest are lined with buildings.
 * **Buildings** - walking along each long side of a block, each plot draws its
   hidden GEM taxonomy from the neighbourhood mix at that spot
-  (:class:`~torchgeo_quake.datasets.simulation.gem.NeighbourhoodGrid`); the
+  (:class:`~torchgeo_quake.simulation.gem.NeighbourhoodGrid`); the
   taxonomy fixes the number of storeys and, through GEM's floor area per
   building, the footprint area. Footprints are street-aligned rectangles or
   L-shapes (a rear corner cut out), 8-40 m on a side, set back from the street,

@@ -20,7 +20,7 @@ Collapse propensity
 
 Exact counts
     Among the buildings inside the valid SAR area (see
-    :mod:`~torchgeo_quake.datasets.simulation.layout`), the ``C`` with the
+    :mod:`~torchgeo_quake.simulation.layout`), the ``C`` with the
     highest ``z`` collapse (damage grade 2). The damage reference misses a share
     ``f`` of them (OSM false negatives), chosen with probability proportional to
     ``1 / sqrt(area)`` (small buildings are missed more often):

@@ -25,7 +25,7 @@ coordinates. The simulator
 
 The GEM files come from ``../shared/data/gem`` beside the repository by default.
 Without them :func:`load_exposure` falls back (with a warning) to the built-in
-table :data:`~torchgeo_quake.datasets.simulation.gem_fallback.FALLBACK_ROWS`: the
+table :data:`~torchgeo_quake.simulation.gem_fallback.FALLBACK_ROWS`: the
 most common taxonomies of the three provinces covering 90 % of their buildings,
 summarised from the same GEM files by :func:`summarise_exposure`. GEM data:
 CC BY-NC-SA 4.0, © GEM Foundation.
@@ -73,7 +73,7 @@ IntArray = npt.NDArray[np.int64]
 #: Default folder of the GEM Adm1 CSVs: ``../shared/data/gem`` next to the
 #: repository root.
 DEFAULT_GEM_DIR: Path = (
-    Path(__file__).resolve().parents[3].parent / "shared" / "data" / "gem"
+    Path(__file__).resolve().parents[2].parent / "shared" / "data" / "gem"
 )
 
 #: GEM Global Exposure Model files read by :func:`load_exposure`.
@@ -404,7 +404,7 @@ def summarise_exposure(
 
     Keeps, per study province, the most common usable taxonomies until they
     cover *coverage* of its buildings. This is how
-    :data:`~torchgeo_quake.datasets.simulation.gem_fallback.FALLBACK_ROWS` was
+    :data:`~torchgeo_quake.simulation.gem_fallback.FALLBACK_ROWS` was
     made (values rounded).
 
     Args:
@@ -413,7 +413,7 @@ def summarise_exposure(
 
     Returns:
         Rows in the order of
-        :data:`~torchgeo_quake.datasets.simulation.gem_fallback.FALLBACK_COLUMNS`.
+        :data:`~torchgeo_quake.simulation.gem_fallback.FALLBACK_COLUMNS`.
 
     .. versionadded:: 0.1
     """

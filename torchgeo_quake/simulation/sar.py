@@ -5,7 +5,7 @@ Geometry (documented approximation)
     the east-west axis and azimuth along north-south: the flat-earth
     ground-range approximation of a terrain-corrected (geocoded) product whose
     track is taken as exactly north-south (the real ~10° heading only tilts the
-    swath edge, see :mod:`~torchgeo_quake.datasets.simulation.layout`). The
+    swath edge, see :mod:`~torchgeo_quake.simulation.layout`). The
     sensor is right-looking, so an ascending pass illuminates from the west
     (looking east) and a descending pass from the east. Terrain is corrected
     (ground points stay where they are); only objects above the terrain -
@@ -64,11 +64,10 @@ from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
-import rasterio
-from rasterio.crs import CRS
 
 from .cities import CitySpec
 from .city import CitySimulation, city_rng
+from .geotiff import write_geotiff
 from .landcover import (
     CityFields,
     LandCover,
@@ -591,25 +590,15 @@ def write_sar(
 
     .. versionadded:: 0.1
     """
-    profile = {
-        "driver": "GTiff",
-        "width": image.grid.cols,
-        "height": image.grid.rows,
-        "count": 1,
-        "dtype": "float32",
-        "crs": CRS.from_epsg(32637),
-        "transform": image.grid.transform(origin),
-        "nodata": 0.0,
-        "tiled": True,
-        "blockxsize": 256,
-        "blockysize": 256,
-        "compress": "deflate",
-        "predictor": 3,
-    }
-    with rasterio.open(path, "w", **profile) as dst:
-        dst.write(image.amplitude, 1)
-        dst.update_tags(**image.tags, **(extra_tags or {}))
-        dst.set_band_description(1, "HH amplitude")
+    write_geotiff(
+        path,
+        image.amplitude,
+        image.grid.transform(origin),
+        nodata=0.0,
+        description="HH amplitude",
+        tags=image.tags,
+        extra_tags=extra_tags,
+    )
 
 
 @dataclass

@@ -5,7 +5,7 @@ terrain, the GEM neighbourhoods, streets and buildings, the SAR image extent,
 the hidden building attributes, the shaking field and the damage with its
 reference labels - and returns a :class:`CitySimulation`. It is fast (no image
 is rendered), so the Table II counts can be checked at full scale in tests; the
-raster and file writers of :mod:`~torchgeo_quake.datasets.simulation.scene` take
+raster and file writers of :mod:`~torchgeo_quake.simulation.scene` take
 its result.
 
 Random numbers: every city and stage has its own generator seeded from
@@ -294,7 +294,7 @@ def simulate_layout(
     Args:
         city: the city
         exposure: GEM exposure (see
-            :func:`~torchgeo_quake.datasets.simulation.gem.load_exposure`)
+            :func:`~torchgeo_quake.simulation.gem.load_exposure`)
         scale: factor in (0, 1] applied to the Table II counts
         seed: scene seed
         n_buildings: if given, the number of buildings the valid SAR area must

@@ -51,7 +51,7 @@ from typing import Any
 import rasterio
 from rasterio.errors import RasterioIOError
 
-from ... import __version__
+from .. import __version__
 from .cities import CITIES, CitySpec, resolve_cities
 from .city import CitySimulation, city_rng, simulate_layout
 from .dsm import DSM_RES, render_dsm, write_dsm
@@ -117,7 +117,7 @@ def resolve_gem_source(gem_dir: str | os.PathLike[str] | None) -> str:
 
     Args:
         gem_dir: as for
-            :func:`~torchgeo_quake.datasets.simulation.gem.load_exposure`
+            :func:`~torchgeo_quake.simulation.gem.load_exposure`
 
     Returns:
         ``"builtin"`` or the absolute folder path.
@@ -239,7 +239,7 @@ def simulate_city_files(
         seed: scene seed
         buildings: if given, buildings inside the valid SAR area instead of the
             scaled Table II counts (see
-            :func:`~torchgeo_quake.datasets.simulation.city.simulate_layout`)
+            :func:`~torchgeo_quake.simulation.city.simulate_layout`)
 
     Returns:
         The city's summary (as stored in ``scene.json``), with the SHA-256 of
@@ -564,7 +564,7 @@ def simulate_scene(
         }
         summary: dict[str, Any] = {
             "simulated": True,
-            "generator": "torchgeo_quake.datasets.simulation",
+            "generator": "torchgeo_quake.simulation",
             "version": __version__,
             "simulator_version": SIMULATOR_VERSION,
             "seed": int(seed),
