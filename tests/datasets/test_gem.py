@@ -1,4 +1,3 @@
-import json
 import math
 import pickle
 import shutil
@@ -6,7 +5,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from pyproj import CRS, Geod, Transformer
 
 from torchgeo_quake.datasets.gem import (
@@ -14,7 +12,6 @@ from torchgeo_quake.datasets.gem import (
     GEM_FEATURE_DESCRIPTIONS,
     GEM_FEATURE_NAMES,
     GEMExposure,
-    GEMNormalizer,
 )
 from torchgeo_quake.datasets.taxonomy import STRUCTURE_CLASSES
 
@@ -363,79 +360,6 @@ class TestBadInput:
         )
         with pytest.raises(ValueError, match="no usable rows"):
             GEMExposure(path)
-
-
-class TestNormalizer:
-    def data(self) -> np.ndarray:
-        rng = np.random.default_rng(0)
-        x = rng.normal(5.0, 3.0, size=(50, len(GEM_FEATURE_NAMES)))
-        x[:, 1] = 0.25  # constant in training
-        x[3, 2] = np.nan
-        x[:, 4] = np.nan  # never known
-        return x
-
-    def test_fit_transform(self) -> None:
-        x = self.data()
-        norm = GEMNormalizer().fit(x)
-        z = norm.transform(x)
-        assert z.dtype == np.float32
-        assert np.isfinite(z).all()
-        ok = [i for i in range(len(GEM_FEATURE_NAMES)) if i not in (1, 4)]
-        np.testing.assert_allclose(np.nanmean(x[:, ok], 0), norm.mean[ok])  # type: ignore[index]
-        np.testing.assert_allclose(z[:, ok].mean(0), 0, atol=0.05)
-        np.testing.assert_allclose(z[:, ok].std(0), 1, atol=0.05)
-        assert (z[:, 1] == 0).all()  # constant feature, std floored
-        assert norm.std is not None
-        assert norm.std[1] == norm.min_std
-        assert z[3, 2] == 0  # NaN -> training mean
-        assert (z[:, 4] == 0).all()
-        shifted = x[:1].copy()
-        shifted[0, 1] = 0.26
-        assert norm.transform(shifted)[0, 1] == pytest.approx(1.0)
-
-    def test_round_trip(self) -> None:
-        x = self.data()
-        norm = GEMNormalizer().fit(x)
-        state = json.loads(json.dumps(norm.state_dict()))
-        loaded = GEMNormalizer()
-        assert not loaded.fitted
-        loaded.load_state_dict(state)
-        assert loaded.fitted
-        np.testing.assert_array_equal(loaded.transform(x), norm.transform(x))
-        finite = np.nan_to_num(x, nan=1.0)
-        np.testing.assert_allclose(
-            loaded.inverse_transform(loaded.transform(finite)), finite, rtol=1e-5
-        )
-
-    def test_tensor(self) -> None:
-        x = self.data()
-        norm = GEMNormalizer().fit(torch.from_numpy(x))
-        z = norm.transform(torch.from_numpy(x))
-        assert isinstance(z, torch.Tensor)
-        assert z.dtype == torch.float32
-        np.testing.assert_allclose(z.numpy(), norm.transform(x), atol=1e-5)
-        back = norm.inverse_transform(z)
-        assert isinstance(back, torch.Tensor)
-
-    def test_errors(self) -> None:
-        norm = GEMNormalizer()
-        with pytest.raises(RuntimeError, match="not fitted"):
-            norm.transform(np.zeros((1, len(GEM_FEATURE_NAMES))))
-        with pytest.raises(ValueError, match="expected 22 GEM features"):
-            norm.fit(np.zeros((3, 5)))
-        with pytest.raises(ValueError, match="non-empty"):
-            norm.fit(np.zeros((0, len(GEM_FEATURE_NAMES))))
-        with pytest.raises(ValueError, match="min_std"):
-            GEMNormalizer(min_std=0)
-        norm.fit(self.data())
-        state = norm.state_dict()
-        other = GEMNormalizer(feature_names=["a", "b"])
-        with pytest.raises(ValueError, match="other features"):
-            other.load_state_dict(state)
-        with pytest.raises(ValueError, match="lacks"):
-            norm.load_state_dict({"mean": []})
-        with pytest.raises(ValueError, match="non-positive"):
-            norm.load_state_dict({**state, "std": [0.0] * len(GEM_FEATURE_NAMES)})
 
 
 class TestBuildingsByAdminUnit:

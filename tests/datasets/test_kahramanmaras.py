@@ -18,8 +18,8 @@ from torchgeo.datasets import stack_samples
 
 from torchgeo_quake.datasets import GEM_FEATURE_NAMES, TABLE_II, KahramanmarasDamage
 from torchgeo_quake.datasets.kahramanmaras import REPORT_COLUMNS
-from torchgeo_quake.datasets.simulation import scaled_counts
-from torchgeo_quake.datasets.simulation.cities import get_city
+from torchgeo_quake.simulation import scaled_counts
+from torchgeo_quake.simulation.cities import get_city
 
 matplotlib.use("Agg")
 
@@ -132,32 +132,35 @@ def test_cache_is_used_keyed_and_rebuilt(
 def test_cache_key_covers_versions_and_data_layer(
     sim_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from torchgeo_quake.datasets import kahramanmaras
+    from torchgeo_quake.datasets import building_damage, kahramanmaras
 
     root = _one_city(sim_root, tmp_path)
     first = _build(root)
     state = first._cache_state()
-    assert state["package"] == kahramanmaras.__version__
+    assert state["package"] == building_damage.__version__
     assert state["simulator"] == kahramanmaras.SIMULATOR_VERSION
     layer = state["data_layer"]
     assert layer["OSMBuildings"]["damage_overlap"] == "0.5"
-    assert layer["BuildingCentroidSampler"]["max_nodata"] == "0.0"
+    assert layer["BuildingWindows"]["max_nodata"] == "0.0"
     assert layer["CSKSAR"]["db_floor"] == "None"
     # Other parameters: a second cache file; both stay (their inputs are current).
     _build(root, modalities=["sar", "footprint"])
     assert len(_cache_files(root / ".cache")) == 2
     _build(root)
     assert len(_cache_files(root / ".cache")) == 2
-    for name, value in (("__version__", "99.0"), ("SIMULATOR_VERSION", 99)):
+    for module, name, value in (
+        (building_damage, "__version__", "99.0"),
+        (kahramanmaras, "SIMULATOR_VERSION", 99),
+    ):
         with monkeypatch.context() as patch:
-            patch.setattr(kahramanmaras, name, value)
+            patch.setattr(module, name, value)
             patch.setattr(KahramanmarasDamage, "_extract", _no_extraction)
             with pytest.raises(AssertionError, match="extracted again"):
                 _build(root)
     changed = {**state, "data_layer": {**layer, "OSMBuildings": {}}}
     assert first._cache_key(changed) != first._cache_key(state)
     # A new version makes every older cache file of the root stale.
-    monkeypatch.setattr(kahramanmaras, "__version__", "99.0")
+    monkeypatch.setattr(building_damage, "__version__", "99.0")
     _build(root)
     assert len(_cache_files(root / ".cache")) == 1
 

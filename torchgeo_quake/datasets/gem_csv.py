@@ -1,0 +1,478 @@
+"""Reading and cleaning of GEM / OpenQuake exposure CSV files.
+
+Turns the files given to :class:`~torchgeo_quake.datasets.gem.GEMExposure` into
+one table of canonical rows (one row per asset): column names are matched
+against :data:`COLUMN_ALIASES`, numbers are parsed, rows that cannot be used are
+skipped and NaN cells filled (both counted and warned about per file), periods
+and taxonomy strings are parsed. Two kinds of files are read: point assets
+(``lon``/``lat``) and GEM's aggregated admin-unit files (``ID_1``/``NAME_1``).
+What the rows then become is in :mod:`~torchgeo_quake.datasets.gem_features`.
+
+The underscored names are internal to :mod:`torchgeo_quake.datasets`.
+
+.. versionadded:: 0.2
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from .taxonomy import GEMTaxonomy, parse_taxonomy
+
+__all__ = ["COLUMN_ALIASES"]
+
+#: Accepted column names (case-insensitive) of each canonical column.
+COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
+    "lon": ("lon", "longitude", "long", "x"),
+    "lat": ("lat", "latitude", "y"),
+    "taxonomy": ("taxonomy",),
+    "number": ("number", "buildings", "number_of_buildings", "n_buildings"),
+    "structural": ("structural", "cost_structural_usd"),
+    "nonstructural": ("nonstructural", "cost_nonstructural_usd"),
+    "contents": ("contents", "cost_contents_usd"),
+    "total": ("total", "total_repl_cost_usd", "replacement"),
+    "day": ("day", "occupants_per_asset_day"),
+    "night": ("night", "occupants_per_asset_night"),
+    "period": ("period", "construction_period"),
+    "occupancy": ("occupancy",),
+    "id_1": ("id_1",),
+    "name_1": ("name_1",),
+}
+
+_REQUIRED = ("taxonomy", "number", "structural", "nonstructural", "day", "night")
+_NUMERIC = frozenset(
+    {"lon", "lat", "number", "structural", "nonstructural", "contents"}
+    | {"total", "day", "night"}
+)
+_ZERO_FILLED = ("structural", "nonstructural", "contents", "day", "night")
+_PERIOD_RE = re.compile(r"^(\d{4})\s*[-\u2013/]\s*(\d{4})$")
+
+
+def _aliases(canonical: str) -> str:
+    """Format the accepted names of a column for error messages.
+
+    Args:
+        canonical: canonical column name
+
+    Returns:
+        ``"name (alias, alias)"``.
+    """
+    return f"{canonical} ({', '.join(COLUMN_ALIASES[canonical])})"
+
+
+def _period_year(value: str) -> float:
+    """Midpoint of a construction period.
+
+    Args:
+        value: ``"YYYY-YYYY"`` or ``"YYYY"``
+
+    Returns:
+        The midpoint year.
+
+    Raises:
+        ValueError: If the value is neither form or the range is reversed.
+    """
+    text = value.strip()
+    if re.fullmatch(r"\d{4}", text):
+        return float(text)
+    match = _PERIOD_RE.match(text)
+    if match is None or int(match.group(2)) < int(match.group(1)):
+        raise ValueError(f"period {value!r} is not 'YYYY-YYYY' or 'YYYY'")
+    return (int(match.group(1)) + int(match.group(2))) / 2
+
+
+class _MissingColumnsError(ValueError):
+    """A CSV lacks required columns."""
+
+    def __init__(self, message: str, missing: list[str]) -> None:
+        super().__init__(message)
+        self.missing = missing
+
+
+class _CsvRows:
+    """Canonical rows of one GEM CSV file plus the bookkeeping of its cleaning."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.skipped: dict[str, int] = {}
+        self.nan_filled: dict[str, int] = {}
+        raw = self._read()
+        columns = self._resolve(raw)
+        self.kind = self._kind(columns)
+        self.frame = self._clean(raw, columns)
+
+    def _read(self) -> pd.DataFrame:
+        if not os.path.isfile(self.path):
+            raise FileNotFoundError(f"GEM exposure file {self.path!r} does not exist")
+        try:
+            raw = pd.read_csv(self.path, dtype=str, skipinitialspace=True)
+        except pd.errors.EmptyDataError as err:
+            raise ValueError(f"GEM exposure file {self.path!r} is empty") from err
+        except (pd.errors.ParserError, UnicodeDecodeError) as err:
+            raise ValueError(
+                f"GEM exposure file {self.path!r} is not a readable CSV: {err}"
+            ) from err
+        if raw.empty:
+            raise ValueError(
+                f"GEM exposure file {self.path!r} has a header but no rows"
+            )
+        return raw
+
+    def _resolve(self, raw: pd.DataFrame) -> dict[str, str]:
+        lower = {str(c).strip().lower(): str(c) for c in reversed(raw.columns)}
+        columns: dict[str, str] = {}
+        for canonical, aliases in COLUMN_ALIASES.items():
+            for alias in aliases:
+                if alias in lower:
+                    columns[canonical] = lower[alias]
+                    break
+        missing = [c for c in _REQUIRED if c not in columns]
+        has_points = "lon" in columns or "lat" in columns
+        if has_points:
+            missing += [c for c in ("lon", "lat") if c not in columns]
+        elif "id_1" not in columns and "name_1" not in columns:
+            missing += ["lon", "lat"]
+        if missing:
+            accepted = "; ".join(_aliases(c) for c in missing)
+            extra = ""
+            if "lon" in missing and not has_points:
+                extra = (
+                    " (or, for GEM's aggregated admin files, "
+                    f"{_aliases('id_1')} or {_aliases('name_1')} instead of lon/lat)"
+                )
+            raise _MissingColumnsError(
+                f"GEM exposure file {self.path!r} lacks required column(s) "
+                f"{missing}. Accepted names, case-insensitive: {accepted}{extra}. "
+                f"Found columns: {list(raw.columns)}",
+                missing,
+            )
+        return columns
+
+    @staticmethod
+    def _kind(columns: dict[str, str]) -> Literal["points", "admin"]:
+        return "points" if "lon" in columns else "admin"
+
+    def _count(self, table: dict[str, int], key: str, n: int) -> None:
+        if n:
+            table[key] = table.get(key, 0) + n
+
+    def _numeric(self, raw: pd.DataFrame, column: str, canonical: str) -> pd.Series:
+        text = raw[column].str.strip()
+        values = pd.to_numeric(text, errors="coerce")
+        bad = values.isna() & text.notna() & (text != "")
+        if bad.any():
+            rows = np.flatnonzero(bad.to_numpy())
+            lines = ", ".join(str(r + 2) for r in rows[:5])
+            raise ValueError(
+                f"GEM exposure file {self.path!r}: non-numeric {canonical!r} "
+                f"(column {column!r}) value {text.iloc[rows[0]]!r} on line(s) {lines}"
+            )
+        return values.astype(np.float64)
+
+    def _clean(self, raw: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
+        frame = pd.DataFrame(index=raw.index)
+        frame["line"] = raw.index.to_numpy() + 2
+        for canonical, column in columns.items():
+            if canonical in _NUMERIC:
+                frame[canonical] = self._numeric(raw, column, canonical)
+            else:
+                frame[canonical] = raw[column].str.strip()
+        keep = pd.Series(True, index=frame.index)
+        if self.kind == "points":
+            nan_xy = frame["lon"].isna() | frame["lat"].isna()
+            self._count(self.skipped, "nan_coordinates", int(nan_xy.sum()))
+            invalid = ~nan_xy & ((frame["lon"].abs() > 180) | (frame["lat"].abs() > 90))
+            self._count(self.skipped, "invalid_coordinates", int(invalid.sum()))
+            keep &= ~nan_xy & ~invalid
+        nan_number = keep & frame["number"].isna()
+        self._count(self.skipped, "nan_number", int(nan_number.sum()))
+        nonpositive = keep & ~nan_number & (frame["number"] <= 0)
+        self._count(self.skipped, "nonpositive_number", int(nonpositive.sum()))
+        keep &= ~nan_number & ~nonpositive
+        frame = frame[keep].copy()
+        if frame.empty:
+            raise ValueError(
+                f"GEM exposure file {self.path!r} has no usable rows "
+                f"(skipped: {self.skipped})"
+            )
+        for canonical in _ZERO_FILLED:
+            if canonical not in frame:
+                frame[canonical] = 0.0
+                continue
+            nan = frame[canonical].isna()
+            self._count(self.nan_filled, canonical, int(nan.sum()))
+            frame[canonical] = frame[canonical].fillna(0.0)
+        components = frame["structural"] + frame["nonstructural"] + frame["contents"]
+        if "total" in frame:
+            nan = frame["total"].isna()
+            self._count(self.nan_filled, "total", int(nan.sum()))
+            frame["total"] = frame["total"].where(~nan, components)
+        else:
+            frame["total"] = components
+        taxonomy = frame["taxonomy"]
+        nan = taxonomy.isna() | (taxonomy == "")
+        self._count(self.nan_filled, "taxonomy", int(nan.sum()))
+        frame["taxonomy"] = taxonomy.where(~nan, "UNK")
+        frame["period_year"] = self._period_years(frame)
+        return frame
+
+    def _period_years(self, frame: pd.DataFrame) -> npt.NDArray[np.float64]:
+        years = np.full(len(frame), np.nan)
+        if "period" not in frame:
+            return years
+        period = frame["period"]
+        filled = period.notna() & (period != "")
+        lookup: dict[str, float] = {}
+        for value in period[filled].unique():
+            try:
+                lookup[str(value)] = _period_year(str(value))
+            except ValueError as err:
+                line = int(frame["line"][period == value].iloc[0])
+                raise ValueError(
+                    f"GEM exposure file {self.path!r}, line {line}: {err}"
+                ) from err
+        years[filled.to_numpy()] = period[filled].map(lookup).to_numpy(np.float64)
+        return years
+
+    def parse_taxonomies(self) -> dict[str, GEMTaxonomy]:
+        """Parse the distinct taxonomy strings of the file.
+
+        Returns:
+            Taxonomy string -> parsed taxonomy.
+
+        Raises:
+            ValueError: naming the file and line of the first malformed string.
+        """
+        parsed: dict[str, GEMTaxonomy] = {}
+        for value in self.frame["taxonomy"].unique():
+            try:
+                parsed[str(value)] = parse_taxonomy(str(value))
+            except ValueError as err:
+                line = int(self.frame["line"][self.frame["taxonomy"] == value].iloc[0])
+                raise ValueError(
+                    f"GEM exposure file {self.path!r}, line {line}: {err}"
+                ) from err
+        return parsed
+
+
+def _expand(
+    paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+) -> list[tuple[str, bool]]:
+    """Turn the *paths* argument into a list of CSV files.
+
+    Args:
+        paths: a file, a directory or a sequence of them
+
+    Returns:
+        ``(file, found_in_directory)`` pairs; directories give their ``*.csv``
+        files, sorted.
+
+    Raises:
+        FileNotFoundError: If a path does not exist or a directory has no CSV.
+        ValueError: If no path is given.
+    """
+    items = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
+    if not items:
+        raise ValueError("GEMExposure needs at least one path")
+    files: list[tuple[str, bool]] = []
+    for item in items:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(str(p) for p in path.glob("*.csv"))
+            if not found:
+                raise FileNotFoundError(f"no *.csv GEM exposure file in {str(path)!r}")
+            files.extend((f, True) for f in found)
+        elif not path.exists():
+            raise FileNotFoundError(f"GEM exposure file {str(path)!r} does not exist")
+        else:
+            files.append((str(path), False))
+    return files
+
+
+def _read_all(files: list[tuple[str, bool]], stacklevel: int = 2) -> list[_CsvRows]:
+    """Read every file; directory members without a taxonomy column are skipped.
+
+    Args:
+        files: ``(file, found_in_directory)`` pairs from :func:`_expand`
+        stacklevel: stack level of the warning about a skipped file, as seen
+            from the caller (2: the line calling this function)
+
+    Returns:
+        The cleaned tables.
+
+    Raises:
+        ValueError: If a file is invalid or none is left.
+    """
+    tables: list[_CsvRows] = []
+    for path, from_dir in files:
+        try:
+            tables.append(_CsvRows(path))
+        except _MissingColumnsError as err:
+            if not (from_dir and "taxonomy" in err.missing):
+                raise
+            warnings.warn(
+                f"skipping {path!r}: no taxonomy column",
+                UserWarning,
+                stacklevel=stacklevel,
+            )
+    if not tables:
+        raise ValueError(
+            f"no GEM exposure file with a taxonomy column in {[f for f, _ in files]}"
+        )
+    return tables
+
+
+@dataclass
+class _ExposureRows:
+    """The canonical rows of a set of GEM exposure files, read and checked.
+
+    Attributes:
+        paths: the files read (directory members without taxonomy left out)
+        kind: ``"points"`` or ``"admin"``, common to all files
+        rows: canonical rows of all files (admin files: those with a unit)
+        taxonomies: parsed taxonomy of every string in *rows*
+        unit: admin-unit column present in every file (``id_1``, else
+            ``name_1``), or None
+        skipped: reason -> number of rows skipped
+        nan_filled: column -> number of NaN cells filled
+    """
+
+    paths: list[str]
+    kind: Literal["points", "admin"]
+    rows: pd.DataFrame
+    taxonomies: dict[str, GEMTaxonomy]
+    unit: str | None
+    skipped: dict[str, int]
+    nan_filled: dict[str, int]
+
+
+def _admin_key(tables: list[_CsvRows]) -> str | None:
+    """Admin-unit column present in every file: ``id_1``, else ``name_1``.
+
+    Args:
+        tables: the cleaned tables
+
+    Returns:
+        The column, or None if neither is in every file.
+    """
+    for name in ("id_1", "name_1"):
+        if all(name in t.frame for t in tables):
+            return name
+    return None
+
+
+def _common_kind(tables: list[_CsvRows]) -> Literal["points", "admin"]:
+    """The kind of all files.
+
+    Args:
+        tables: the cleaned tables
+
+    Returns:
+        ``"points"`` or ``"admin"``.
+
+    Raises:
+        ValueError: If files of both kinds are mixed.
+    """
+    kinds = {t.kind for t in tables}
+    if len(kinds) > 1:
+        listing = ", ".join(f"{t.path} ({t.kind})" for t in tables)
+        raise ValueError(
+            "GEM exposure files mix point assets and admin aggregates: " + listing
+        )
+    return tables[0].kind
+
+
+def _rows_with_unit(
+    rows: pd.DataFrame, tables: list[_CsvRows], unit: str | None
+) -> pd.DataFrame:
+    """Rows of admin-level files that name their admin unit.
+
+    The others are counted in the ``skipped`` table of their file as
+    ``missing_admin_unit``.
+
+    Args:
+        rows: canonical rows of all *tables*
+        tables: the cleaned admin-level tables
+        unit: their common admin-unit column
+
+    Returns:
+        The rows with a unit, reindexed from 0.
+
+    Raises:
+        ValueError: If the files have no common unit column or no row has one.
+    """
+    if unit is None:
+        listing = ", ".join(t.path for t in tables)
+        raise ValueError(
+            "GEM admin-level files must all have ID_1 or all have NAME_1: " + listing
+        )
+    present = (rows[unit].notna() & (rows[unit] != "")).to_numpy()
+    for table in tables:
+        lines = table.frame[unit]
+        n = int((lines.isna() | (lines == "")).sum())
+        if n:
+            table.skipped["missing_admin_unit"] = n
+    rows = rows[present].reset_index(drop=True)
+    if rows.empty:
+        raise ValueError(f"no GEM exposure row has an admin unit {unit}")
+    return rows
+
+
+def _read_exposure(
+    paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    stacklevel: int = 2,
+) -> _ExposureRows:
+    """Read, clean and concatenate GEM exposure files.
+
+    Per file, a :class:`UserWarning` summarises skipped rows and filled cells.
+
+    Args:
+        paths: CSV file(s) or directories of ``*.csv`` files
+        stacklevel: stack level of the warnings, as seen from the caller
+            (2: the line calling this function)
+
+    Returns:
+        The rows and the bookkeeping of their cleaning.
+
+    Raises:
+        FileNotFoundError: If a file or directory does not exist.
+        ValueError: If a file is invalid (see
+            :class:`~torchgeo_quake.datasets.gem.GEMExposure`) or files of both
+            kinds are mixed.
+    """
+    tables = _read_all(_expand(paths), stacklevel=stacklevel + 1)
+    kind = _common_kind(tables)
+    taxonomies: dict[str, GEMTaxonomy] = {}
+    for table in tables:
+        taxonomies |= table.parse_taxonomies()
+    rows = pd.concat([t.frame for t in tables], ignore_index=True)
+    unit = _admin_key(tables)
+    if kind == "admin":
+        rows = _rows_with_unit(rows, tables, unit)
+    skipped: dict[str, int] = {}
+    nan_filled: dict[str, int] = {}
+    for table in tables:
+        for key, n in table.skipped.items():
+            skipped[key] = skipped.get(key, 0) + n
+        for key, n in table.nan_filled.items():
+            nan_filled[key] = nan_filled.get(key, 0) + n
+        if table.skipped or table.nan_filled:
+            warnings.warn(
+                f"GEM exposure file {table.path!r}: skipped rows "
+                f"{table.skipped}, NaN cells filled {table.nan_filled}",
+                UserWarning,
+                stacklevel=stacklevel,
+            )
+    return _ExposureRows(
+        [t.path for t in tables], kind, rows, taxonomies, unit, skipped, nan_filled
+    )

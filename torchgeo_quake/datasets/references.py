@@ -1,0 +1,649 @@
+"""Damage references: read a damage layer and join it to building footprints.
+
+Three kinds of reference give each footprint a label (1 = damaged, 0 = intact,
+-1 = excluded from training):
+
+* a HOTOSM-like layer (e.g. *Turkey Destroyed Buildings*): every feature marks a
+  damaged building;
+* a Copernicus EMS grading product: points or polygons with a ``damage_gra``
+  field graded on the EMS scale (:data:`EMS_GRADES`), mapped to labels by a grade
+  mapping (:data:`DEFAULT_GRADE_MAP` by default);
+* a label column of the footprint file itself (:func:`labels_from_field`).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Literal
+
+import geopandas as gpd
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import shapely
+from pyproj import CRS
+
+from .utils import utm_crs_of
+
+__all__ = [
+    "DEFAULT_GRADE_MAP",
+    "EMS_FIELD",
+    "EMS_GRADES",
+    "DamageJoin",
+    "detect_schema",
+    "join_damage",
+    "labels_from_field",
+    "read_damage_reference",
+]
+
+#: Schema of a damage reference: ``"auto"`` detects it from the columns.
+DamageSchema = Literal["auto", "hotosm", "ems"]
+
+#: What footprints matched by no feature of a graded reference become.
+Ungraded = Literal["intact", "exclude"]
+
+#: Column of the Copernicus EMS grading product holding the damage grade.
+EMS_FIELD = "damage_gra"
+
+#: The Copernicus EMS damage grades, from least to most severe.
+EMS_GRADES: tuple[str, ...] = (
+    "No visible damage",
+    "Possibly damaged",
+    "Damaged",
+    "Destroyed",
+)
+
+#: Default mapping of EMS grades to labels: 1 damaged, 0 intact, -1 excluded.
+DEFAULT_GRADE_MAP: Mapping[str, int] = MappingProxyType(
+    {
+        "No visible damage": 0,
+        "Possibly damaged": -1,
+        "Damaged": 1,
+        "Destroyed": 1,
+    }
+)
+
+#: Grade recorded for a feature of a HOTOSM-like layer (every feature is damaged).
+LISTED = "listed as damaged"
+
+#: Grade recorded for footprints excluded because no graded feature matched them.
+NOT_GRADED = "not graded"
+
+_SCHEMAS = ("auto", "hotosm", "ems")
+_UNGRADED = ("intact", "exclude")
+#: Rank of a label in the severity order: intact < excluded < damaged.
+_LABEL_RANK = {0: 0, -1: 1, 1: 2}
+_EMS_RANK = {grade.casefold(): i for i, grade in enumerate(EMS_GRADES)}
+
+
+def _normalise(value: str) -> str:
+    """Key a grade is looked up by: stripped and case-folded.
+
+    Args:
+        value: a grade as written in a file or a grade mapping
+
+    Returns:
+        The lookup key.
+    """
+    return value.strip().casefold()
+
+
+def _grade_table(grade_map: Mapping[str, int] | None) -> dict[str, tuple[str, int]]:
+    """Validate a grade mapping and key it by normalised grade.
+
+    Args:
+        grade_map: grade -> label (1, 0 or -1); None for :data:`DEFAULT_GRADE_MAP`
+
+    Returns:
+        Normalised grade -> (grade as spelled in the mapping, label).
+
+    Raises:
+        ValueError: If a key is not a string, a label is not 1, 0 or -1, or two
+            keys differ only in case or surrounding spaces and map to
+            different labels.
+    """
+    table: dict[str, tuple[str, int]] = {}
+    for grade, label in (DEFAULT_GRADE_MAP if grade_map is None else grade_map).items():
+        if not isinstance(grade, str):
+            raise ValueError(f"grade_map keys must be strings, got {grade!r}")
+        if isinstance(label, bool) or label not in (-1, 0, 1):
+            raise ValueError(
+                f"grade_map[{grade!r}] must be 1 (damaged), 0 (intact) or -1 "
+                f"(excluded), got {label!r}"
+            )
+        key = _normalise(grade)
+        if key in table and table[key][1] != label:
+            raise ValueError(
+                f"grade_map maps {table[key][0]!r} and {grade!r} (the same grade, "
+                "compared case-insensitively) to different labels"
+            )
+        table.setdefault(key, (grade.strip(), int(label)))
+    return table
+
+
+def _severity(grade: str, label: int) -> int:
+    """Severity of a graded feature, to pick the most severe of several.
+
+    Args:
+        grade: the grade
+        label: the label it maps to
+
+    Returns:
+        Higher is more severe: first by label (damaged 1 > excluded -1 >
+        intact 0), then by the EMS scale (:data:`EMS_GRADES`).
+    """
+    return 10 * _LABEL_RANK[label] + _EMS_RANK.get(_normalise(grade), -1) + 1
+
+
+def check_options(
+    schema: str = "auto",
+    grade_map: Mapping[str, int] | None = None,
+    max_distance: float = 10.0,
+    ungraded: str = "intact",
+) -> None:
+    """Validate the options of :func:`join_damage`.
+
+    Args:
+        schema: schema of the references
+        grade_map: grade mapping
+        max_distance: distance of the nearest-footprint join in metres
+        ungraded: rule for footprints matched by no graded feature
+
+    Raises:
+        ValueError: If an option is invalid.
+
+    .. versionadded:: 0.2
+    """
+    if schema not in _SCHEMAS:
+        raise ValueError(
+            f"damage_schema must be one of {', '.join(map(repr, _SCHEMAS))}, got "
+            f"{schema!r}"
+        )
+    if ungraded not in _UNGRADED:
+        raise ValueError(f"ungraded must be 'intact' or 'exclude', got {ungraded!r}")
+    if not (isinstance(max_distance, int | float) and max_distance >= 0):
+        raise ValueError(
+            f"damage_max_distance must be a distance >= 0 in metres, got "
+            f"{max_distance!r}"
+        )
+    _grade_table(grade_map)
+
+
+def detect_schema(
+    frame: pd.DataFrame, path: str | os.PathLike[str], schema: str = "auto"
+) -> Literal["hotosm", "ems"]:
+    """Schema of a damage reference.
+
+    Args:
+        frame: the reference's features
+        path: its file, named in errors
+        schema: ``"auto"`` (a layer with a ``damage_gra`` column is a Copernicus
+            EMS grading product, any other layer is HOTOSM-like: every feature
+            is damaged), or ``"hotosm"`` / ``"ems"`` to force one
+
+    Returns:
+        ``"hotosm"`` or ``"ems"``.
+
+    Raises:
+        ValueError: If *schema* is unknown, or ``"ems"`` and the layer has no
+            ``damage_gra`` column.
+
+    .. versionadded:: 0.2
+    """
+    check_options(schema=schema)
+    if schema == "hotosm":
+        return "hotosm"
+    has_grades = EMS_FIELD in frame.columns
+    if schema == "ems" and not has_grades:
+        columns = ", ".join(map(str, frame.columns)) or "none"
+        raise ValueError(
+            f"damage reference {str(path)!r} is not a Copernicus EMS grading "
+            f"product: it has no {EMS_FIELD!r} column (columns: {columns}). Pass "
+            "damage_schema='auto' or 'hotosm' if every feature marks a damaged "
+            "building, or label_field= for a label column of the footprints."
+        )
+    return "ems" if has_grades else "hotosm"
+
+
+def _grade_features(
+    values: pd.Series, table: Mapping[str, tuple[str, int]], path: str
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.object_]]:
+    """Labels and grades of the features of an EMS grading product.
+
+    Args:
+        values: the ``damage_gra`` values
+        table: normalised grade mapping (:func:`_grade_table`)
+        path: the file, named in errors
+
+    Returns:
+        Label and grade (as spelled in the mapping) of every feature.
+
+    Raises:
+        ValueError: If a grade is not in the mapping.
+    """
+    keys = [
+        "" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)
+        for v in values.astype(object).where(values.notna(), None).tolist()
+    ]
+    normalised = [_normalise(k) for k in keys]
+    unknown = sorted(
+        {k for k, n in zip(keys, normalised, strict=True) if n not in table}
+    )
+    if unknown:
+        shown = ", ".join("<missing>" if not u.strip() else repr(u) for u in unknown)
+        known = ", ".join(repr(g) for g, _ in table.values())
+        raise ValueError(
+            f"damage reference {path!r} has {EMS_FIELD} values that the grade "
+            f"mapping does not know: {shown} (known: {known}). Map them to 1 "
+            "(damaged), 0 (intact) or -1 (excluded) with grade_map= (compared "
+            "case-insensitively; the key '' maps missing values)."
+        )
+    labels = np.array([table[n][1] for n in normalised], dtype=np.int64)
+    grades = np.array([table[n][0] for n in normalised], dtype=object)
+    return labels, grades
+
+
+def read_damage_reference(
+    path: str | os.PathLike[str],
+    schema: DamageSchema = "auto",
+    grade_map: Mapping[str, int] | None = None,
+) -> tuple[gpd.GeoDataFrame, Literal["hotosm", "ems"]]:
+    """Read a damage reference and give each feature its grade and label.
+
+    Args:
+        path: the reference layer (any format of
+            :func:`~torchgeo_quake.datasets.read_vector`)
+        schema: ``"auto"``, ``"hotosm"`` or ``"ems"`` (see :func:`detect_schema`)
+        grade_map: EMS grade -> label (1 damaged, 0 intact, -1 excluded);
+            None for :data:`DEFAULT_GRADE_MAP`
+
+    Returns:
+        The features with two added columns, ``damage_grade`` (the EMS grade,
+        or ``"listed as damaged"`` for a HOTOSM-like layer) and
+        ``damage_label``, and the schema.
+
+    Raises:
+        FileNotFoundError: If *path* does not exist.
+        ValueError: If the file cannot be read, the schema is forced and does
+            not match, or an EMS grade is not in the mapping.
+
+    .. versionadded:: 0.2
+    """
+    from .footprints import read_vector
+
+    table = _grade_table(grade_map)
+    frame = read_vector(path)
+    kind = detect_schema(frame, path, schema)
+    frame = frame.copy()
+    if kind == "ems":
+        labels, grades = _grade_features(frame[EMS_FIELD], table, str(path))
+    else:
+        labels = np.ones(len(frame), dtype=np.int64)
+        grades = np.full(len(frame), LISTED, dtype=object)
+    frame["damage_grade"] = grades
+    frame["damage_label"] = labels
+    return frame, kind
+
+
+def labels_from_field(
+    values: pd.Series | Sequence[Any],
+    grade_map: Mapping[str, int] | None = None,
+    source: str = "",
+    field_name: str = "label_field",
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.object_]]:
+    """Labels from a label column of the footprints.
+
+    Values may be 0/1 (numbers, or strings such as ``"1"``), booleans
+    (``True``/``"true"`` is damaged) or grade strings mapped through
+    *grade_map* (case-insensitively). Missing values (None, NaN, empty strings)
+    are excluded: label -1, grade ``"missing <field_name>"``.
+
+    Args:
+        values: the column
+        grade_map: grade -> label (1, 0 or -1); None for :data:`DEFAULT_GRADE_MAP`
+        source: the file, named in errors
+        field_name: the column's name, named in errors and grades
+
+    Returns:
+        Label and grade (the value as written, or the mapped grade) of every row.
+
+    Raises:
+        ValueError: If a value is none of the above.
+
+    .. versionadded:: 0.2
+    """
+    table = _grade_table(grade_map)
+    series = (
+        pd.Series(values, dtype=object) if not isinstance(values, pd.Series) else values
+    )
+    raw = series.astype(object).tolist()
+    missing = pd.isna(series).to_numpy()
+    decided: dict[Any, tuple[int, str]] = {}
+    unknown: list[str] = []
+    labels = np.empty(len(raw), dtype=np.int64)
+    grades = np.empty(len(raw), dtype=object)
+    for i, value in enumerate(raw):
+        if missing[i] or (isinstance(value, str) and not value.strip()):
+            labels[i], grades[i] = -1, f"missing {field_name}"
+            continue
+        key = (type(value), value)
+        result = decided.get(key)
+        if result is None:
+            result = _label_of(value, table)
+            if result is None:
+                unknown.append(repr(value))
+                continue
+            decided[key] = result
+        labels[i], grades[i] = result
+    if unknown:
+        shown = ", ".join(sorted(set(unknown))[:20])
+        known = ", ".join(repr(g) for g, _ in table.values())
+        raise ValueError(
+            f"label column {field_name!r} of {source!r} holds values that are "
+            f"neither 0/1, booleans nor known grades: {shown}. Use 0/1 or map the "
+            f"grades with grade_map= (known: {known}), or pass the right "
+            "label_field=."
+        )
+    return labels, grades
+
+
+def _label_of(
+    value: Any, table: Mapping[str, tuple[str, int]]
+) -> tuple[int, str] | None:
+    """Label and grade of one label-column value.
+
+    Args:
+        value: a non-missing value
+        table: normalised grade mapping
+
+    Returns:
+        (label, grade), or None if the value is not understood.
+    """
+    if isinstance(value, bool | np.bool_):
+        return int(value), str(bool(value))
+    if isinstance(value, int | float | np.integer | np.floating):
+        return (int(value), str(value)) if value in (0, 1) else None
+    text = str(value).strip()
+    key = _normalise(text)
+    if key in table:
+        return table[key][1], table[key][0]
+    if key in ("true", "false"):
+        return int(key == "true"), text
+    try:
+        number = float(key)
+    except ValueError:
+        return None
+    return (int(number), text) if number in (0.0, 1.0) else None
+
+
+@dataclass
+class DamageJoin:
+    """Result of :func:`join_damage`.
+
+    .. versionadded:: 0.2
+    """
+
+    #: Label of every footprint: 1 damaged, 0 intact, -1 excluded.
+    labels: npt.NDArray[np.int64]
+    #: Grade that decided each label ("" when no feature matched the footprint).
+    grades: npt.NDArray[np.object_]
+    #: Number of features read from all references.
+    features: int = 0
+    #: Features that matched no footprint (without geometry included).
+    unmatched: int = 0
+    #: Schema of every reference file.
+    schemas: dict[str, str] = field(default_factory=dict)
+    #: Reference files without any feature.
+    empty: list[str] = field(default_factory=list)
+
+    @property
+    def excluded(self) -> int:
+        """Number of footprints excluded (label -1).
+
+        Returns:
+            The count.
+        """
+        return int((self.labels == -1).sum())
+
+
+def _metric(frame: gpd.GeoDataFrame) -> tuple[CRS, float]:
+    """A metric CRS to measure distances between features of a frame.
+
+    Args:
+        frame: footprints
+
+    Returns:
+        The frame's CRS when projected, else its UTM zone, and the size of one
+        metre in that CRS's units.
+    """
+    crs = CRS.from_user_input(frame.crs)
+    if crs.is_geographic:
+        return utm_crs_of(frame), 1.0
+    factor = crs.axis_info[0].unit_conversion_factor if crs.axis_info else 1.0
+    return crs, 1.0 / float(factor or 1.0)
+
+
+def _spatial_pairs(
+    footprints: gpd.GeoDataFrame,
+    ref: gpd.GeoDataFrame,
+    overlap: float,
+    max_distance: float | None,
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+    """(feature, footprint) pairs of a spatial join.
+
+    Polygons match the footprints they cover at least *overlap* of; points
+    match the footprints they fall inside, else (with *max_distance*) the
+    nearest footprint within that many metres.
+
+    Args:
+        footprints: footprints
+        ref: reference features with geometries, in the footprints' CRS
+        overlap: minimum share of a footprint's area a polygon must cover
+        max_distance: metres, or None for no nearest-footprint join
+
+    Returns:
+        Positions of features and of footprints, pair by pair.
+    """
+    geoms = shapely.make_valid(np.asarray(ref.geometry.values, dtype=object))
+    polygons = np.asarray(footprints.geometry.values, dtype=object)
+    tree = shapely.STRtree(polygons)
+    ref_idx, bld_idx = tree.query(geoms, predicate="intersects")
+    point = np.isin(shapely.get_type_id(geoms), (0, 4))  # Point, MultiPoint
+    areas = shapely.area(polygons[bld_idx])
+    shared = shapely.area(shapely.intersection(geoms[ref_idx], polygons[bld_idx]))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = np.where(areas > 0, shared / np.where(areas > 0, areas, 1.0), 0.0)
+    ok = point[ref_idx] | ((areas > 0) & (share >= overlap))
+    ref_idx, bld_idx = ref_idx[ok], bld_idx[ok]
+    if max_distance is None:
+        return ref_idx, bld_idx
+    loose = np.flatnonzero(point & ~np.isin(np.arange(len(geoms)), ref_idx))
+    if len(loose) == 0:
+        return ref_idx, bld_idx
+    crs, metre = _metric(footprints)
+    metric = gpd.GeoSeries(polygons, crs=footprints.crs).to_crs(crs).values
+    points = gpd.GeoSeries(geoms[loose], crs=footprints.crs).to_crs(crs).values
+    (near_ref, near_bld), _ = shapely.STRtree(np.asarray(metric)).query_nearest(
+        np.asarray(points),
+        max_distance=max_distance * metre,
+        return_distance=True,
+        all_matches=True,
+    )
+    # Ties: the first footprint of the tied ones.
+    first = pd.DataFrame({"r": near_ref, "b": near_bld}).groupby("r")["b"].min()
+    return (
+        np.concatenate([ref_idx, loose[first.index.to_numpy()]]),
+        np.concatenate([bld_idx, first.to_numpy()]),
+    )
+
+
+def join_damage(
+    footprints: gpd.GeoDataFrame,
+    references: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    *,
+    footprint_ids: npt.ArrayLike | None = None,
+    id_field: str = "osm_id",
+    schema: DamageSchema = "auto",
+    grade_map: Mapping[str, int] | None = None,
+    overlap: float = 0.5,
+    max_distance: float = 10.0,
+    ungraded: Ungraded = "intact",
+    context: str = "join_damage",
+    stacklevel: int = 2,
+) -> DamageJoin:
+    """Label footprints from damage reference layers.
+
+    Each reference is read with :func:`read_damage_reference` and joined:
+
+    * by id when it has an *id_field* column and *footprint_ids* are given;
+    * else spatially: polygons match the footprints they cover at least
+      *overlap* of (by area); points match the footprints they fall inside;
+      points of an EMS grading product that fall inside none are joined to the
+      nearest footprint within *max_distance* metres (measured in the
+      footprints' CRS when projected, else in their UTM zone). Points of a
+      HOTOSM-like layer are joined only to the footprints they fall inside.
+
+    Features that match nothing are counted (:attr:`DamageJoin.unmatched`,
+    features without geometry included) and warned about, as are references
+    without any feature. When several features hit one footprint, across all
+    references, the most severe grade wins: first by label (damaged 1 >
+    excluded -1 > intact 0), then by the EMS scale (Destroyed > Damaged >
+    Possibly damaged > No visible damage). A HOTOSM-like feature is damaged.
+
+    Footprints that no feature matches are intact (0), as in a HOTOSM layer
+    that lists only damaged buildings. With a graded (EMS) reference, whose
+    every graded building has a point, ``ungraded="exclude"`` excludes them
+    instead (-1, grade ``"not graded"``).
+
+    Args:
+        footprints: footprint polygons
+        references: reference layer file(s)
+        footprint_ids: numeric id of every footprint, for the id join
+        id_field: id column of the references
+        schema: ``"auto"``, ``"hotosm"`` or ``"ems"`` (see :func:`detect_schema`)
+        grade_map: EMS grade -> label (1 damaged, 0 intact, -1 excluded);
+            None for :data:`DEFAULT_GRADE_MAP`
+        overlap: minimum share of a footprint's area a polygon must cover
+        max_distance: metres within which an EMS point outside every footprint
+            is joined to the nearest footprint (0 joins only points inside)
+        ungraded: ``"intact"`` or ``"exclude"``: label of footprints that no
+            feature matches when a reference is graded
+        context: prefix of warnings (e.g. the calling class)
+        stacklevel: stack level of warnings, as in :func:`warnings.warn`
+
+    Returns:
+        Labels, grades and counts.
+
+    Raises:
+        FileNotFoundError: If a reference does not exist.
+        ValueError: If a reference cannot be read, its schema is forced and does
+            not match, a grade is not in the mapping, an option is invalid, or
+            ``ungraded="exclude"`` is used without a graded reference.
+
+    .. versionadded:: 0.2
+    """
+    check_options(schema, grade_map, max_distance, ungraded)
+    paths = (
+        [str(references)]
+        if isinstance(references, str | os.PathLike)
+        else [str(r) for r in references]
+    )
+    n = len(footprints)
+    ids = None if footprint_ids is None else pd.Index(np.asarray(footprint_ids))
+    # Severity, label and grade of every (footprint, feature) pair.
+    hits: list[pd.DataFrame] = []
+    result = DamageJoin(
+        labels=np.zeros(n, dtype=np.int64), grades=np.full(n, "", dtype=object)
+    )
+    for path in paths:
+        ref, kind = read_damage_reference(path, schema, grade_map)
+        result.schemas[path] = kind
+        if ref.empty:
+            result.empty.append(path)
+            warnings.warn(
+                f"{context}: damage layer {path!r} holds no features, so it "
+                "marks no building as damaged. Check the file (an export of "
+                "the wrong area or layer?), or leave it out of damage=.",
+                UserWarning,
+                stacklevel=stacklevel,
+            )
+            continue
+        result.features += len(ref)
+        has_geom = ref.geometry.notna() & ~ref.geometry.is_empty
+        result.unmatched += int((~has_geom).sum())
+        ref = ref[has_geom].to_crs(footprints.crs)
+        if ids is not None and id_field in ref.columns:
+            ref_ids = pd.to_numeric(ref[id_field], errors="coerce").to_numpy()
+            if not ids.is_unique:
+                raise ValueError("footprint_ids must be unique")
+            rows = ids.get_indexer(ref_ids)
+            found = rows >= 0
+            result.unmatched += int((~found).sum())
+            ref_idx, bld_idx = np.flatnonzero(found), rows[found]
+        else:
+            distance = max_distance if kind == "ems" else None
+            ref_idx, bld_idx = _spatial_pairs(footprints, ref, overlap, distance)
+            hit = np.zeros(len(ref), dtype=bool)
+            hit[ref_idx] = True
+            result.unmatched += int((~hit).sum())
+        labels = ref["damage_label"].to_numpy(dtype=np.int64)[ref_idx]
+        grades = ref["damage_grade"].to_numpy(dtype=object)[ref_idx]
+        hits.append(
+            pd.DataFrame(
+                {
+                    "building": bld_idx,
+                    "severity": [
+                        _severity(g, int(v))
+                        for g, v in zip(grades.tolist(), labels.tolist(), strict=True)
+                    ],
+                    "label": labels,
+                    "grade": grades,
+                }
+            )
+        )
+    graded = "ems" in result.schemas.values()
+    if ungraded == "exclude":
+        if not graded:
+            raise ValueError(
+                f"ungraded='exclude' needs a graded (Copernicus EMS) damage "
+                f"reference, but {paths} are HOTOSM-like layers that list only "
+                "damaged buildings: every other building would be excluded. "
+                "Use ungraded='intact'."
+            )
+        result.labels[:] = -1
+        result.grades[:] = NOT_GRADED
+    if hits:
+        table = pd.concat(hits, ignore_index=True).sort_values(
+            "severity", kind="stable"
+        )
+        best = table.drop_duplicates("building", keep="last")
+        rows = best["building"].to_numpy(dtype=np.intp)
+        result.labels[rows] = best["label"].to_numpy(dtype=np.int64)
+        result.grades[rows] = best["grade"].to_numpy(dtype=object)
+    if result.unmatched:
+        nearest = (
+            f", EMS points outside every footprint to the nearest one within "
+            f"{max_distance:g} m"
+            if graded
+            else ""
+        )
+        warnings.warn(
+            f"{context}: {result.unmatched} of {result.features} damage features "
+            f"in {paths} match no footprint (joined by {id_field}, else spatially: "
+            f"polygons by overlap, points inside{nearest}; features without "
+            "geometry match nothing); they are counted (unmatched_damage). "
+            "Check that the damage layer and the footprints cover the same area"
+            + (
+                " (or raise damage_max_distance)."
+                if graded
+                else " and come from the same OSM export."
+            ),
+            UserWarning,
+            stacklevel=stacklevel,
+        )
+    return result
