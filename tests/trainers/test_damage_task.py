@@ -24,6 +24,7 @@ from torchgeo_quake.trainers import (
     threshold_metrics,
     validate_input_spec,
 )
+from torchgeo_quake.trainers.collection import all_gather_cat
 
 GEM = 5
 ALL = ["sar", "footprint", "dsm", "gem"]
@@ -521,6 +522,22 @@ def test_warns_without_normalization_stats(tmp_path: Path) -> None:
         )
 
 
+def test_warns_without_normalization_stats_despite_an_input_spec(
+    tmp_path: Path,
+) -> None:
+    dm = TinyDataModule()
+    plain_dm = LightningDataModule.from_datasets(
+        train_dataset=dm.train, batch_size=6, num_workers=0
+    )
+    plain_dm.train_dataloader = dm.train_dataloader  # type: ignore[method-assign]
+    spec = {"radiometry": "db", "sar_res": 2.5, "patch_size": 32}
+    plain_dm.input_spec = lambda: spec  # type: ignore[attr-defined]
+    with pytest.warns(UserWarning, match="no normalisation statistics"):
+        _trainer(tmp_path, fast_dev_run=True).fit(
+            _task(scheduler="none"), datamodule=plain_dm
+        )
+
+
 @pytest.mark.parametrize(
     ("optimizer", "scheduler"),
     [("adamw", "plateau"), ("adam", "cosine"), ("adamw", "none")],
@@ -561,26 +578,48 @@ def test_invalid_hyperparameters(kwargs: dict[str, Any], match: str) -> None:
         DamageDetectionTask(**args)
 
 
-def test_gather_uneven_ranks(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_gather_uneven_ranks() -> None:
     # Two ranks with 3 and 5 predictions: sizes are gathered first, then the
     # padded tensors; padding is removed again.
-    task = _task(["sar", "footprint"])
     local = torch.arange(3.0)
     other = torch.arange(10.0, 15.0)
 
-    class FakeTrainer:
-        world_size = 2
-
-    def fake_all_gather(t: Tensor, **_: Any) -> Tensor:
+    def fake_all_gather(t: Tensor) -> Tensor:
         if t.shape == (1,):
             return torch.tensor([[3], [5]])
         padded = torch.cat([other, other.new_zeros(t.shape[0] - 5)])
         return torch.stack([t, padded])
 
-    monkeypatch.setattr(task, "_trainer", FakeTrainer())
-    monkeypatch.setattr(task, "all_gather", fake_all_gather)
-    out = task._all_gather_cat(local)
+    out = all_gather_cat(local, fake_all_gather)
     assert torch.equal(out, torch.cat([local, other]))
+
+
+def test_state_dict_keys_unchanged() -> None:
+    # Checkpoints keep their format: the normalisation and threshold buffers
+    # are top-level keys of the task, whatever module holds their logic.
+    task = _task(ALL)
+    top = [k for k in task.state_dict() if not k.startswith("model.")]
+    assert top == [
+        "sar_mean",
+        "sar_std",
+        "dsm_mean",
+        "dsm_std",
+        "gem_mean",
+        "gem_std",
+        "normalization_set",
+        "threshold",
+        "threshold_set",
+    ]
+    # An old-format state dict (the same keys) loads strictly.
+    old = {
+        k: v.clone() if torch.is_tensor(v) else v for k, v in task.state_dict().items()
+    }
+    old["sar_mean"] = torch.tensor(3.0)
+    old["threshold"] = torch.tensor(0.25)
+    other = _task(ALL)
+    other.load_state_dict(old, strict=True)
+    assert float(other.sar_mean) == 3.0
+    assert float(other.threshold) == 0.25
 
 
 def test_single_class_validation_keeps_threshold(tmp_path: Path) -> None:

@@ -1,11 +1,8 @@
 """Lightning trainers and metrics for earthquake building-damage detection."""
 
-from .damage import (
-    INPUT_SPEC_KEY,
-    DamageDetectionTask,
-    EpochPredictions,
-    validate_input_spec,
-)
+from .collection import EpochPredictions
+from .damage import DamageDetectionTask
+from .input_spec import INPUT_SPEC_KEY, InputSpec, InputSpecError, validate_input_spec
 from .metrics import (
     best_f1_threshold,
     confusion_counts,
@@ -21,6 +18,8 @@ __all__ = [
     "DamageDetectionTask",
     "DamagePredictionWriter",
     "EpochPredictions",
+    "InputSpec",
+    "InputSpecError",
     "best_f1_threshold",
     "confusion_counts",
     "decision_threshold",

@@ -1,32 +1,52 @@
-"""TorchGeo trainer for building-damage detection with the late-fusion model."""
+"""TorchGeo trainer for building-damage detection with the late-fusion model.
+
+:class:`DamageDetectionTask` is the Lightning task; it delegates its jobs to
+the modules ``normalization`` (inputs), ``data_checks`` (batches, data module,
+input spec), ``collection`` (epoch predictions and metrics), ``checkpoint``
+(compatibility), ``finetune`` (``init_from``), ``optimization`` and
+``seeding`` of :mod:`torchgeo_quake.trainers`.
+"""
 
 from __future__ import annotations
 
-import contextvars
-import math
 import os
-import random
 import warnings
 from collections.abc import Mapping, Sequence
-from typing import IO, Any, Literal, NamedTuple
+from typing import IO, Any, Literal, Self
 
 import lightning.pytorch.utilities.types
-import numpy as np
-import numpy.typing as npt
 import torch
 import torch.nn as nn
 from torch import Tensor
-from torch.optim import Adam, AdamW, Optimizer
-from torch.optim.lr_scheduler import CosineAnnealingLR, ReduceLROnPlateau
 from torchgeo.trainers import BaseTask
 
 from ..models import MODALITIES, LateFusionNet, canonical_modalities
-from .metrics import (
-    best_f1_threshold,
-    decision_threshold,
-    ranking_metrics,
-    threshold_metrics,
+from .checkpoint import check_compatible, checkpoint_name, is_restoring, restoring
+from .collection import (
+    EpochOutputs,
+    EpochPredictions,
+    choose_threshold,
+    epoch_predictions,
+    logged_test_values,
+    logged_validation_values,
 )
+from .data_checks import check_batch, check_datamodule, warn_other_inputs
+from .finetune import INIT_WEIGHTS as INIT_WEIGHTS
+from .finetune import (
+    FineTuneInit,
+    apply_init_from,
+    check_init_found,
+    check_init_spec,
+    encoder_modules,
+    warn_init_stats_kept,
+)
+from .input_spec import INPUT_SPEC_KEY, InputSpec, validate_input_spec
+from .input_spec import RADIOMETRIES as RADIOMETRIES
+from .input_spec import SAR_RES_TOLERANCE as SAR_RES_TOLERANCE
+from .normalization import NORMALIZED as NORMALIZED
+from .normalization import NormalizationMixin
+from .optimization import configure_optimization
+from .seeding import seed_epoch
 
 __all__ = [
     "INPUT_SPEC_KEY",
@@ -35,139 +55,12 @@ __all__ = [
     "validate_input_spec",
 ]
 
-#: Modalities normalised with a mean and standard deviation stored in the task.
-NORMALIZED = ("sar", "dsm", "gem")
-
-#: Checkpoint key of :attr:`DamageDetectionTask.input_spec`.
-INPUT_SPEC_KEY = "torchgeo_quake_input_spec"
-
-#: SAR radiometries an input specification may name.
-RADIOMETRIES = ("db", "amplitude", "intensity")
-
-#: Relative difference of SAR pixel sizes treated as the same pixel size.
-SAR_RES_TOLERANCE = 0.01
-
-#: The experiment configuration of each of the paper's input configurations.
-CONFIG_FILES: dict[tuple[str, ...], str] = {
-    ("sar", "footprint"): "experiments/sar_ftp.yaml",
-    ("sar", "footprint", "dsm"): "experiments/sar_ftp_dsm.yaml",
-    ("sar", "footprint", "dsm", "gem"): "experiments/all_inputs.yaml",
-}
-
-#: File being read by :meth:`DamageDetectionTask.load_from_checkpoint`.
-_LOADING: contextvars.ContextVar[str | None] = contextvars.ContextVar(
-    "torchgeo_quake_loading_checkpoint", default=None
-)
+# INPUT_SPEC_KEY, RADIOMETRIES and SAR_RES_TOLERANCE (.input_spec),
+# EpochPredictions (.collection), NORMALIZED (.normalization), INIT_WEIGHTS
+# (.finetune) and validate_input_spec (.input_spec) are re-exported here.
 
 
-class EpochPredictions(NamedTuple):
-    """Predictions of one validation or test epoch, gathered over all processes.
-
-    .. versionadded:: 0.1
-    """
-
-    #: Predicted probability of damage, shape (N,).
-    probs: npt.NDArray[np.float64]
-    #: Reference labels (1 = damaged), shape (N,).
-    labels: npt.NDArray[np.int64]
-    #: OSM ids of the buildings, shape (N,), or None if batches had none.
-    building_ids: npt.NDArray[np.int64] | None
-
-
-def validate_input_spec(spec: Any, source: str = "input spec") -> dict[str, Any]:
-    """Check an input specification and return it in canonical form.
-
-    Args:
-        spec: Mapping with ``radiometry`` (``"db"``, ``"amplitude"`` or
-            ``"intensity"``), ``sar_res`` (positive SAR pixel size in metres,
-            or None if unknown) and ``patch_size`` (positive int); other keys
-            are kept.
-        source: Where *spec* comes from, for error messages.
-
-    Returns:
-        A new dict with ``sar_res`` as float (or None) and ``patch_size`` as int.
-
-    Raises:
-        ValueError: If a key is missing or a value is invalid.
-
-    .. versionadded:: 0.1
-    """
-    if not isinstance(spec, Mapping):
-        raise ValueError(f"{source} must be a mapping, got {type(spec).__name__}")
-    missing = [k for k in ("radiometry", "sar_res", "patch_size") if k not in spec]
-    if missing:
-        raise ValueError(f"{source} lacks {missing} (got keys {sorted(spec)})")
-    out = dict(spec)
-    if out["radiometry"] not in RADIOMETRIES:
-        raise ValueError(
-            f"{source}: radiometry must be one of {list(RADIOMETRIES)}, got "
-            f"{out['radiometry']!r}"
-        )
-    res = out["sar_res"]
-    if res is not None:
-        if isinstance(res, bool) or not isinstance(res, int | float):
-            raise ValueError(f"{source}: sar_res must be a number or None, got {res!r}")
-        if not (math.isfinite(res) and res > 0):
-            raise ValueError(f"{source}: sar_res must be positive, got {res!r}")
-        out["sar_res"] = float(res)
-    size = out["patch_size"]
-    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-        raise ValueError(f"{source}: patch_size must be a positive int, got {size!r}")
-    return out
-
-
-def _spec_differences(saved: Mapping[str, Any], data: Mapping[str, Any]) -> list[str]:
-    """Describe how two input specifications differ.
-
-    Args:
-        saved: Specification of the trained model.
-        data: Specification of the data.
-
-    Returns:
-        One phrase per differing key (empty when they agree; an unknown
-        ``sar_res`` on either side agrees with anything).
-    """
-    diffs = []
-    for key in ("radiometry", "patch_size"):
-        if saved[key] != data[key]:
-            diffs.append(f"{key} {saved[key]!r} (model) != {data[key]!r} (data)")
-    a, b = saved["sar_res"], data["sar_res"]
-    if a is not None and b is not None and abs(a - b) > SAR_RES_TOLERANCE * a:
-        diffs.append(f"sar_res {a:g} m (model) != {b:g} m (data)")
-    return diffs
-
-
-def _config_hint(modalities: Sequence[str]) -> str:
-    """Name the configuration that matches some modalities.
-
-    Args:
-        modalities: Canonical modalities.
-
-    Returns:
-        E.g. ``"modalities: [sar, footprint] (experiments/sar_ftp.yaml)"``.
-    """
-    text = f"modalities: [{', '.join(modalities)}]"
-    config = CONFIG_FILES.get(tuple(modalities))
-    return f"{text} ({config})" if config else text
-
-
-def _gem_hint() -> str:
-    """Describe the expected GEM width, importing the dataset module lazily.
-
-    Returns:
-        A sentence for error messages.
-    """
-    try:
-        from ..datasets import GEM_FEATURE_NAMES
-    except Exception:  # pragma: no cover - only when the datasets are broken
-        return "gem_features must equal len(torchgeo_quake.datasets.GEM_FEATURE_NAMES)"
-    return (
-        "gem_features must equal len(torchgeo_quake.datasets.GEM_FEATURE_NAMES) "
-        f"= {len(GEM_FEATURE_NAMES)}"
-    )
-
-
-class DamageDetectionTask(BaseTask):
+class DamageDetectionTask(NormalizationMixin, BaseTask):
     """Binary building-damage detection (Russo et al., 2025).
 
     Trains a :class:`~torchgeo_quake.models.LateFusionNet` on batches with the
@@ -206,7 +99,17 @@ class DamageDetectionTask(BaseTask):
     repeats to even out the processes are counted once when batches carry
     ``building_id``.
 
+    **Fine-tuning.** ``init_from`` starts the network from a checkpoint of this
+    task (e.g. to fine-tune on another event), with every network weight
+    (``init_weights="all"``) or the encoders of the modalities both share
+    (``"encoders"``); ``freeze_encoders=True`` trains the fusion head only. The
+    init is applied once, when the task is built; a task restored from a
+    checkpoint does not need the ``init_from`` file. See
+    :mod:`~torchgeo_quake.trainers.finetune` for what is loaded and when.
+
     .. versionadded:: 0.1
+    .. versionchanged:: 0.2
+       ``init_from``, ``init_weights`` and ``freeze_encoders``.
     """
 
     #: ``sar_weights`` is a file path: not saved, so that checkpoints load
@@ -218,7 +121,6 @@ class DamageDetectionTask(BaseTask):
 
     threshold: Tensor
     threshold_set: Tensor
-    normalization_set: Tensor
 
     def __init__(
         self,
@@ -235,6 +137,9 @@ class DamageDetectionTask(BaseTask):
         patience: int = 10,
         pos_weight: float | None = None,
         amp: bool = True,
+        init_from: str | None = None,
+        init_weights: Literal["all", "encoders"] = "all",
+        freeze_encoders: bool = False,
     ) -> None:
         """Initialize a new DamageDetectionTask instance.
 
@@ -267,10 +172,34 @@ class DamageDetectionTask(BaseTask):
                 precision) unless the trainer already sets a mixed
                 ``precision``; the loss, metrics and outputs stay float32.
                 Ignored on the CPU, so one config file serves both.
+            init_from: Optional checkpoint (``.ckpt``) of this task to start
+                from, e.g. ``runs/all_inputs/checkpoints/best.ckpt``, to
+                fine-tune on another event. Read safely
+                (``weights_only=True``) when the task is built, but not when
+                the task is restored from a checkpoint. A file that does not
+                exist is reported with a warning here and an error at the start
+                of fitting (or testing, ...) unless the trainer restores a
+                checkpoint (``ckpt_path``), so that a fine-tuned checkpoint
+                still loads after the original one was moved.
+            init_weights: What to load from *init_from*: ``"all"`` (every
+                network weight; modalities and GEM width must equal the
+                checkpoint's) or ``"encoders"`` (the raster encoders and GEM MLP
+                of the modalities both share; the fusion head stays freshly
+                initialised; encoders of modalities the checkpoint lacks keep
+                their default initialisation, with a warning).
+            freeze_encoders: Train the fusion head only: the encoders get
+                ``requires_grad=False`` (so the optimiser does not see them)
+                and stay in evaluation mode during training.
 
         Raises:
-            ValueError: If an argument is invalid or the SAR weights do not fit.
+            ValueError: If an argument is invalid, the SAR weights do not fit,
+                or *init_from* is not a checkpoint of this task or does not fit
+                it (other modalities with ``"all"``, no shared modality, other
+                GEM width or architecture); the message names the file.
             FileNotFoundError: If *sar_weights* does not exist.
+
+        .. versionchanged:: 0.2
+           *init_from*, *init_weights* and *freeze_encoders*.
         """
         canonical_modalities(modalities)
         if optimizer not in ("adamw", "adam"):
@@ -283,6 +212,10 @@ class DamageDetectionTask(BaseTask):
             raise ValueError(f"pos_weight must be positive, got {pos_weight}")
         if lr <= 0:
             raise ValueError(f"lr must be positive, got {lr}")
+        if init_weights not in INIT_WEIGHTS:
+            raise ValueError(
+                f"init_weights must be 'all' or 'encoders', got {init_weights!r}"
+            )
         self.sar_weights = sar_weights
         #: How the model's inputs were made (``radiometry``, ``sar_res``,
         #: ``patch_size``), taken from the data module's ``input_spec()`` at the
@@ -290,7 +223,6 @@ class DamageDetectionTask(BaseTask):
         #: module without ``input_spec``, or an older checkpoint).
         self.input_spec: dict[str, Any] | None = None
         self.last_predictions: dict[str, EpochPredictions] = {}
-        self._outputs: dict[str, list[tuple[Tensor, Tensor, Tensor | None]]] = {}
         super().__init__()
 
     @property
@@ -299,7 +231,12 @@ class DamageDetectionTask(BaseTask):
         return canonical_modalities(self.hparams["modalities"])
 
     def configure_models(self) -> None:
-        """Initialize the model and the normalisation and threshold buffers."""
+        """Initialize the model and the normalisation and threshold buffers.
+
+        Applies ``init_from`` (see
+        :func:`~torchgeo_quake.trainers.finetune.apply_init_from`) unless
+        the task is being restored from a checkpoint.
+        """
         self.model = LateFusionNet(
             modalities=self.hparams["modalities"],
             gem_features=self.hparams["gem_features"],
@@ -308,15 +245,55 @@ class DamageDetectionTask(BaseTask):
             dropout=self.hparams["dropout"],
             sar_weights=self.sar_weights,
         )
-        for name in NORMALIZED:
-            if name not in self.modalities:
-                continue
-            shape = (self.hparams["gem_features"],) if name == "gem" else ()
-            self.register_buffer(f"{name}_mean", torch.zeros(shape))
-            self.register_buffer(f"{name}_std", torch.ones(shape))
-        self.register_buffer("normalization_set", torch.tensor(False))
+        self.configure_normalization(self.hparams["gem_features"])
         self.register_buffer("threshold", torch.tensor(0.5))
         self.register_buffer("threshold_set", torch.tensor(False))
+        # What init_from did in this process; cleared when a checkpoint of
+        # this task is restored (its state replaces the init).
+        self._finetune = FineTuneInit()
+        if self.hparams.get("init_from") is not None and not is_restoring():
+            self._finetune = apply_init_from(
+                self, self.model, self.hparams, self.sar_weights
+            )
+        if self.hparams.get("freeze_encoders", False):
+            for module in self.encoder_modules():
+                module.requires_grad_(False)
+
+    def configure_metrics(self) -> None:
+        """Initialize the collection of validation and test predictions."""
+        self._outputs = {"val": EpochOutputs(), "test": EpochOutputs()}
+
+    def encoder_modules(self) -> list[nn.Module]:
+        """The encoders of the network: everything but the fusion head.
+
+        Returns:
+            The raster encoders (one
+            :class:`~torchgeo_quake.models.GroupedResNet18` for all raster
+            modalities, or one ResNet-18 each) and the GEM MLP, where present.
+            The fusion head is ``self.model.head``.
+
+        .. versionadded:: 0.2
+        """
+        return encoder_modules(self.model)
+
+    def train(self, mode: bool = True) -> Self:
+        """Set training mode, keeping frozen encoders in evaluation mode.
+
+        With ``freeze_encoders=True`` the encoders stay in evaluation mode, so
+        that their batch normalisations use, and do not update, the statistics
+        they were trained with.
+
+        Args:
+            mode: Training (True) or evaluation mode.
+
+        Returns:
+            The task.
+        """
+        super().train(mode)
+        if mode and self.hparams.get("freeze_encoders", False):
+            for module in self.encoder_modules():
+                module.eval()
+        return self
 
     def configure_losses(self) -> None:
         """Initialize the loss criterion."""
@@ -330,208 +307,12 @@ class DamageDetectionTask(BaseTask):
     ) -> lightning.pytorch.utilities.types.OptimizerLRScheduler:
         """Initialize the optimizer and learning-rate scheduler.
 
-        Adam(W) uses PyTorch's fused implementation where available (CPU and
-        CUDA), which is much faster than the default for this 34M-parameter
-        model and computes the same update.
+        See :func:`~torchgeo_quake.trainers.optimization.configure_optimization`.
 
         Returns:
             Optimizer and, unless ``scheduler="none"``, learning-rate scheduler.
-
-        Raises:
-            ValueError: If ``scheduler="cosine"`` without ``trainer.max_epochs``.
         """
-        params = [p for p in self.parameters() if p.requires_grad]
-        cls = AdamW if self.hparams["optimizer"] == "adamw" else Adam
-        kwargs: dict[str, Any] = {
-            "lr": self.hparams["lr"],
-            "weight_decay": self.hparams["weight_decay"],
-        }
-        if all(p.device.type in ("cpu", "cuda") for p in params):
-            kwargs["fused"] = True
-        optimizer: Optimizer = cls(params, **kwargs)
-        match self.hparams["scheduler"]:
-            case "none":
-                return optimizer
-            case "cosine":
-                max_epochs = self.trainer.max_epochs
-                if max_epochs is None or max_epochs < 1:
-                    raise ValueError("scheduler='cosine' needs trainer.max_epochs")
-                return {
-                    "optimizer": optimizer,
-                    "lr_scheduler": CosineAnnealingLR(optimizer, T_max=max_epochs),
-                }
-            case _:
-                scheduler = ReduceLROnPlateau(
-                    optimizer, mode="max", patience=self.hparams["patience"]
-                )
-                return {
-                    "optimizer": optimizer,
-                    "lr_scheduler": {"scheduler": scheduler, "monitor": self.monitor},
-                }
-
-    # -- normalisation ---------------------------------------------------------
-
-    def set_normalization(self, stats: Mapping[str, Any]) -> None:
-        """Store the normalisation statistics of the inputs.
-
-        Args:
-            stats: ``sar_mean``, ``sar_std``, ``dsm_mean``, ``dsm_std``
-                (scalars) and ``gem_mean``, ``gem_std`` (vectors of length
-                ``gem_features``), as tensors, arrays or numbers; the keys of
-                every configured modality among sar, dsm and gem are required,
-                others are ignored. This is the format of
-                ``KahramanmarasDamageDataModule.normalization_stats()``.
-                A zero standard deviation (constant input) is replaced by 1.
-
-        Raises:
-            ValueError: If a required key is missing, a value has the wrong
-                shape, is not finite, or a standard deviation is negative.
-        """
-        for name in NORMALIZED:
-            if name not in self.modalities:
-                continue
-            missing = [k for k in (f"{name}_mean", f"{name}_std") if k not in stats]
-            if missing:
-                raise ValueError(
-                    f"normalisation statistics lack {missing} needed for modality "
-                    f"{name!r} (got keys {sorted(stats)})"
-                )
-            mean_buf: Tensor = getattr(self, f"{name}_mean")
-            std_buf: Tensor = getattr(self, f"{name}_std")
-            mean = torch.as_tensor(stats[f"{name}_mean"], dtype=torch.float32)
-            std = torch.as_tensor(stats[f"{name}_std"], dtype=torch.float32)
-            for key, value in ((f"{name}_mean", mean), (f"{name}_std", std)):
-                if value.shape != mean_buf.shape:
-                    raise ValueError(
-                        f"{key} has shape {tuple(value.shape)}, expected "
-                        f"{tuple(mean_buf.shape)}"
-                        + (f"; {_gem_hint()}" if name == "gem" else "")
-                    )
-                if not torch.isfinite(value).all():
-                    raise ValueError(f"{key} is not finite: {value}")
-            if (std < 0).any():
-                raise ValueError(f"{name}_std is negative: {std}")
-            if (std == 0).any():
-                warnings.warn(
-                    f"{name}_std is zero for {int((std == 0).sum())} value(s) "
-                    "(constant input); using 1 there",
-                    UserWarning,
-                    stacklevel=2,
-                )
-                std = torch.where(std == 0, torch.ones_like(std), std)
-            mean_buf.copy_(mean)
-            std_buf.copy_(std)
-        self.normalization_set.fill_(True)
-
-    def _check_datamodule(self, check_spec: bool = False) -> None:
-        """Check, before any step, that the data module provides our inputs.
-
-        Args:
-            check_spec: Also check that the data module's ``input_spec()``
-                (when it has one) agrees with the stored :attr:`input_spec`.
-
-        Raises:
-            ValueError: If the data module declares ``modalities`` that lack
-                one of the task's (or, when a checkpoint is loaded, differ from
-                the task's), or (with *check_spec*) makes its inputs otherwise
-                than the model was trained on.
-        """
-        datamodule = getattr(self.trainer, "datamodule", None)
-        provided = getattr(datamodule, "modalities", None)
-        ckpt = self.trainer.ckpt_path
-        if provided is not None and ckpt is not None:
-            # LightningCLI rebuilds the model from the checkpoint's
-            # hyper-parameters: a checkpoint of another input configuration
-            # shows as data with other modalities than the model's.
-            data = tuple(m for m in MODALITIES if m in tuple(provided))
-            if set(data) != set(self.modalities):
-                raise ValueError(
-                    f"checkpoint {os.fspath(ckpt)!r} was trained with modalities "
-                    f"{list(self.modalities)}, but the data module "
-                    f"{type(datamodule).__name__} is configured with modalities "
-                    f"{list(data)}: use the configuration with "
-                    f"{_config_hint(self.modalities)} for this checkpoint, or a "
-                    f"checkpoint trained with {_config_hint(data)}"
-                )
-        if provided is not None:
-            missing = [m for m in self.modalities if m not in tuple(provided)]
-            if missing:
-                raise ValueError(
-                    f"the model needs modalities {missing} that the data module "
-                    f"{type(datamodule).__name__} does not provide (it has "
-                    f"{list(provided)}); give model and data the same `modalities` "
-                    "in the config"
-                )
-        get_spec = getattr(datamodule, "input_spec", None)
-        if not check_spec or self.input_spec is None or not callable(get_spec):
-            return
-        data_spec = validate_input_spec(get_spec(), "the data module's input_spec()")
-        diffs = _spec_differences(self.input_spec, data_spec)
-        if diffs:
-            source = self.trainer.ckpt_path or "the model"
-            raise ValueError(
-                f"{source} was trained on inputs made otherwise than the data "
-                f"module {type(datamodule).__name__} makes them: {'; '.join(diffs)}; "
-                "set the data module's radiometry (data.init_args.radiometry) to "
-                "the model's, resample the SAR image to the model's pixel size, "
-                "or use a model trained on such data"
-            )
-
-    def on_fit_start(self) -> None:
-        """Check the data module, take its normalisation statistics and input spec.
-
-        Raises:
-            ValueError: If the data module lacks a modality of the task or its
-                statistics do not fit (e.g. a GEM vector of another width).
-        """
-        self._check_datamodule()
-        datamodule = getattr(self.trainer, "datamodule", None)
-        get_stats = getattr(datamodule, "normalization_stats", None)
-        if callable(get_stats):
-            self.set_normalization(get_stats())
-        get_spec = getattr(datamodule, "input_spec", None)
-        if callable(get_spec):
-            spec = validate_input_spec(get_spec(), "the data module's input_spec()")
-            if self.input_spec is not None:
-                diffs = _spec_differences(self.input_spec, spec)
-                if diffs:
-                    warnings.warn(
-                        "fitting on inputs made otherwise than those the model was "
-                        f"trained on ({'; '.join(diffs)}); the checkpoints will "
-                        "record the new data's input_spec",
-                        UserWarning,
-                        stacklevel=2,
-                    )
-            self.input_spec = spec
-        elif not bool(self.normalization_set) and any(
-            m in NORMALIZED for m in self.modalities
-        ):
-            warnings.warn(
-                "no normalisation statistics: the data module has no "
-                "normalization_stats() and set_normalization() was not called; "
-                "inputs are used as they are",
-                UserWarning,
-                stacklevel=2,
-            )
-
-    def on_train_epoch_start(self) -> None:
-        """Seed the random generators from the run's seed and the epoch.
-
-        The shuffling of the training set, the augmentation and dropout of an
-        epoch then depend only on the global seed (``seed_everything``), the
-        epoch and the process rank, not on what ran before in the process: a
-        run resumed from a checkpoint continues exactly as an uninterrupted
-        run would (on the CPU, bit for bit).
-        """
-        base = int(os.environ.get("PL_GLOBAL_SEED", "0"))
-        seed = np.random.SeedSequence(
-            [base, self.current_epoch, self.global_rank]
-        ).generate_state(1)[0]
-        random.seed(int(seed))
-        np.random.seed(int(seed))  # noqa: NPY002 (the legacy global state)
-        torch.manual_seed(int(seed))  # every device, CUDA included
-
-    # -- inputs ----------------------------------------------------------------
+        return configure_optimization(self, self.monitor)
 
     def _check_batch(self, batch: Mapping[str, Any], need_label: bool) -> None:
         """Check that a batch holds what the task needs.
@@ -544,43 +325,24 @@ class DamageDetectionTask(BaseTask):
             ValueError: If a modality or the label is missing, or the GEM
                 vector has the wrong width.
         """
-        missing = [m for m in self.modalities if m not in batch]
-        if need_label and "label" not in batch:
-            missing.append("label")
-        if missing:
-            raise ValueError(
-                f"batch lacks {missing} required by the task (modalities "
-                f"{list(self.modalities)}); batch keys: {sorted(batch)}"
-            )
-        if "gem" in self.modalities:
-            gem = batch["gem"]
-            width = gem.shape[-1] if gem.ndim else None
-            if gem.ndim != 2 or width != self.hparams["gem_features"]:
-                raise ValueError(
-                    f"batch 'gem' has shape {tuple(gem.shape)}, the task expects "
-                    f"(B, {self.hparams['gem_features']}); {_gem_hint()}"
-                )
+        check_batch(batch, self.modalities, self.hparams["gem_features"], need_label)
 
-    def normalize(self, inputs: Mapping[str, Tensor]) -> dict[str, Tensor]:
-        """Normalise raw inputs with the stored statistics.
+    def _check_datamodule(self, check_spec: bool = False) -> None:
+        """Check ``init_from`` and that the data module provides our inputs.
+
+        See :func:`~torchgeo_quake.trainers.data_checks.check_datamodule`.
 
         Args:
-            inputs: Raw tensors by modality name (others are ignored).
-
-        Returns:
-            Tensors of the configured modalities, normalised, in the dtype of
-            the task's buffers.
+            check_spec: Also check the data module's ``input_spec()`` against
+                the stored :attr:`input_spec`.
         """
-        dtype = self.threshold.dtype  # float32, or the dtype of a "true" precision
-        out: dict[str, Tensor] = {}
-        for name in self.modalities:
-            x = inputs[name].to(dtype)
-            if name in NORMALIZED:
-                mean: Tensor = getattr(self, f"{name}_mean")
-                std: Tensor = getattr(self, f"{name}_std")
-                x = (x - mean) / std
-            out[name] = x
-        return out
+        check_init_found(self._finetune)
+        check_datamodule(
+            getattr(self.trainer, "datamodule", None),
+            self.modalities,
+            self.trainer.ckpt_path,
+            self.input_spec if check_spec else None,
+        )
 
     def forward(self, *args: Any, **kwargs: Any) -> Tensor:
         """Damage logits from raw (un-normalised) inputs.
@@ -616,8 +378,6 @@ class DamageDetectionTask(BaseTask):
         logits = self.model(**normalized)
         return logits
 
-    # -- steps -----------------------------------------------------------------
-
     def training_step(
         self, batch: Any, batch_idx: int, dataloader_idx: int = 0
     ) -> Tensor:
@@ -646,11 +406,8 @@ class DamageDetectionTask(BaseTask):
             batch: The batch.
         """
         self._check_batch(batch, need_label=True)
-        logits = self(batch).detach().float()
-        ids = batch.get("building_id")
-        self._outputs.setdefault(stage, []).append(
-            (logits, batch["label"].detach(), None if ids is None else ids.detach())
-        )
+        logits = self(batch)
+        self._outputs[stage].append(logits, batch["label"], batch.get("building_id"))
 
     def validation_step(
         self, batch: Any, batch_idx: int, dataloader_idx: int = 0
@@ -699,16 +456,69 @@ class DamageDetectionTask(BaseTask):
                 out[key] = batch[key]
         return out
 
-    # -- epoch ends ------------------------------------------------------------
+    def on_fit_start(self) -> None:
+        """Check the data module, take its normalisation statistics and input spec.
+
+        When the network was just initialised from ``init_from`` (not when a
+        checkpoint was restored), the data module's input spec must have the
+        checkpoint's radiometry and patch size (another SAR pixel size only
+        warns), and the statistics copied from the checkpoint are replaced by
+        the data module's (kept, with a warning, when it has none).
+
+        Raises:
+            ValueError: If the data module lacks a modality of the task, its
+                statistics do not fit (e.g. a GEM vector of another width), or
+                it makes its inputs otherwise than the ``init_from``
+                checkpoint's training data.
+            FileNotFoundError: If ``init_from`` names a missing file and no
+                checkpoint was restored.
+        """
+        self._check_datamodule()
+        datamodule = getattr(self.trainer, "datamodule", None)
+        fresh_init = self._finetune.source is not None
+        get_stats = getattr(datamodule, "normalization_stats", None)
+        if callable(get_stats):
+            self.set_normalization(get_stats())
+        elif fresh_init and self._finetune.stats:
+            warn_init_stats_kept(self._finetune)
+        get_spec = getattr(datamodule, "input_spec", None)
+        if callable(get_spec):
+            spec = InputSpec.from_mapping(get_spec(), "the data module's input_spec()")
+            if fresh_init and self._finetune.spec is not None:
+                check_init_spec(self._finetune, spec, type(datamodule).__name__)
+            else:
+                warn_other_inputs(self.input_spec, spec)
+            self.input_spec = spec.to_dict()
+        self._warn_if_unnormalized()
+
+    def on_train_epoch_start(self) -> None:
+        """Seed the random generators from the run's seed and the epoch.
+
+        The shuffling of the training set, the augmentation and dropout of an
+        epoch then depend only on the global seed (``seed_everything``), the
+        epoch and the process rank, not on what ran before in the process: a
+        run resumed from a checkpoint continues exactly as an uninterrupted
+        run would (on the CPU, bit for bit); see
+        :func:`~torchgeo_quake.trainers.seeding.seed_epoch`.
+
+        With ``freeze_encoders=True`` the encoders are also put in evaluation
+        mode (Lightning does not call :meth:`train` at the start of fitting;
+        its evaluation loops restore the modes they found).
+        """
+        if self.hparams.get("freeze_encoders", False):
+            for module in self.encoder_modules():
+                module.eval()
+        seed_epoch(self.current_epoch, self.global_rank)
 
     def on_validation_epoch_start(self) -> None:
-        """Forget the outputs of earlier validation epochs."""
-        self._outputs["val"] = []
+        """Check ``init_from``; forget the outputs of earlier validation epochs."""
+        check_init_found(self._finetune)
+        self._outputs["val"].reset()
 
     def on_test_epoch_start(self) -> None:
         """Check the data module; forget the outputs of earlier test epochs."""
         self._check_datamodule(check_spec=True)
-        self._outputs["test"] = []
+        self._outputs["test"].reset()
 
     def on_predict_epoch_start(self) -> None:
         """Check the data module before predicting; warn without a threshold."""
@@ -722,79 +532,21 @@ class DamageDetectionTask(BaseTask):
                 stacklevel=2,
             )
 
-    def _all_gather_cat(self, tensor: Tensor) -> Tensor:
-        """Concatenate a tensor of any length over all processes.
-
-        Args:
-            tensor: Local tensor, first dimension of any length.
-
-        Returns:
-            The tensors of all ranks concatenated in rank order.
-        """
-        world = self.trainer.world_size if self._trainer is not None else 1
-        if world == 1:
-            return tensor
-        size = torch.tensor([tensor.shape[0]], device=tensor.device)
-        all_sizes = self.all_gather(size)
-        assert isinstance(all_sizes, Tensor)
-        sizes = [int(n) for n in all_sizes.reshape(-1).tolist()]
-        pad = tensor.new_zeros((max(sizes) - tensor.shape[0], *tensor.shape[1:]))
-        gathered = self.all_gather(torch.cat([tensor, pad]))
-        assert isinstance(gathered, Tensor)
-        return torch.cat([gathered[r, :n] for r, n in enumerate(sizes)])
-
-    def _gather(self, stage: str) -> tuple[Tensor, Tensor, Tensor | None]:
-        """Gather the outputs of an epoch over all processes.
+    def _epoch_predictions(self, stage: str) -> tuple[EpochPredictions, float] | None:
+        """Gather the predictions of an epoch over all processes.
 
         Args:
             stage: ``"val"`` or ``"test"``.
 
         Returns:
-            Logits, labels and building ids (None if batches had none).
+            Predictions (each building counted once when distributed) and loss;
+            None for an empty epoch.
         """
-        outputs = self._outputs.get(stage, [])
-        self._outputs[stage] = []
-        logits = torch.zeros(0, device=self.device)
-        labels = torch.zeros(0, dtype=torch.long, device=self.device)
-        ids: Tensor | None = None
-        if outputs:
-            logits = torch.cat([o[0] for o in outputs])
-            labels = torch.cat([o[1] for o in outputs]).long()
-            id_parts = [o[2] for o in outputs if o[2] is not None]
-            if len(id_parts) == len(outputs):
-                ids = torch.cat(id_parts).long()
-        logits = self._all_gather_cat(logits)
-        labels = self._all_gather_cat(labels)
-        if ids is not None:
-            ids = self._all_gather_cat(ids)
-        return logits, labels, ids
-
-    def _epoch_metrics(
-        self, stage: str
-    ) -> tuple[EpochPredictions, float, dict[str, float]] | None:
-        """Loss and threshold-free metrics of a gathered epoch.
-
-        Args:
-            stage: ``"val"`` or ``"test"``.
-
-        Returns:
-            Predictions, loss and ranking metrics; None for an empty epoch.
-        """
-        logits, labels, ids = self._gather(stage)
-        if logits.numel() == 0:
-            return None
-        if ids is not None and self.trainer.world_size > 1:
-            # A distributed sampler repeats samples to even out the ranks.
-            _, first = np.unique(ids.cpu().numpy(), return_index=True)
-            keep = torch.from_numpy(np.sort(first)).to(logits.device)
-            logits, labels, ids = logits[keep], labels[keep], ids[keep]
-        loss = float(self.criterion(logits, labels.float()))
-        preds = EpochPredictions(
-            probs=torch.sigmoid(logits.double()).cpu().numpy(),
-            labels=labels.cpu().numpy().astype(np.int64),
-            building_ids=None if ids is None else ids.cpu().numpy().astype(np.int64),
+        distributed = self.trainer.world_size > 1
+        logits, labels, ids = self._outputs[stage].gather(
+            self.device, self.all_gather if distributed else None
         )
-        return preds, loss, ranking_metrics(preds.probs, preds.labels)
+        return epoch_predictions(logits, labels, ids, self.criterion, distributed)
 
     def _log_all(self, values: Mapping[str, float]) -> None:
         """Log epoch-level values (already equal on every process).
@@ -807,47 +559,27 @@ class DamageDetectionTask(BaseTask):
 
     def on_validation_epoch_end(self) -> None:
         """Choose the best-F1 threshold and log the validation metrics."""
-        result = self._epoch_metrics("val")
+        result = self._epoch_predictions("val")
         if result is None:
             return
-        preds, loss, ranking = result
-        chosen = False
-        threshold = best_f1_threshold(preds.probs, preds.labels)
-        if math.isnan(threshold):
-            threshold = float(self.threshold)  # keep the stored one
-        else:
-            # Same decisions on this data, robust to float32 storage and to
-            # float32 / bfloat16 probabilities at prediction time.
-            threshold = decision_threshold(preds.probs, threshold)
-            chosen = True
-        if chosen and not self.trainer.sanity_checking:
-            self.threshold.fill_(threshold)
-            self.threshold_set.fill_(True)
+        preds, loss = result
+        chosen = choose_threshold(preds)
+        # Without damaged buildings, the stored threshold is kept.
+        threshold = float(self.threshold) if chosen is None else chosen
         if not self.trainer.sanity_checking:
+            if chosen is not None:
+                self.threshold.fill_(chosen)
+                self.threshold_set.fill_(True)
             self.last_predictions["val"] = preds
-        metrics = threshold_metrics(preds.probs, preds.labels, threshold)
-        self._log_all(
-            {
-                "val_loss": loss,
-                **{f"val_{k}": v for k, v in metrics.items()},
-                "val_auroc": ranking["auroc"],
-                "val_ap": ranking["ap"],
-                "val_threshold": threshold,
-            }
-        )
+        self._log_all(logged_validation_values(preds, loss, threshold))
 
     def on_test_epoch_end(self) -> None:
         """Log the test metrics at the test-set and the validation threshold."""
-        result = self._epoch_metrics("test")
+        result = self._epoch_predictions("test")
         if result is None:
             return
-        preds, loss, ranking = result
+        preds, loss = result
         self.last_predictions["test"] = preds
-        best = best_f1_threshold(preds.probs, preds.labels)
-        if math.isnan(best):
-            at_best = dict.fromkeys(("precision", "recall", "f1", "kappa"), math.nan)
-        else:
-            at_best = threshold_metrics(preds.probs, preds.labels, best)
         if not bool(self.threshold_set):
             warnings.warn(
                 "no validation threshold stored (no validation epoch was run); "
@@ -855,20 +587,7 @@ class DamageDetectionTask(BaseTask):
                 UserWarning,
                 stacklevel=2,
             )
-        at_val = threshold_metrics(preds.probs, preds.labels, float(self.threshold))
-        self._log_all(
-            {
-                "test_loss": loss,
-                **{f"test_{k}": v for k, v in at_best.items()},
-                "test_auroc": ranking["auroc"],
-                "test_ap": ranking["ap"],
-                "test_threshold": best,
-                **{f"test_{k}_valthr": v for k, v in at_val.items()},
-                "test_threshold_valthr": float(self.threshold),
-            }
-        )
-
-    # -- checkpoints -----------------------------------------------------------
+        self._log_all(logged_test_values(preds, loss, float(self.threshold)))
 
     @classmethod
     def load_from_checkpoint(
@@ -899,25 +618,10 @@ class DamageDetectionTask(BaseTask):
             if isinstance(checkpoint_path, str | os.PathLike)
             else checkpoint_path
         )
-        token = _LOADING.set(source if isinstance(source, str) else None)
-        try:
+        with restoring(source if isinstance(source, str) else None):
             task = super().load_from_checkpoint(source, *args, **kwargs)
-        finally:
-            _LOADING.reset(token)
         assert isinstance(task, DamageDetectionTask)
         return task
-
-    def _checkpoint_name(self) -> str:
-        """Name the checkpoint being loaded, for error messages.
-
-        Returns:
-            ``checkpoint '<path>'`` when known, else ``checkpoint``.
-        """
-        path = _LOADING.get()
-        if path is None and self._trainer is not None:
-            ckpt = self._trainer.ckpt_path
-            path = None if ckpt is None else os.fspath(ckpt)
-        return "checkpoint" if path is None else f"checkpoint {path!r}"
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Save :attr:`input_spec` under :data:`INPUT_SPEC_KEY`.
@@ -931,7 +635,8 @@ class DamageDetectionTask(BaseTask):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Refuse checkpoints trained with other modalities or GEM width.
 
-        Also restores :attr:`input_spec` (None for checkpoints without one).
+        Also restores :attr:`input_spec` (None for checkpoints without one) and
+        forgets what ``init_from`` loaded: the checkpoint's state replaces it.
 
         Args:
             checkpoint: The loaded checkpoint.
@@ -941,39 +646,15 @@ class DamageDetectionTask(BaseTask):
                 this task's, or its input spec is malformed; the message names
                 the file where known and the configuration that fits it.
         """
-        name = self._checkpoint_name()
-        # The network's own record (its extra state) first: keyword arguments
-        # of load_from_checkpoint overwrite the saved hyper-parameters.
-        hparams = dict(checkpoint.get("hyper_parameters", {}))
-        extra = checkpoint.get("state_dict", {}).get("model._extra_state")
-        if isinstance(extra, Mapping):
-            for key in ("modalities", "gem_features"):
-                if key in extra:
-                    hparams[key] = extra[key]
-        if "modalities" in hparams:
-            saved = canonical_modalities(hparams["modalities"])
-            if saved != self.modalities:
-                raise ValueError(
-                    f"{name} was trained with modalities {list(saved)}, but "
-                    f"this task is configured with modalities {list(self.modalities)}"
-                    f": use the configuration with {_config_hint(saved)} for this "
-                    "checkpoint, or a checkpoint trained with "
-                    f"{_config_hint(self.modalities)}"
-                )
-        saved_gem = hparams.get("gem_features")
-        if (
-            "gem" in self.modalities
-            and saved_gem is not None
-            and saved_gem != self.hparams["gem_features"]
-        ):
-            raise ValueError(
-                f"{name} was trained with gem_features={saved_gem}, but this "
-                f"task is configured with gem_features={self.hparams['gem_features']}"
-                f": set model.init_args.gem_features to {saved_gem} for this "
-                "checkpoint, or retrain the model on the current GEM vector "
-                f"({_gem_hint()})"
-            )
+        name = checkpoint_name(
+            None if self._trainer is None else self._trainer.ckpt_path
+        )
+        check_compatible(
+            checkpoint, name, self.modalities, self.hparams["gem_features"]
+        )
         spec = checkpoint.get(INPUT_SPEC_KEY)
         self.input_spec = (
             None if spec is None else validate_input_spec(spec, f"{name} input spec")
         )
+        # The restored state replaces whatever init_from loaded.
+        self._finetune = FineTuneInit()

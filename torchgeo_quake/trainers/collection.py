@@ -1,0 +1,266 @@
+"""Predictions of validation and test epochs: collection, gathering, metrics.
+
+:class:`EpochOutputs` keeps the logits, labels and building ids of an epoch's
+batches in one process and gathers them over all processes at its end;
+:func:`epoch_predictions` turns them into :class:`EpochPredictions` and the
+loss, and :func:`logged_validation_values` and :func:`logged_test_values` into
+the values that :class:`~torchgeo_quake.trainers.DamageDetectionTask` logs. The
+metrics themselves are those of :mod:`torchgeo_quake.trainers.metrics`.
+
+.. versionadded:: 0.2
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from torch import Tensor
+
+from .metrics import (
+    best_f1_threshold,
+    decision_threshold,
+    ranking_metrics,
+    threshold_metrics,
+)
+
+__all__ = [
+    "EpochOutputs",
+    "EpochPredictions",
+    "all_gather_cat",
+    "choose_threshold",
+    "epoch_predictions",
+    "logged_test_values",
+    "logged_validation_values",
+]
+
+#: Gathers a tensor of the same shape from every process, stacked in rank
+#: order (:meth:`lightning.pytorch.LightningModule.all_gather`).
+AllGather = Callable[[Tensor], Any]
+
+
+class EpochPredictions(NamedTuple):
+    """Predictions of one validation or test epoch, gathered over all processes.
+
+    .. versionadded:: 0.1
+    """
+
+    #: Predicted probability of damage, shape (N,).
+    probs: npt.NDArray[np.float64]
+    #: Reference labels (1 = damaged), shape (N,).
+    labels: npt.NDArray[np.int64]
+    #: OSM ids of the buildings, shape (N,), or None if batches had none.
+    building_ids: npt.NDArray[np.int64] | None
+
+
+def all_gather_cat(tensor: Tensor, all_gather: AllGather) -> Tensor:
+    """Concatenate a tensor of any length over all processes.
+
+    The lengths are gathered first, then the tensors padded to the longest,
+    whose padding is dropped again.
+
+    Args:
+        tensor: Local tensor, first dimension of any length.
+        all_gather: Gathers a tensor from every process, stacked in rank order.
+
+    Returns:
+        The tensors of all ranks concatenated in rank order.
+
+    .. versionadded:: 0.2
+    """
+    size = torch.tensor([tensor.shape[0]], device=tensor.device)
+    all_sizes = all_gather(size)
+    assert isinstance(all_sizes, Tensor)
+    sizes = [int(n) for n in all_sizes.reshape(-1).tolist()]
+    pad = tensor.new_zeros((max(sizes) - tensor.shape[0], *tensor.shape[1:]))
+    gathered = all_gather(torch.cat([tensor, pad]))
+    assert isinstance(gathered, Tensor)
+    return torch.cat([gathered[r, :n] for r, n in enumerate(sizes)])
+
+
+class EpochOutputs:
+    """Logits, labels and building ids of the batches of an epoch in a process.
+
+    .. versionadded:: 0.2
+    """
+
+    def __init__(self) -> None:
+        """Initialize a new, empty EpochOutputs instance."""
+        self._batches: list[tuple[Tensor, Tensor, Tensor | None]] = []
+
+    def reset(self) -> None:
+        """Forget the collected batches."""
+        self._batches = []
+
+    def append(
+        self, logits: Tensor, labels: Tensor, building_ids: Tensor | None
+    ) -> None:
+        """Keep the outputs of one batch (detached).
+
+        Args:
+            logits: Damage logits, shape ``(B,)``.
+            labels: Reference labels, shape ``(B,)``.
+            building_ids: OSM ids, shape ``(B,)``, or None.
+        """
+        ids = None if building_ids is None else building_ids.detach()
+        self._batches.append((logits.detach().float(), labels.detach(), ids))
+
+    def gather(
+        self, device: torch.device, all_gather: AllGather | None = None
+    ) -> tuple[Tensor, Tensor, Tensor | None]:
+        """Concatenate the batches, over all processes, and forget them.
+
+        Args:
+            device: Device of the empty tensors of a process without batches.
+            all_gather: Gathers a tensor from every process (see
+                :func:`all_gather_cat`); None in a single process.
+
+        Returns:
+            Logits (float32), labels (int64) and building ids (int64; None
+            when a batch had none).
+        """
+        batches, self._batches = self._batches, []
+        logits = torch.zeros(0, device=device)
+        labels = torch.zeros(0, dtype=torch.long, device=device)
+        ids: Tensor | None = None
+        if batches:
+            logits = torch.cat([b[0] for b in batches])
+            labels = torch.cat([b[1] for b in batches]).long()
+            id_parts = [b[2] for b in batches if b[2] is not None]
+            if len(id_parts) == len(batches):
+                ids = torch.cat(id_parts).long()
+        if all_gather is not None:
+            logits = all_gather_cat(logits, all_gather)
+            labels = all_gather_cat(labels, all_gather)
+            if ids is not None:
+                ids = all_gather_cat(ids, all_gather)
+        return logits, labels, ids
+
+
+def epoch_predictions(
+    logits: Tensor,
+    labels: Tensor,
+    building_ids: Tensor | None,
+    criterion: Callable[[Tensor, Tensor], Tensor],
+    deduplicate: bool = False,
+) -> tuple[EpochPredictions, float] | None:
+    """Predictions and loss of a gathered epoch.
+
+    Args:
+        logits: Damage logits, shape ``(N,)``.
+        labels: Reference labels, shape ``(N,)``.
+        building_ids: OSM ids, shape ``(N,)``, or None.
+        criterion: The loss on logits and float labels.
+        deduplicate: Count each building id once (its first occurrence): a
+            distributed sampler repeats samples to even out the processes.
+
+    Returns:
+        The predictions and the loss; None for an empty epoch.
+
+    .. versionadded:: 0.2
+    """
+    if logits.numel() == 0:
+        return None
+    if building_ids is not None and deduplicate:
+        _, first = np.unique(building_ids.cpu().numpy(), return_index=True)
+        keep = torch.from_numpy(np.sort(first)).to(logits.device)
+        logits, labels, building_ids = logits[keep], labels[keep], building_ids[keep]
+    loss = float(criterion(logits, labels.float()))
+    ids = None if building_ids is None else building_ids.cpu().numpy()
+    preds = EpochPredictions(
+        probs=torch.sigmoid(logits.double()).cpu().numpy(),
+        labels=labels.cpu().numpy().astype(np.int64),
+        building_ids=None if ids is None else ids.astype(np.int64),
+    )
+    return preds, loss
+
+
+def choose_threshold(preds: EpochPredictions) -> float | None:
+    """The decision threshold of best F1 on validation predictions.
+
+    Args:
+        preds: Validation predictions.
+
+    Returns:
+        The threshold maximising F1 on the precision–recall curve, moved to
+        give the same decisions robustly (see
+        :func:`~torchgeo_quake.trainers.metrics.decision_threshold`); None
+        without damaged buildings.
+
+    .. versionadded:: 0.2
+    """
+    threshold = best_f1_threshold(preds.probs, preds.labels)
+    if math.isnan(threshold):
+        return None
+    # Same decisions on this data, robust to float32 storage and to
+    # float32 / bfloat16 probabilities at prediction time.
+    return decision_threshold(preds.probs, threshold)
+
+
+def logged_validation_values(
+    preds: EpochPredictions, loss: float, threshold: float
+) -> dict[str, float]:
+    """The values logged at the end of a validation epoch.
+
+    Args:
+        preds: Validation predictions.
+        loss: Their loss.
+        threshold: The decision threshold.
+
+    Returns:
+        ``val_loss``, ``val_precision``, ``val_recall``, ``val_f1``,
+        ``val_kappa`` (at *threshold*), ``val_auroc``, ``val_ap`` and
+        ``val_threshold``.
+
+    .. versionadded:: 0.2
+    """
+    ranking = ranking_metrics(preds.probs, preds.labels)
+    metrics = threshold_metrics(preds.probs, preds.labels, threshold)
+    return {
+        "val_loss": loss,
+        **{f"val_{k}": v for k, v in metrics.items()},
+        "val_auroc": ranking["auroc"],
+        "val_ap": ranking["ap"],
+        "val_threshold": threshold,
+    }
+
+
+def logged_test_values(
+    preds: EpochPredictions, loss: float, val_threshold: float
+) -> dict[str, float]:
+    """The values logged at the end of a test epoch.
+
+    Args:
+        preds: Test predictions.
+        loss: Their loss.
+        val_threshold: The stored validation threshold.
+
+    Returns:
+        ``test_loss``, ``test_precision``, ``test_recall``, ``test_f1``,
+        ``test_kappa`` at ``test_threshold`` (the best-F1 threshold of the test
+        set; NaN without damaged buildings), ``test_auroc``, ``test_ap``, and
+        ``test_precision_valthr``, ``test_recall_valthr``, ``test_f1_valthr``,
+        ``test_kappa_valthr`` at ``test_threshold_valthr`` (*val_threshold*).
+
+    .. versionadded:: 0.2
+    """
+    ranking = ranking_metrics(preds.probs, preds.labels)
+    best = best_f1_threshold(preds.probs, preds.labels)
+    if math.isnan(best):
+        at_best = dict.fromkeys(("precision", "recall", "f1", "kappa"), math.nan)
+    else:
+        at_best = threshold_metrics(preds.probs, preds.labels, best)
+    at_val = threshold_metrics(preds.probs, preds.labels, val_threshold)
+    return {
+        "test_loss": loss,
+        **{f"test_{k}": v for k, v in at_best.items()},
+        "test_auroc": ranking["auroc"],
+        "test_ap": ranking["ap"],
+        "test_threshold": best,
+        **{f"test_{k}_valthr": v for k, v in at_val.items()},
+        "test_threshold_valthr": val_threshold,
+    }
