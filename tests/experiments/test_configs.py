@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -240,3 +241,108 @@ def test_sar_weights_with_foreign_keys(in_tmp: Path, no_training: None) -> None:
     torch.save({"features.0.weight": torch.zeros(64, 3, 3, 3)}, path)
     with pytest.raises(ValueError, match=r"sarhub_vgg\.pth.*features\.0\.weight"):
         _fit("sar_ftp", f"--model.init_args.sar_weights={path}")
+
+
+# ------------------------------------------------------------ own event
+# experiments/own_event.yaml reads a user's folder of areas and simulates
+# nothing, so it is not among CONFIGS (whose tests give a simulated root).
+OWN_EVENT = EXPERIMENTS / "own_event.yaml"
+
+
+@pytest.fixture(scope="module")
+def own_event_root(sim_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny event of two areas: copies of two simulated cities, renamed."""
+    root = tmp_path_factory.mktemp("own_event") / "my_event"
+    for area, city in (("east_town", "nurdagi"), ("west_town", "islahiye")):
+        shutil.copytree(sim_root / city, root / area)
+    return root
+
+
+def test_own_event_config_is_the_baseline_on_any_event() -> None:
+    config = yaml.safe_load(OWN_EVENT.read_text())
+    baseline = yaml.safe_load((EXPERIMENTS / "sar_ftp.yaml").read_text())
+    assert config["model"] == baseline["model"]
+    assert config["seed_everything"] == baseline["seed_everything"]
+    data = dict(config["data"]["init_args"])
+    assert config["data"]["class_path"] == (
+        "torchgeo_quake.datamodules.BuildingDamageDataModule"
+    )
+    assert data["modalities"] == config["model"]["init_args"]["modalities"]
+    assert data["root"] == "data/my_event"
+    reference = dict(baseline["data"]["init_args"])
+    for key in ("root", "splits_file"):
+        data.pop(key)
+        reference.pop(key)
+    assert data == reference
+    trainer = json.dumps(config["trainer"]).replace("own_event", "sar_ftp")
+    assert json.loads(trainer) == baseline["trainer"]
+    # The fine-tuning line is there, commented.
+    assert "# init_from: runs/all_inputs/checkpoints/best.ckpt" in (
+        OWN_EVENT.read_text()
+    )
+
+
+def test_own_event_fast_dev_run(own_event_root: Path, in_tmp: Path) -> None:
+    torchgeo_main(
+        [
+            "fit",
+            "--config",
+            str(OWN_EVENT),
+            f"--data.init_args.root={own_event_root}",
+            "--data.init_args.batch_size=8",
+            "--trainer.fast_dev_run=1",
+            "--trainer.accelerator=cpu",
+        ]
+    )
+    splits = json.loads((in_tmp / "runs" / "own_event" / "splits.json").read_text())
+    ids = [set(splits[s]["building_id"]) for s in ("train", "val", "test")]
+    assert ids[0] and ids[1] and ids[2]
+    assert not (ids[0] & ids[1] or ids[0] & ids[2] or ids[1] & ids[2])
+    assert set(splits["test"]["city"]) == {"east_town", "west_town"}
+
+
+def test_own_event_root_is_never_simulated(in_tmp: Path, no_training: None) -> None:
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        _fit("own_event", f"--data.init_args.root={in_tmp / 'nowhere'}")
+    assert not (in_tmp / "nowhere").exists()
+
+
+def test_own_event_in_the_protocol_runner(own_event_root: Path, in_tmp: Path) -> None:
+    from torchgeo_quake.protocols import (
+        ProtocolSettings,
+        load_config,
+        plan_runs,
+        run_protocol,
+    )
+
+    config = load_config(OWN_EVENT)
+    runs = plan_runs("loco", [config], [0], root=own_event_root)
+    assert [r.test_city for r in runs] == ["east_town", "west_town"]
+    with pytest.raises(ValueError, match="Kahramanmaraş"):
+        plan_runs("islahiye", [config], [0], root=own_event_root)
+    empty = in_tmp / "empty"
+    empty.mkdir()
+    with pytest.raises(FileNotFoundError, match=re.escape(str(empty))):
+        run_protocol(ProtocolSettings("cv", [str(OWN_EVENT)], "out", root=str(empty)))
+    assert not any(empty.iterdir())  # nothing simulated there
+    settings = ProtocolSettings(
+        "loco",
+        [str(OWN_EVENT)],
+        str(in_tmp / "loco"),
+        root=str(own_event_root),
+        max_epochs=1,
+        limit_train_batches=1,
+        limit_val_batches=1,
+        progress=False,
+    )
+    result = run_protocol(settings)
+    assert sorted(result.trained) == [
+        "own_event/east_town/seed0",
+        "own_event/west_town/seed0",
+    ]
+    record = json.loads(
+        (in_tmp / "loco" / "runs" / "own_event" / "east_town" / "seed0")
+        .joinpath("metrics.json")
+        .read_text()
+    )
+    assert record["test_city"] == "east_town" and record["n_test"] > 0

@@ -8,7 +8,10 @@ A protocol is a set of runs, one per input configuration × split × seed:
   (Table V).
 
 Each run trains a :class:`~torchgeo_quake.trainers.DamageDetectionTask` on a
-:class:`~torchgeo_quake.datamodules.KahramanmarasDamageDataModule`, both built
+:class:`~torchgeo_quake.datamodules.KahramanmarasDamageDataModule` (or, for
+``"cv"`` and ``"loco"`` on another event, a
+:class:`~torchgeo_quake.datamodules.BuildingDamageDataModule`: ``"loco"`` then
+holds out each area), both built
 from a LightningCLI configuration file (``experiments/*.yaml``), tests the
 checkpoint with the best validation F1 and writes, under
 ``OUT/runs/<config>/<split>/seed<k>/``:
@@ -41,6 +44,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import importlib
+import inspect
 import json
 import logging
 import math
@@ -370,23 +374,87 @@ class ProtocolResult:
     wall_s: float = 0.0
 
 
-def _cities(config: ExperimentConfig) -> tuple[str, ...]:
-    """Cities of a configuration (its data ``cities``, else all five).
+def _is_kahramanmaras(config: ExperimentConfig) -> bool:
+    """Whether a configuration's data module is the paper's five-city one.
 
     Args:
         config: the configuration
 
     Returns:
-        City slugs.
-    """
-    from ..datasets import TABLE_II
+        True for :class:`~torchgeo_quake.datamodules.KahramanmarasDamageDataModule`
+        and its subclasses, False for other data modules (e.g. the generic
+        :class:`~torchgeo_quake.datamodules.BuildingDamageDataModule`).
 
-    cities = config.data["init_args"].get("cities")
-    return tuple(cities) if cities else tuple(TABLE_II)
+    Raises:
+        ValueError: If the data class cannot be imported.
+    """
+    from ..datamodules import KahramanmarasDamageDataModule
+
+    cls = _import(config.data["class_path"])
+    return isinstance(cls, type) and issubclass(cls, KahramanmarasDamageDataModule)
+
+
+def _data_root(config: ExperimentConfig, root: str | os.PathLike[str] | None) -> Path:
+    """The data root of a configuration.
+
+    Args:
+        config: the configuration
+        root: the root given to the runner (None: the configuration's)
+
+    Returns:
+        *root*, else the configuration's data ``root``, else the data module's
+        default root.
+    """
+    if root is not None:
+        return Path(root)
+    given = config.data["init_args"].get("root")
+    if given is not None:
+        return Path(given)
+    cls = _import(config.data["class_path"])
+    default = inspect.signature(cls).parameters.get("root")
+    if default is None or default.default is inspect.Parameter.empty:
+        return Path("data/kahramanmaras")
+    return Path(default.default)
+
+
+def _cities(
+    config: ExperimentConfig, root: str | os.PathLike[str] | None = None
+) -> tuple[str, ...]:
+    """Cities (areas) of a configuration.
+
+    Args:
+        config: the configuration
+        root: the data root given to the runner (None: the configuration's)
+
+    Returns:
+        For the Kahramanmaraş data module, its data ``cities``, else all five;
+        for other data modules, their data ``areas``, else ``cities``, else the
+        area folders of the data root
+        (:meth:`~torchgeo_quake.datasets.BuildingDamage.find_areas`).
+
+    Raises:
+        FileNotFoundError: If the areas are read from a data root that does not
+            exist or holds no area.
+    """
+    from ..paper import TABLE_II
+
+    args = config.data["init_args"]
+    if _is_kahramanmaras(config):
+        cities = args.get("cities")
+        return tuple(cities) if cities else tuple(TABLE_II)
+    areas = args.get("areas") or args.get("cities")
+    if areas:
+        return tuple(areas)
+    from ..datasets import BuildingDamage
+
+    return BuildingDamage.find_areas(_data_root(config, root))
 
 
 def plan_runs(
-    protocol: Protocol, configs: Sequence[ExperimentConfig], seeds: Sequence[int]
+    protocol: Protocol,
+    configs: Sequence[ExperimentConfig],
+    seeds: Sequence[int],
+    root: str | os.PathLike[str] | None = None,
 ) -> list[RunSpec]:
     """All runs of a protocol, in execution order (seed, split, configuration).
 
@@ -394,15 +462,23 @@ def plan_runs(
         protocol: ``"cv"``, ``"loco"`` or ``"islahiye"``
         configs: input configurations
         seeds: seeds
+        root: data root (None: each configuration's); ``"loco"`` of a generic
+            data module without ``areas`` holds out each area folder found there
 
     Returns:
         The runs.
 
     Raises:
-        ValueError: If the protocol is unknown, configuration names repeat, or
-            Islahiye is not among the cities of ``islahiye``.
+        ValueError: If the protocol is unknown, configuration names repeat,
+            Islahiye is not among the cities of ``islahiye``, or ``islahiye``
+            is asked of a data module other than the Kahramanmaraş one.
+        FileNotFoundError: If the areas of ``"loco"`` are read from a data root
+            that does not exist or holds no area.
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.2
+       *root*, and configurations of any
+       :class:`~torchgeo_quake.datamodules.BuildingDamageDataModule`.
     """
     names = [c.name for c in configs]
     if len(set(names)) != len(names):
@@ -419,10 +495,18 @@ def plan_runs(
             elif protocol == "loco":
                 runs += [
                     RunSpec(protocol, config.name, city, seed, "loco", test_city=city)
-                    for city in _cities(config)
+                    for city in _cities(config, root)
                 ]
             elif protocol == "islahiye":
-                if "islahiye" not in _cities(config):
+                if not _is_kahramanmaras(config):
+                    raise ValueError(
+                        f"{config.path}: the 'islahiye' protocol (the paper's "
+                        "Table V) needs the Kahramanmaraş data "
+                        "(torchgeo_quake.datamodules.KahramanmarasDamageDataModule),"
+                        f" not {config.data['class_path']}; for another event use "
+                        "'cv', or 'loco' to hold out each area in turn"
+                    )
+                if "islahiye" not in _cities(config, root):
                     raise ValueError(f"{config.path}: 'islahiye' is not among cities")
                 runs += [
                     RunSpec(
@@ -505,9 +589,21 @@ def _prepare_scene(settings: ProtocolSettings, configs: list[ExperimentConfig]) 
 
     Raises:
         ValueError: If the root holds a simulated scene of another scale.
+        FileNotFoundError: If the root of a data module other than the
+            Kahramanmaraş one (which is simulated) is missing or empty.
     """
     data_args = configs[0].data["init_args"]
-    root = Path(settings.root or data_args.get("root", "data/kahramanmaras"))
+    root = _data_root(configs[0], settings.root)
+    if not _is_kahramanmaras(configs[0]):
+        if not root.is_dir() or not any(root.iterdir()):
+            raise FileNotFoundError(
+                f"the data root {str(root)!r} of {configs[0].path} is missing or "
+                f"empty ({configs[0].data['class_path']} does not simulate data); "
+                "lay out one folder per area as root/<area>/{sar.tif, "
+                "buildings.gpkg, destroyed.geojson, [dsm.tif], [gem.csv]} or give "
+                "the root with --root"
+            )
+        return str(root)
     marker = root / "scene.json"
     if marker.exists():
         scene = json.loads(marker.read_text(encoding="utf-8"))
@@ -520,7 +616,7 @@ def _prepare_scene(settings: ProtocolSettings, configs: list[ExperimentConfig]) 
                 "--root (or remove that folder)"
             )
     if (not root.exists() or not any(root.iterdir())) and _is_global_zero():
-        from ..datasets.simulation import simulate_scene
+        from ..simulation import simulate_scene
 
         simulate_scene(
             root, scale=settings.scale or 1.0, seed=int(data_args.get("seed", 0))
@@ -778,10 +874,12 @@ def _train_one(
         test_city=run.test_city,
         city=run.city,
         seed=run.seed,
-        scale=settings.scale,
         splits_file=str(directory / "splits.json"),
     )
-    datamodule = _import(config.data["class_path"])(**data_args)
+    data_class = _import(config.data["class_path"])
+    if "scale" in inspect.signature(data_class).parameters:
+        data_args["scale"] = settings.scale
+    datamodule = data_class(**data_args)
     model = _import(config.model["class_path"])(**config.model["init_args"])
     # The best epoch (weights and buffers only: the test needs no optimiser) and
     # the full state of the last epoch (to resume an interrupted run).
@@ -992,10 +1090,19 @@ def run_protocol(settings: ProtocolSettings) -> ProtocolResult:
     from .tables import write_tables
 
     wall = time.perf_counter()
+    given_root = settings.root
     settings = settings.resolved()
     configs = [load_config(path) for path in settings.configs]
+    if given_root is None and not _is_kahramanmaras(configs[0]):
+        # Real data has no scale: the quick mode's root is the simulated scene's.
+        settings = replace(settings, root=None)
     by_name = {c.name: c for c in configs}
-    runs = plan_runs(settings.protocol, configs, settings.seeds)
+    runs = plan_runs(
+        settings.protocol,
+        configs,
+        settings.seeds,
+        root=_data_root(configs[0], settings.root),
+    )
     out = Path(settings.out)
     _check_settings(out, settings, configs)
     root = _prepare_scene(settings, configs)
