@@ -12,20 +12,18 @@ import argparse
 import math
 import sys
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
+from .paper import CITY_SLUGS
+
+if TYPE_CHECKING:
+    from .mapping.settings import MapOption
 
 __all__ = ["build_parser", "main"]
 
-#: Slugs of the simulated cities (the order of
-#: :data:`torchgeo_quake.datasets.simulation.CITIES`).
-CITY_CHOICES: tuple[str, ...] = (
-    "islahiye",
-    "kahramanmaras",
-    "nurdagi",
-    "osmaniye",
-    "turkoglu",
-)
+#: Slugs of the simulated cities (:data:`torchgeo_quake.paper.CITY_SLUGS`).
+CITY_CHOICES: tuple[str, ...] = CITY_SLUGS
 
 
 def _integer(minimum: int) -> Callable[[str], int]:
@@ -93,7 +91,7 @@ def _run_simulate(args: argparse.Namespace) -> int:
     Returns:
         Exit status.
     """
-    from .datasets.simulation.command import simulate_cli
+    from .simulation.command import simulate_cli
 
     return simulate_cli(args)
 
@@ -319,14 +317,53 @@ def _map_devices(value: str) -> int | str:
     return count
 
 
+def _map_argument(option: MapOption) -> dict[str, Any]:
+    """The :meth:`argparse.ArgumentParser.add_argument` keywords of a map option.
+
+    Args:
+        option: the command-line form of a
+            :class:`~torchgeo_quake.mapping.settings.MapSettings` field
+
+    Returns:
+        The keywords (the option's text is parsed by :func:`_integer`,
+        :func:`_number` or :func:`_map_devices` as its kind says).
+    """
+    kwargs: dict[str, Any] = {"help": option.help}
+    if option.metavar is not None:
+        kwargs["metavar"] = option.metavar
+    if option.kind in ("flag", "inverse-flag"):
+        return {**kwargs, "action": "store_true"}
+    if option.kind == "toggle":
+        return {**kwargs, "action": argparse.BooleanOptionalAction, "default": None}
+    if option.required:
+        kwargs["required"] = True
+    else:
+        kwargs["default"] = option.default
+    if option.kind == "integer":
+        kwargs["type"] = _integer(int(option.low))
+    elif option.kind == "number":
+        kwargs["type"] = _number(option.low, option.high, option.low_open)
+    elif option.kind == "devices":
+        kwargs["type"] = _map_devices
+    if option.choices is not None:
+        kwargs["choices"] = option.choices
+    return kwargs
+
+
 def _add_map(
     subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
 ) -> None:
     """Register the ``map`` subcommand.
 
+    Its options are the fields of
+    :class:`~torchgeo_quake.mapping.settings.MapSettings` that have a
+    command-line form (a cheap import: no PyTorch).
+
     Args:
         subparsers: the subparser collection of the main parser
     """
+    from .mapping.settings import MapSettings
+
     parser = subparsers.add_parser(
         "map",
         help="map the damage of every building of a city with a trained model",
@@ -339,133 +376,9 @@ def _add_map(
         ),
     )
     required = parser.add_argument_group("required")
-    required.add_argument("--sar", required=True, help="post-event SAR image")
-    required.add_argument(
-        "--footprints",
-        required=True,
-        metavar="BUILDINGS",
-        help="building footprints (one vector file, any CRS) with an osm_id column",
-    )
-    required.add_argument(
-        "--checkpoint", required=True, metavar="CKPT", help="trained model (.ckpt)"
-    )
-    required.add_argument(
-        "--out", required=True, metavar="DIR", help="output folder (created)"
-    )
-    parser.add_argument(
-        "--dsm", default=None, help="pre-event DSM (needed by models trained with it)"
-    )
-    parser.add_argument(
-        "--exposure",
-        default=None,
-        metavar="GEM.csv",
-        help=(
-            "GEM point-asset exposure CSV (needed by models trained with it; also "
-            "gives occupants and replacement cost of damaged buildings)"
-        ),
-    )
-    parser.add_argument(
-        "--fallback-checkpoint",
-        default=None,
-        metavar="CKPT",
-        help=(
-            "model trained without DSM/GEM, used instead of --checkpoint only when "
-            "that one needs an input that is not given"
-        ),
-    )
-    parser.add_argument(
-        "--batch-size", type=_integer(1), default=256, help="default 256"
-    )
-    parser.add_argument(
-        "--devices",
-        type=_map_devices,
-        default=1,
-        help="number of devices or 'auto'; several GPUs run with DDP (default 1)",
-    )
-    parser.add_argument(
-        "--accelerator",
-        default="auto",
-        help="Lightning accelerator: auto, cpu, gpu, ... (default auto)",
-    )
-    parser.add_argument(
-        "--num-workers",
-        type=_integer(0),
-        default=0,
-        help="data-loader worker processes (default 0)",
-    )
-    parser.add_argument(
-        "--threads",
-        type=_integer(1),
-        default=None,
-        help=(
-            "CPU threads of PyTorch (default: one per core; 1 is faster on a CPU "
-            "shared with other busy processes)"
-        ),
-    )
-    parser.add_argument(
-        "--radiometry",
-        choices=("db", "amplitude", "intensity"),
-        default=None,
-        help=(
-            "SAR values the model was trained on (default: the checkpoint's; db "
-            "for checkpoints that do not record it); a value that contradicts "
-            "the checkpoint is an error"
-        ),
-    )
-    parser.add_argument(
-        "--units",
-        default=None,
-        metavar="FILE",
-        help="admin-unit polygons for per-unit totals (default: a square grid)",
-    )
-    parser.add_argument(
-        "--unit-field",
-        default="name",
-        help="attribute naming the units in --units (default name)",
-    )
-    parser.add_argument(
-        "--cell-size",
-        type=_number(0.0, low_open=True),
-        default=500.0,
-        help=(
-            "side of the grid cells in metres (default 500; in the local UTM zone "
-            "when the SAR CRS is not in metres)"
-        ),
-    )
-    parser.add_argument("--name", default=None, help="city name in titles")
-    parser.add_argument(
-        "--id-field", default="osm_id", help="building id column (default osm_id)"
-    )
-    parser.add_argument(
-        "--max-nodata",
-        type=_number(0.0, 1.0),
-        default=0.0,
-        help="largest share of SAR nodata tolerated in a building's window (0)",
-    )
-    parser.add_argument(
-        "--basemap",
-        default=None,
-        metavar="URL",
-        help=(
-            "XYZ tile URL template ({z}/{x}/{y}) drawn under map.html; by default "
-            "the map needs no network"
-        ),
-    )
-    parser.add_argument(
-        "--basemap-attribution", default=None, help="attribution of --basemap"
-    )
-    parser.add_argument(
-        "--overwrite", action="store_true", help="replace results already in DIR"
-    )
-    parser.add_argument(
-        "--progress",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="show a progress bar (default: when the terminal is interactive)",
-    )
-    parser.add_argument(
-        "--quiet", action="store_true", help="print only the final counts"
-    )
+    for option in MapSettings.cli_options().values():
+        group = required if option.required else parser
+        group.add_argument(option.flag, **_map_argument(option))
     parser.set_defaults(func=_run_map)
 
 

@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader
 from torchgeo.datasets import stack_samples
 
 from torchgeo_quake.datasets import KahramanmarasDamage
-from torchgeo_quake.datasets.simulation import simulate_scene
+from torchgeo_quake.simulation import simulate_scene
 from torchgeo_quake.trainers import DamageDetectionTask
 
 CITY = "nurdagi"

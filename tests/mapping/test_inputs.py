@@ -16,7 +16,7 @@ import shapely
 from lightning import Trainer
 from rasterio.warp import Resampling, calculate_default_transform, reproject
 
-import torchgeo_quake.mapping.predict as predict
+import torchgeo_quake.mapping._prediction as prediction
 from torchgeo_quake.cli import main
 from torchgeo_quake.mapping import load_damage_model, map_damage
 from torchgeo_quake.mapping.model import INPUT_SPEC_KEY
@@ -27,7 +27,7 @@ Patches = dict[tuple[float, float], np.ndarray]
 def _record_patches(monkeypatch: pytest.MonkeyPatch) -> Patches:
     """Record the SAR patch of every building, by window centre."""
     store: Patches = {}
-    original = predict._Patches.__getitem__
+    original = prediction._Patches.__getitem__
 
     def recording(self: Any, index: int) -> dict[str, Any]:
         out = original(self, index)
@@ -36,7 +36,7 @@ def _record_patches(monkeypatch: pytest.MonkeyPatch) -> Patches:
         store[centre] = out["sar"].numpy().copy()
         return out
 
-    monkeypatch.setattr(predict._Patches, "__getitem__", recording)
+    monkeypatch.setattr(prediction._Patches, "__getitem__", recording)
     return store
 
 

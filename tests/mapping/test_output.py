@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import shapely
 
+import torchgeo_quake.mapping._staging as staging
 import torchgeo_quake.mapping.html as html
-import torchgeo_quake.mapping.predict as predict
 from torchgeo_quake.mapping import OUTPUT_FILES, map_damage
 from torchgeo_quake.mapping.html import HTMLMapWriter
 from torchgeo_quake.mapping.writers import layer_geometry_type
@@ -39,7 +39,7 @@ def test_failed_overwrite_keeps_the_previous_results(
 
     # A failure while the new files are moved in (5 old files moved aside, then
     # the second new one fails): everything is rolled back.
-    original = predict._replace
+    original = staging._replace
     calls: list[Path] = []
 
     def flaky(source: Path, target: Path) -> None:
@@ -48,7 +48,7 @@ def test_failed_overwrite_keeps_the_previous_results(
             raise OSError("disk full")
         original(source, target)
 
-    monkeypatch.setattr(predict, "_replace", flaky)
+    monkeypatch.setattr(staging, "_replace", flaky)
     with pytest.raises(OSError, match="disk full"):
         map_damage(*args, name="second", overwrite=True)
     assert _contents(out) == before
@@ -56,7 +56,7 @@ def test_failed_overwrite_keeps_the_previous_results(
     assert len(calls) == len(OUTPUT_FILES) + 2
 
     # A failure while writing: the previous results are not touched.
-    monkeypatch.setattr(predict, "_replace", original)
+    monkeypatch.setattr(staging, "_replace", original)
 
     def broken(*args: Any, **kwargs: Any) -> None:
         raise OSError("disk full")

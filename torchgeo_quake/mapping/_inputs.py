@@ -1,8 +1,10 @@
 """Reading and checking the inputs of a damage map (private helpers).
 
-The SAR image is brought to the pixel size the model was trained on, footprint
-files that hold no usable footprint are explained feature by feature, and the
-grid of per-cell totals is laid out in metres whatever the SAR image's CRS.
+The input files are checked before anything is read (:func:`check_files`), the
+SAR image is brought to the pixel size the model was trained on
+(:func:`model_inputs`, :func:`open_sar`), footprint files that hold no usable
+footprint are explained feature by feature, and a CRS in metres is found for
+the grid of per-cell totals whatever the SAR image's CRS.
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ import math
 import os
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
 import numpy as np
@@ -21,8 +24,18 @@ import pandas as pd
 import shapely
 from pyproj import CRS, Transformer
 
-#: Relative difference of pixel sizes below which no resampling is done.
-RES_TOLERANCE = 0.01
+from ..trainers.input_spec import SAR_RES_TOLERANCE
+
+if TYPE_CHECKING:
+    from .model import LoadedModel
+    from .settings import MapSettings
+
+#: Relative difference of pixel sizes below which no resampling is done
+#: (:data:`torchgeo_quake.trainers.input_spec.SAR_RES_TOLERANCE`).
+RES_TOLERANCE = SAR_RES_TOLERANCE
+
+#: Window side (pixels) for checkpoints that record no input specification.
+DEFAULT_PATCH_SIZE = 32
 
 
 def require_file(path: str | os.PathLike[str] | None, what: str) -> Path | None:
@@ -44,6 +57,102 @@ def require_file(path: str | os.PathLike[str] | None, what: str) -> Path | None:
     if not file.exists():
         raise FileNotFoundError(f"{what} {str(file)!r} does not exist")
     return file
+
+
+@dataclass(frozen=True)
+class InputFiles:
+    """The input files of a map, checked to exist."""
+
+    #: Post-event SAR image.
+    sar: Path
+    #: Building footprints.
+    footprints: Path
+    #: Pre-event DSM, or None.
+    dsm: Path | None
+    #: GEM exposure CSV, or None.
+    exposure: Path | None
+    #: Admin units, or None (a grid).
+    units: Path | None
+
+    @property
+    def available(self) -> set[str]:
+        """The modalities these files provide.
+
+        Returns:
+            ``sar`` and ``footprint``, and ``dsm`` and ``gem`` when given.
+        """
+        available = {"sar", "footprint"}
+        if self.dsm is not None:
+            available.add("dsm")
+        if self.exposure is not None:
+            available.add("gem")
+        return available
+
+
+def check_files(settings: MapSettings) -> InputFiles:
+    """Check that the input files of a map exist.
+
+    Args:
+        settings: the map's settings
+
+    Returns:
+        The files.
+
+    Raises:
+        FileNotFoundError: If one does not exist.
+    """
+    sar = require_file(settings.sar, "SAR image")
+    footprints = require_file(settings.footprints, "footprint file")
+    dsm = require_file(settings.dsm, "DSM")
+    exposure = require_file(settings.exposure, "exposure file")
+    units = require_file(settings.units, "admin units file")
+    assert sar is not None
+    assert footprints is not None
+    return InputFiles(sar, footprints, dsm, exposure, units)
+
+
+def model_inputs(model: LoadedModel, radiometry: str | None) -> dict[str, Any]:
+    """What the SAR input must look like for a model.
+
+    Args:
+        model: the model
+        radiometry: radiometry asked for by the user, or None
+
+    Returns:
+        ``radiometry``, ``sar_res`` (metres or None: the image's own) and
+        ``patch_size``, and ``recorded`` (whether the checkpoint records them).
+
+    Raises:
+        ValueError: If *radiometry* contradicts the checkpoint.
+    """
+    spec = model.input_spec
+    if spec is None:
+        used = radiometry or "db"
+        warnings.warn(
+            f"checkpoint {str(model.path)!r} records no input specification (it "
+            "was written before torchgeo_quake stored one): the SAR image is used "
+            f"at its own pixel size, in {used} radiometry, with "
+            f"{DEFAULT_PATCH_SIZE} x {DEFAULT_PATCH_SIZE}-pixel windows. If the "
+            "model was trained on another pixel size or radiometry, the map is "
+            "wrong: resample the image to the training pixel size and pass "
+            "--radiometry, or retrain the model to record them.",
+            UserWarning,
+            stacklevel=4,  # the caller of map_damage or run_map
+        )
+        return {
+            "radiometry": used,
+            "sar_res": None,
+            "patch_size": DEFAULT_PATCH_SIZE,
+            "recorded": False,
+        }
+    if radiometry is not None and radiometry != spec["radiometry"]:
+        raise ValueError(
+            f"--radiometry {radiometry} (radiometry=) contradicts the model "
+            f"{str(model.path)!r}, which was trained on SAR values in "
+            f"{spec['radiometry']}: drop --radiometry (the checkpoint's radiometry "
+            "is used by default) or pass a model trained on that radiometry."
+        )
+    return {**spec, "recorded": True}
 
 
 def read_footprints(path: Path, id_field: str) -> gpd.GeoDataFrame:
@@ -112,7 +221,7 @@ def footprint_reasons(frame: gpd.GeoDataFrame, id_field: str) -> pd.Series:
     Returns:
         The reason of every feature (None for usable ones), in file order.
     """
-    from ..datasets.osm import _polygonal
+    from ..datasets.footprints import _polygonal
 
     ids = pd.to_numeric(frame[id_field], errors="coerce")
     geoms = np.asarray(frame.geometry.values, dtype=object)

@@ -1,5 +1,8 @@
 """Command-line front end of the damage mapping (``torchgeo-quake map``).
 
+The options are built from :class:`~torchgeo_quake.mapping.settings.MapSettings`
+(:func:`torchgeo_quake.cli.build_parser`) and turned back into settings here.
+
 .. versionadded:: 0.1
 """
 
@@ -8,7 +11,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .predict import map_damage
+from .predict import run_map
+from .settings import MapSettings
 
 __all__ = ["map_cli"]
 
@@ -27,32 +31,7 @@ def map_cli(args: argparse.Namespace) -> int:
     .. versionadded:: 0.1
     """
     progress = args.progress if args.progress is not None else sys.stderr.isatty()
-    result = map_damage(
-        args.sar,
-        args.footprints,
-        args.checkpoint,
-        args.out,
-        dsm=args.dsm,
-        exposure=args.exposure,
-        fallback_checkpoint=args.fallback_checkpoint,
-        units=args.units,
-        unit_field=args.unit_field,
-        cell_size=args.cell_size,
-        radiometry=args.radiometry,
-        name=args.name,
-        id_field=args.id_field,
-        max_nodata=args.max_nodata,
-        batch_size=args.batch_size,
-        num_workers=args.num_workers,
-        num_threads=args.threads,
-        accelerator=args.accelerator,
-        devices=args.devices,
-        basemap=args.basemap,
-        basemap_attribution=args.basemap_attribution,
-        overwrite=args.overwrite,
-        progress=progress,
-        verbose=not args.quiet,
-    )
+    result = run_map(MapSettings.from_cli(vars(args), progress=progress))
     if result.files:  # rank 0 (the only process unless several GPUs are used)
         print(result.report())
     return 0

@@ -11,6 +11,10 @@ A basemap is optional: with a tile URL template (``{z}``, ``{x}``, ``{y}``, e.g.
 of an OpenStreetMap tile server or a local tile server), the page loads tiles
 from it under the buildings. Without one (the default) nothing is fetched.
 
+The page's style sheet and script are inlined here as text (about 350 of the
+module's lines), beside the Python that streams the buildings into the page,
+so that the page and the writer that fills it stay in one place.
+
 .. versionadded:: 0.1
 """
 

@@ -13,11 +13,8 @@ the inputs at hand.
 
 from __future__ import annotations
 
-import math
 import os
-import pickle
 import warnings
-import zipfile
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +26,9 @@ from torch import Tensor, nn
 
 from ..models.resnet import GroupedConv2d, GroupedResNet18
 from ..trainers import DamageDetectionTask
+from ..trainers.checkpoint import not_a_task_checkpoint, read_task_checkpoint
+from ..trainers.input_spec import INPUT_SPEC_KEY, InputSpec, InputSpecError
+from ..trainers.input_spec import RADIOMETRIES as RADIOMETRIES
 
 __all__ = [
     "INPUT_OF_MODALITY",
@@ -39,12 +39,9 @@ __all__ = [
     "select_model",
 ]
 
-#: Checkpoint key of the model's input specification (SAR radiometry, pixel
-#: size and patch size of the training data).
-INPUT_SPEC_KEY = "torchgeo_quake_input_spec"
-
-#: SAR radiometries a model can be trained on.
-RADIOMETRIES = ("db", "amplitude", "intensity")
+# INPUT_SPEC_KEY (checkpoint key of the model's input specification) and
+# RADIOMETRIES (SAR radiometries a model can be trained on) come from
+# torchgeo_quake.trainers.input_spec, re-exported here.
 
 #: Command-line option that provides each optional modality.
 INPUT_OF_MODALITY: dict[str, str] = {
@@ -77,86 +74,16 @@ class LoadedModel:
     input_spec: dict[str, Any] | None = None
 
 
-def _not_ours(path: Path, detail: str) -> ValueError:
-    """The error for a file that is not a damage-model checkpoint.
-
-    Args:
-        path: the file
-        detail: what was found instead
-
-    Returns:
-        The exception to raise.
-    """
-    return ValueError(
-        f"{str(path)!r} is not a torchgeo_quake damage-model checkpoint ({detail}). "
-        "Pass a checkpoint written while training DamageDetectionTask, e.g. "
-        "runs/all_inputs/checkpoints/last.ckpt from `torchgeo fit --config "
-        "experiments/all_inputs.yaml`."
-    )
-
-
-def _load(path: Path) -> Any:
-    """``torch.load`` a file safely, memory-mapped when its format allows.
-
-    Memory-mapped tensors are only read when used, so checking a checkpoint
-    costs no memory for its weights.
-
-    Args:
-        path: the file
-
-    Returns:
-        What the file holds.
-    """
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except RuntimeError:  # not the zip format (mmap needs it): plain reading
-        return torch.load(path, map_location="cpu", weights_only=True)
-
-
-def _read_checkpoint(path: Path) -> dict[str, Any]:
-    """Read a checkpoint file safely (tensors and plain containers only).
-
-    Args:
-        path: the file
-
-    Returns:
-        The checkpoint dictionary.
-
-    Raises:
-        FileNotFoundError: If the file does not exist.
-        ValueError: If it is not a readable PyTorch checkpoint.
-    """
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"checkpoint {str(path)!r} does not exist. Pass the .ckpt file of a "
-            "trained DamageDetectionTask (e.g. runs/all_inputs/checkpoints/last.ckpt)."
-        )
-    try:
-        loaded = _load(path)
-    except (
-        pickle.UnpicklingError,
-        zipfile.BadZipFile,
-        RuntimeError,
-        EOFError,
-        KeyError,
-        ValueError,
-        AttributeError,
-        TypeError,
-        UnicodeDecodeError,
-    ) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
-        raise _not_ours(path, f"not a readable PyTorch file: {first[:200]}") from err
-    if not isinstance(loaded, dict):
-        raise _not_ours(path, f"it holds a {type(loaded).__name__}, not a dict")
-    return loaded
-
-
 def _input_spec(path: Path, spec: Any) -> dict[str, Any] | None:
     """Check the input specification stored in a checkpoint.
 
+    The check is :meth:`~torchgeo_quake.trainers.input_spec.InputSpec.from_mapping`
+    (the one used in training too: a missing ``sar_res`` means unknown); only
+    the message is phrased for mapping.
+
     Args:
         path: the checkpoint (for messages)
-        spec: what the checkpoint (or the restored task) holds, or None
+        spec: what the checkpoint holds under :data:`INPUT_SPEC_KEY`, or None
 
     Returns:
         ``radiometry``, ``sar_res`` (float or None) and ``patch_size`` (int), or
@@ -167,36 +94,15 @@ def _input_spec(path: Path, spec: Any) -> dict[str, Any] | None:
     """
     if spec is None:
         return None
-    problem = None
-    if not isinstance(spec, dict):
-        problem = f"a {type(spec).__name__}, not a dict"
-    elif spec.get("radiometry") not in RADIOMETRIES:
-        problem = f"radiometry {spec.get('radiometry')!r} is not one of {RADIOMETRIES}"
-    elif spec.get("sar_res") is not None and not (
-        isinstance(spec["sar_res"], int | float)
-        and math.isfinite(spec["sar_res"])
-        and spec["sar_res"] > 0
-    ):
-        problem = f"sar_res {spec['sar_res']!r} is not a positive number of metres"
-    elif not (
-        isinstance(spec.get("patch_size"), int)
-        and not isinstance(spec.get("patch_size"), bool)
-        and spec["patch_size"] > 0
-    ):
-        problem = f"patch_size {spec.get('patch_size')!r} is not a positive integer"
-    if problem is not None:
+    try:
+        return InputSpec.from_mapping(spec, INPUT_SPEC_KEY).to_dict()
+    except InputSpecError as err:
         raise ValueError(
             f"checkpoint {str(path)!r} holds a malformed input specification "
-            f"({INPUT_SPEC_KEY!r}: {problem}); it was not written by "
+            f"({INPUT_SPEC_KEY!r}: {err.problem}); it was not written by "
             "DamageDetectionTask. Retrain the model, or remove the key to map "
             "with the SAR image's own pixel size."
-        )
-    sar_res = spec.get("sar_res")
-    return {
-        "radiometry": str(spec["radiometry"]),
-        "sar_res": None if sar_res is None else float(sar_res),
-        "patch_size": int(spec["patch_size"]),
-    }
+        ) from err
 
 
 def load_damage_model(path: str | os.PathLike[str]) -> LoadedModel:
@@ -226,23 +132,9 @@ def load_damage_model(path: str | os.PathLike[str]) -> LoadedModel:
     from ..datasets import GEM_FEATURE_NAMES
 
     file = Path(path)
-    checkpoint = _read_checkpoint(file)
-    state = checkpoint.get("state_dict")
-    hparams = checkpoint.get("hyper_parameters")
-    if not isinstance(state, dict) or not isinstance(hparams, dict):
-        keys = ", ".join(sorted(map(str, checkpoint))[:8]) or "none"
-        raise _not_ours(
-            file, f"no Lightning 'state_dict' and 'hyper_parameters'; keys: {keys}"
-        )
-    needed = ("threshold", "normalization_set")
-    if "modalities" not in hparams or any(key not in state for key in needed):
-        raise _not_ours(
-            file,
-            "a Lightning checkpoint of another model: no 'modalities' "
-            "hyper-parameter or no stored threshold",
-        )
-    if not any(str(key).startswith("model.") for key in state):
-        raise _not_ours(file, "no late-fusion network weights in its state")
+    checkpoint = read_task_checkpoint(file)
+    state = checkpoint["state_dict"]
+    hparams = checkpoint["hyper_parameters"]
     modalities = tuple(hparams["modalities"])
     if "gem" in modalities and hparams.get("gem_features") != len(GEM_FEATURE_NAMES):
         raise ValueError(
@@ -257,11 +149,13 @@ def load_damage_model(path: str | os.PathLike[str]) -> LoadedModel:
     try:
         task = DamageDetectionTask.load_from_checkpoint(file, map_location="cpu")
     except (KeyError, RuntimeError, TypeError, ValueError) as err:
-        raise _not_ours(file, f"its weights do not fit the model: {err}") from err
+        raise not_a_task_checkpoint(
+            file, f"its weights do not fit the model: {err}"
+        ) from err
     task.eval()
     restored = getattr(task, "input_spec", None)
-    if restored is not None:
-        input_spec = _input_spec(file, restored)
+    if restored is not None:  # checked by the task with the same rules
+        input_spec = dict(restored)
     if not bool(task.normalization_set):
         warnings.warn(
             f"checkpoint {str(file)!r} stores no normalisation statistics (it was "

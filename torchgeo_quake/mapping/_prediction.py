@@ -1,0 +1,231 @@
+"""Prediction of a damage map: Lightning's prediction loop (private helpers).
+
+Building patches are cut on the fly, batch by batch, from one compact array of
+windows (:class:`_Patches`); only one probability per building is kept
+(:class:`_Collector`, gathered over the processes of a DDP run). CPU, one GPU
+or several devices with DDP all run through :func:`predict_windows`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import torch
+from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.accelerators import CUDAAccelerator
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+
+from ..utils import is_global_zero, quiet_lightning
+from .model import LoadedModel, fold_batch_norms
+
+#: Time slice of every query (the datasets are not time series).
+_ALL_TIME = slice(pd.Timestamp.min, pd.Timestamp.max)
+
+#: Lightning warnings silenced during the prediction, besides
+#: :data:`torchgeo_quake.utils.LIGHTNING_NOISE`.
+_PREDICT_NOISE: tuple[str, ...] = (".*predict_dataloader.*",)
+
+
+class _Patches(Dataset[dict[str, Tensor]]):
+    """Building patches of the model's modalities, by position in a window array.
+
+    The windows are kept as one compact array (not one query object per
+    building); the query of a building is made when its patches are cut.
+    """
+
+    def __init__(
+        self,
+        dataset: Any,
+        windows: npt.NDArray[np.float64],
+        res: tuple[float, float],
+        keys: Sequence[str],
+    ) -> None:
+        """Initialize a new _Patches instance.
+
+        Args:
+            dataset: ``sar [& dsm] & footprints``
+            windows: ``(xmin, xmax, ymin, ymax)`` of each building's window, in
+                prediction order, shape (N, 4)
+            res: (xres, yres) of the queries
+            keys: sample keys the model needs
+        """
+        self.dataset = dataset
+        self.windows = np.ascontiguousarray(windows, dtype=np.float64)
+        self.res = (float(res[0]), float(res[1]))
+        self.keys = tuple(keys)
+
+    def __len__(self) -> int:
+        """Number of buildings.
+
+        Returns:
+            The length.
+        """
+        return len(self.windows)
+
+    def __getitem__(self, index: int) -> dict[str, Tensor]:
+        """Cut the patches of one building.
+
+        Args:
+            index: position in the window array
+
+        Returns:
+            The model's inputs and ``index``.
+        """
+        xmin, xmax, ymin, ymax = self.windows[index].tolist()
+        query = (
+            slice(xmin, xmax, self.res[0]),
+            slice(ymin, ymax, self.res[1]),
+            _ALL_TIME,
+        )
+        sample = self.dataset[query]
+        out = {key: sample[key] for key in self.keys}
+        out["index"] = torch.tensor(index, dtype=torch.long)
+        return out
+
+
+def _collate(samples: list[dict[str, Tensor]]) -> dict[str, Tensor]:
+    """Stack samples into a batch.
+
+    Args:
+        samples: outputs of :class:`_Patches`
+
+    Returns:
+        The batch.
+    """
+    return {key: torch.stack([s[key] for s in samples]) for key in samples[0]}
+
+
+class _Collector(Callback):
+    """Keep the damage probability of every building, gathered over all ranks."""
+
+    def __init__(self, n: int) -> None:
+        """Initialize a new _Collector instance.
+
+        Args:
+            n: number of buildings predicted
+        """
+        self.probs = np.full(n, np.nan, dtype=np.float32)
+
+    def on_predict_batch_end(
+        self,
+        trainer: Trainer,
+        pl_module: LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        """Store the probabilities of a batch.
+
+        Args:
+            trainer: the trainer
+            pl_module: the model
+            outputs: ``predict_step`` output (``prob``)
+            batch: the batch (``index``)
+            batch_idx: batch index
+            dataloader_idx: data loader index
+        """
+        index = batch["index"].cpu().numpy()
+        self.probs[index] = outputs["prob"].detach().float().cpu().numpy()
+
+    def on_predict_epoch_end(
+        self, trainer: Trainer, pl_module: LightningModule
+    ) -> None:
+        """Combine the probabilities of all processes.
+
+        Args:
+            trainer: the trainer
+            pl_module: the model
+        """
+        if trainer.world_size <= 1:
+            return
+        local = torch.from_numpy(self.probs).to(pl_module.device)
+        gathered = trainer.strategy.all_gather(local)
+        assert isinstance(gathered, Tensor)
+        combined = gathered.reshape(-1, len(self.probs))
+        merged = combined[0].clone()
+        for row in combined[1:]:
+            merged = torch.where(torch.isnan(merged), row, merged)
+        self.probs = merged.cpu().numpy().astype(np.float32)
+
+
+def predict_windows(
+    model: LoadedModel,
+    dataset: Any,
+    windows: npt.NDArray[np.float64],
+    res: tuple[float, float],
+    *,
+    accelerator: str,
+    devices: int | str,
+    batch_size: int,
+    num_workers: int,
+    progress: bool,
+    root: Path,
+) -> tuple[npt.NDArray[np.float32], dict[str, Any]] | None:
+    """The damage probability of every building window.
+
+    The model's batch normalisations are folded into its convolutions first
+    (the same probabilities to ~1e-7, faster).
+
+    Args:
+        model: the model
+        dataset: ``sar [& dsm] & footprints``
+        windows: ``(xmin, xmax, ymin, ymax)`` per building, in prediction order
+        res: (xres, yres) of the queries
+        accelerator: Lightning accelerator
+        devices: Lightning devices
+        batch_size: buildings per batch
+        num_workers: data-loader worker processes
+        progress: show Lightning's progress bar
+        root: Lightning's ``default_root_dir`` (nothing is written there)
+
+    Returns:
+        The probabilities, in window order, and how the prediction ran
+        (``accelerator`` and ``processes``, for the summary); None on a
+        non-zero rank of a DDP run (rank 0 writes the map).
+
+    Raises:
+        RuntimeError: If a building received no prediction (a bug).
+    """
+    if not len(windows):
+        if not is_global_zero():
+            return None
+        return np.zeros(0, dtype=np.float32), {"accelerator": None, "processes": 1}
+    fold_batch_norms(model.task)
+    patches = _Patches(dataset, windows, res, list(model.modalities))
+    collector = _Collector(len(windows))
+    with quiet_lightning(_PREDICT_NOISE):
+        trainer = Trainer(
+            accelerator=accelerator,
+            devices=devices,
+            logger=False,
+            enable_checkpointing=False,
+            enable_model_summary=False,
+            enable_progress_bar=progress,
+            callbacks=[collector],
+            default_root_dir=root,
+        )
+        loader = DataLoader(
+            patches,
+            batch_size=batch_size,
+            shuffle=False,
+            num_workers=num_workers,
+            collate_fn=_collate,
+            pin_memory=isinstance(trainer.accelerator, CUDAAccelerator),
+        )
+        trainer.predict(model.task, dataloaders=loader, return_predictions=False)
+    if not trainer.is_global_zero:
+        return None
+    if np.isnan(collector.probs).any():  # pragma: no cover - a bug
+        raise RuntimeError("some buildings received no prediction")
+    run_info = {
+        "accelerator": type(trainer.accelerator).__name__,
+        "processes": int(trainer.world_size),
+    }
+    return collector.probs, run_info

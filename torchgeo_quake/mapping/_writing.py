@@ -1,0 +1,345 @@
+"""Writing of a damage map, tile by tile (private helpers).
+
+After the prediction, with the rasters and the data layer released, the
+footprints go out a tile at a time (a few thousand buildings) to the
+GeoPackage and the GeoJSON, which are appended to, and to the overview's and
+the interactive map's outlines (:func:`write_map`); the summary, the overview
+image and the interactive map follow, and ``summary.json`` last, with the
+timings (:func:`write_summary`). The writers themselves are
+:mod:`~torchgeo_quake.mapping.writers`, :mod:`~torchgeo_quake.mapping.html`,
+:mod:`~torchgeo_quake.mapping.overview` and
+:mod:`~torchgeo_quake.mapping.summary`.
+"""
+
+from __future__ import annotations
+
+import datetime
+import gc
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+from pyproj import CRS
+
+from .. import __version__
+from ..utils import atomic_write_text
+from ._area import Footprints, Units
+from .html import HTMLMapWriter
+from .rings import RingCollector
+from .summary import EXPOSURE_COLUMNS, summarise
+from .writers import GeoJSONWriter, GeoPackageWriter, layer_geometry_type
+
+#: CRS of the interactive map's outlines.
+WEB_MERCATOR = CRS.from_epsg(3857)
+
+
+@dataclass(frozen=True)
+class Results:
+    """What the map says of every input feature."""
+
+    #: Skip reason (None for scored features).
+    reasons: npt.NDArray[np.object_]
+    #: Damage probability (NaN where skipped).
+    probs: npt.NDArray[np.float64]
+    #: Predicted damaged (at or above :attr:`threshold`; False where skipped).
+    damaged: npt.NDArray[np.bool_]
+    #: The model's decision threshold.
+    threshold: float
+    #: Unit of every feature.
+    units: Units
+    #: :data:`~torchgeo_quake.mapping.summary.EXPOSURE_COLUMNS`, or None.
+    exposure: dict[str, npt.NDArray[np.float64]] | None
+
+
+def _reproject(
+    geoms: npt.NDArray[np.object_], source: CRS, target: CRS
+) -> npt.NDArray[np.object_]:
+    """Reproject geometries (None stays None).
+
+    Args:
+        geoms: geometries in *source*
+        source: their CRS
+        target: CRS wanted
+
+    Returns:
+        The geometries in *target*.
+    """
+    if source == target:
+        return geoms
+    return np.asarray(
+        gpd.GeoSeries(geoms, crs=source).to_crs(target).values, dtype=object
+    )
+
+
+def _id_values(frame: gpd.GeoDataFrame, id_field: str) -> Any:
+    """The building ids as read, as nullable integers.
+
+    Args:
+        frame: the footprints
+        id_field: building id column
+
+    Returns:
+        An ``Int64`` array (missing where not numeric).
+    """
+    ids = pd.to_numeric(frame[id_field], errors="coerce")
+    id_values = pd.array(
+        np.where(ids.notna(), ids.fillna(0), 0).astype(np.int64), dtype="Int64"
+    )
+    id_values[ids.isna().to_numpy()] = pd.NA
+    return id_values
+
+
+def _tile_frame(
+    *,
+    rows: npt.NDArray[np.int64],
+    geoms: npt.NDArray[np.object_],
+    crs: CRS,
+    id_field: str,
+    id_values: Any,
+    results: Results,
+) -> gpd.GeoDataFrame:
+    """The output features of one tile.
+
+    Args:
+        rows: input rows of the tile
+        geoms: their footprints, as read
+        crs: CRS of the footprints
+        id_field: building id column
+        id_values: nullable ids of all rows
+        results: what the map says of every row
+
+    Returns:
+        The tile, in the footprints' CRS.
+    """
+    probs, reasons, damaged = results.probs, results.reasons, results.damaged
+    scored = np.isfinite(probs[rows])
+    columns: dict[str, Any] = {
+        "feature": rows.astype(np.int64),
+        id_field: id_values[rows],
+        "status": np.where(scored, "predicted", "skipped").astype(object),
+        "reason": pd.array(reasons[rows], dtype="string"),
+        "damage_probability": np.where(scored, np.round(probs[rows], 6), np.nan),
+        "damaged": pd.array(
+            np.where(scored, damaged[rows].astype(np.int64), 0), dtype="Int64"
+        ),
+        "unit": pd.array(results.units.labels[rows], dtype="string"),
+    }
+    columns["damaged"][~scored] = pd.NA
+    if results.exposure is not None:
+        for column in EXPOSURE_COLUMNS:
+            columns[column] = np.round(results.exposure[column][rows], 3)
+    return gpd.GeoDataFrame(columns, geometry=geoms, crs=crs)
+
+
+def _write_tiles(
+    staging: Path,
+    footprints: Footprints,
+    results: Results,
+    *,
+    id_field: str,
+    id_values: Any,
+    order: npt.NDArray[np.int64],
+    tile_size: int,
+    html_map: HTMLMapWriter,
+) -> RingCollector:
+    """Write the features tile by tile, then release the footprints.
+
+    Args:
+        staging: folder receiving the outputs
+        footprints: the footprints (released once written)
+        results: what the map says of every feature
+        id_field: building id column
+        id_values: nullable ids of all features
+        order: order of the features in the outputs
+        tile_size: features per tile
+        html_map: the interactive map (receives the outlines)
+
+    Returns:
+        The overview's outlines, in metres.
+    """
+    fp_crs, geoms = footprints.crs, footprints.geoms
+    gpkg = GeoPackageWriter(
+        staging / "damage.gpkg", fp_crs, geometry_type=layer_geometry_type(geoms)
+    )
+    overview_rings = RingCollector()
+    with GeoJSONWriter(staging / "damage.geojson") as geojson:
+        for first in range(0, len(footprints), tile_size):
+            rows = order[first : first + tile_size]
+            tile = _tile_frame(
+                rows=rows,
+                geoms=geoms[rows],
+                crs=fp_crs,
+                id_field=id_field,
+                id_values=id_values,
+                results=results,
+            )
+            gpkg.write(tile)
+            geojson.write(tile)
+            overview_rings.add(_reproject(geoms[rows], fp_crs, footprints.metric), rows)
+            html_map.add(_reproject(geoms[rows], fp_crs, WEB_MERCATOR), rows)
+    gpkg.close()
+    del geoms, tile
+    footprints.release()
+    gc.collect()
+    return overview_rings
+
+
+def _summary(
+    results: Results,
+    *,
+    name: str,
+    about: dict[str, Any],
+    prediction: dict[str, Any],
+    files: Sequence[str],
+) -> dict[str, Any]:
+    """The content of ``summary.json``, but for the timings.
+
+    Args:
+        results: what the map says of every feature
+        name: city name
+        about: ``model``, ``inputs``, ``sar_grid`` and ``output_crs`` sections
+        prediction: how the prediction ran
+        files: names of the output files
+
+    Returns:
+        The summary.
+    """
+    units = results.units
+    totals = summarise(
+        np.isfinite(results.probs),
+        results.damaged,
+        results.reasons,
+        units.labels,
+        results.exposure,
+        units.table,
+    )
+    return {
+        "generator": f"torchgeo_quake {__version__}",
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "city": name,
+        "counts": totals["counts"],
+        "exposure": totals["exposure"],
+        **about,
+        "units": {**units.info, "table": totals["units"]},
+        "prediction": prediction,
+        "files": list(files),
+    }
+
+
+def write_map(
+    staging: Path,
+    footprints: Footprints,
+    results: Results,
+    *,
+    name: str,
+    id_field: str,
+    order: npt.NDArray[np.int64],
+    tile_size: int,
+    basemap: str | None,
+    basemap_attribution: str | None,
+    about: dict[str, Any],
+    prediction: dict[str, Any],
+    files: Sequence[str],
+) -> dict[str, Any]:
+    """Write the GeoPackage, the GeoJSON, the overview and the interactive map.
+
+    Args:
+        staging: folder receiving the outputs
+        footprints: the footprints (their geometries are released once written)
+        results: what the map says of every feature
+        name: city name in titles
+        id_field: building id column
+        order: order of the features in the outputs
+        tile_size: features per tile
+        basemap: XYZ tile URL template or None
+        basemap_attribution: attribution of the basemap
+        about: ``model``, ``inputs``, ``sar_grid`` and ``output_crs`` sections
+            of the summary
+        prediction: how the prediction ran (``prediction`` section)
+        files: names of the output files
+
+    Returns:
+        The summary (without ``timing``; not written yet).
+    """
+    from .overview import plot_overview, save_overview
+
+    id_values = _id_values(footprints.frame, id_field)
+    html_map = HTMLMapWriter(staging / "map.html")
+    try:
+        overview_rings = _write_tiles(
+            staging,
+            footprints,
+            results,
+            id_field=id_field,
+            id_values=id_values,
+            order=order,
+            tile_size=tile_size,
+            html_map=html_map,
+        )
+        summary = _summary(
+            results, name=name, about=about, prediction=prediction, files=files
+        )
+        counts = summary["counts"]
+        share = counts["damaged_share"]
+        subtitle = (
+            f"{counts['predicted']} buildings scored, {counts['damaged']} predicted "
+            f"damaged"
+            + (f" ({share:.1%})" if share is not None else "")
+            + f"; {counts['skipped']} not scored"
+        )
+        title = f"{name}: predicted building damage"
+        fig = plot_overview(
+            overview_rings.rings(),
+            results.probs,
+            results.threshold,
+            title=f"{title}\n{subtitle}",
+            units="m",
+        )
+        del overview_rings
+        save_overview(fig, staging / "overview.png")
+        del fig
+        html_map.close(
+            results.probs,
+            id_values,
+            results.reasons,
+            results.threshold,
+            title=title,
+            subtitle=subtitle,
+            id_field=id_field,
+            basemap=basemap,
+            attribution=basemap_attribution,
+        )
+    finally:
+        html_map.abort()
+    return summary
+
+
+def write_summary(
+    staging: Path, summary: dict[str, Any], *, n: int, times: Sequence[float]
+) -> None:
+    """Add the timings to the summary and write ``summary.json``.
+
+    Args:
+        staging: folder receiving the outputs
+        summary: the summary (``timing`` is added)
+        n: number of input features
+        times: ``time.perf_counter`` at the start, the end of reading, the end
+            of the prediction and the end of writing
+    """
+    start, read_end, predict_end, end = times
+    seconds = end - start
+    summary["timing"] = {
+        "seconds": round(seconds, 2),
+        "buildings_per_second": round(n / seconds, 1) if seconds > 0 else None,
+        "read_seconds": round(read_end - start, 2),
+        "predict_seconds": round(predict_end - read_end, 2),
+        "write_seconds": round(end - predict_end, 2),
+    }
+    text = json.dumps(summary, ensure_ascii=False, indent=2)
+    atomic_write_text(staging / "summary.json", text + "\n")
