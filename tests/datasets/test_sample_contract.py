@@ -19,10 +19,19 @@ from torchgeo_quake.datasets import (
 from torchgeo_quake.samplers import BuildingCentroidSampler
 
 GEM = Path(__file__).parents[1] / "data" / "gem" / "points.csv"
+#: Where the GEM fixture's three locations are moved, beside the scene's buildings
+#: (the fixture itself lies 190 km away, beyond GEMExposure's max_distance).
+NEAR_SCENE = {"36.9,37.58": "39.001,37.1355", "36.95,37.58": "39.003,37.1358"}
+NEAR_SCENE["36.9,37.6"] = "39.0,37.136"
 
 
-def test_every_key_of_the_sample_contract(scene_dir: Path) -> None:
-    exposure = GEMExposure(GEM)
+def test_every_key_of_the_sample_contract(scene_dir: Path, tmp_path: Path) -> None:
+    text = GEM.read_text(encoding="utf-8")
+    for old, new in NEAR_SCENE.items():
+        text = text.replace(f",{old},", f",{new},")
+    (tmp_path / "gem.csv").write_text(text, encoding="utf-8")
+    exposure = GEMExposure(tmp_path / "gem.csv")
+    assert len(exposure) == 3
     footprints = OSMBuildings(
         scene_dir / "buildings.gpkg",
         damage=scene_dir / "destroyed.geojson",

@@ -156,6 +156,46 @@ def test_fit_test_predict_with_one_file(sim_root: Path, in_tmp: Path) -> None:
         )
 
 
+@pytest.mark.parametrize("path", sorted(EXPERIMENTS.glob("*.yaml")), ids=str)
+def test_configs_never_replace_a_checkpoint(path: Path) -> None:
+    config = yaml.safe_load(path.read_text())
+    (checkpoint,) = [
+        c
+        for c in config["trainer"]["callbacks"]
+        if c["class_path"].endswith("ModelCheckpoint")
+    ]
+    assert checkpoint["init_args"]["filename"] == "best"
+    assert checkpoint["init_args"]["enable_version_counter"] is True
+    assert "best-v1.ckpt" in path.read_text()  # the header says what a re-run does
+
+
+def test_refit_writes_new_checkpoints_beside_the_old(
+    sim_root: Path, in_tmp: Path
+) -> None:
+    args = [
+        "fit",
+        "--config",
+        str(EXPERIMENTS / "sar_ftp.yaml"),
+        f"--data.init_args.root={sim_root}",
+        "--data.init_args.scale=0.05",
+        "--data.init_args.batch_size=8",
+        "--trainer.accelerator=cpu",
+        "--trainer.max_epochs=1",
+        "--trainer.limit_train_batches=2",  # 1 would be read as 1.0: 100 %
+        "--trainer.limit_val_batches=2",
+        "--trainer.logger=false",
+    ]
+    folder = in_tmp / "runs" / "sar_ftp" / "checkpoints"
+    torchgeo_main(args)
+    first = {p.name: p.read_bytes() for p in folder.iterdir()}
+    assert sorted(first) == ["best.ckpt", "last.ckpt"]
+    torchgeo_main(args)
+    names = sorted(p.name for p in folder.iterdir())
+    assert names == ["best-v1.ckpt", "best.ckpt", "last-v1.ckpt", "last.ckpt"]
+    for name, content in first.items():  # the first run's files, untouched
+        assert (folder / name).read_bytes() == content
+
+
 def _fit(config: str, *args: str) -> None:
     torchgeo_main(
         [

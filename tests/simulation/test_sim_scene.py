@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from pathlib import Path
 
 import geopandas as gpd
@@ -22,6 +23,7 @@ from torchgeo_quake.simulation import (
     scaled_counts,
     simulate_scene,
 )
+from torchgeo_quake.simulation.scene import file_sha256
 from torchgeo_quake.simulation.vectors import DESTROYED_PROPERTIES
 
 SCALE = 0.1
@@ -374,9 +376,50 @@ def test_incomplete_city_with_user_data_is_refused(
         simulate_scene(small, cities=["osmaniye"], scale=0.05, seed=0)
     assert _snapshot(small) == before
     assert not [p for p in small.iterdir() if p.name.startswith(".")]
-    # The fix the message names works.
-    simulate_scene(small, cities=["osmaniye"], scale=0.05, seed=0, overwrite=True)
-    assert sorted(p.name for p in folder.iterdir()) == sorted(CITY_FILES)
+    # The fix the message names works; what the simulator does not write stays.
+    user = {"user_file": ["my_real_sar.tif"], "folder": ["extra"]}.get(damage, [])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        simulate_scene(small, cities=["osmaniye"], scale=0.05, seed=0, overwrite=True)
+    assert sorted(p.name for p in folder.iterdir()) == sorted([*CITY_FILES, *user])
+    kept = [str(w.message) for w in caught if "kept" in str(w.message)]
+    assert len(kept) == len(user[:1])
+    if damage == "user_file":
+        assert (folder / "my_real_sar.tif").read_bytes() == b"REAL"
+
+
+def test_overwrite_replaces_only_simulator_files(small: Path) -> None:
+    folder = small / "osmaniye"
+    summary = json.loads((small / SCENE_FILE).read_text(encoding="utf-8"))
+    (folder / "notes.txt").write_text("mine")
+    (folder / "labels").mkdir()
+    (folder / "labels" / "extra.geojson").write_text("{}")
+    (folder / ".hidden").write_text("also mine")
+    (folder / "gem.csv").write_text("edited by the user")
+    (folder / "dsm.tif").unlink()
+    (small / "turkoglu" / "notes.txt").write_text("not asked for")
+    turkoglu = _snapshot(small / "turkoglu")
+    with pytest.warns(UserWarning, match="kept 3 entries") as record:
+        again = simulate_scene(
+            small, cities=["osmaniye"], scale=0.05, seed=0, overwrite=True
+        )
+    messages = [str(w.message) for w in record if "kept" in str(w.message)]
+    assert messages == [
+        f"simulate_scene: kept 3 entries of {str(folder)!r} that the simulator does "
+        "not write: .hidden, labels, notes.txt (only "
+        f"{', '.join(CITY_FILES)} were replaced)."
+    ]
+    assert (folder / "notes.txt").read_text() == "mine"
+    assert (folder / "labels" / "extra.geojson").read_text() == "{}"
+    assert (folder / ".hidden").read_text() == "also mine"
+    # The simulator's own files are written again, as before.
+    hashes = again["cities"]["osmaniye"]["sha256"]
+    for name in CITY_FILES:
+        assert file_sha256(folder / name) == hashes[name]
+    for name in ("gem.csv", "dsm.tif"):  # deterministic (a GeoPackage is not)
+        assert hashes[name] == summary["cities"]["osmaniye"]["sha256"][name]
+    assert _snapshot(small / "turkoglu") == turkoglu  # not requested: untouched
+    assert not [p for p in small.iterdir() if p.name.startswith(".")]
 
 
 def test_incomplete_city_without_recorded_hashes(small: Path) -> None:

@@ -35,12 +35,14 @@ from .gem import GEM_FEATURE_NAMES, GEMExposure
 from .osm import OSMBuildings
 from .windows import BuildingWindows
 
-__all__ = ["REPORT_COLUMNS", "BuildingDamage"]
+__all__ = ["REPORT_COLUMNS", "BuildingDamage", "file_fingerprint"]
 
 _RASTER_KEYS = ("sar", "footprint", "dsm")
 
 #: Version of the on-disk sample-cache format (bump when its layout changes).
-CACHE_FORMAT = 3
+CACHE_FORMAT = 4
+#: Bytes hashed at each end of an input file for the cache key.
+HASH_BYTES = 1 << 20
 _CACHE_NAME = re.compile(r"^samples-[0-9a-f]{16}\.npz$")
 #: Columns of :meth:`BuildingDamage.report`, in order.
 REPORT_COLUMNS = (
@@ -55,6 +57,34 @@ REPORT_COLUMNS = (
     "intact",
     "damaged",
 )
+
+
+def file_fingerprint(path: str | os.PathLike[str]) -> str:
+    """Cheap content hash of a file, for the sample-cache key.
+
+    BLAKE2b of the file size and of the first and last :data:`HASH_BYTES`
+    (1 MiB) of the file, i.e. the whole content of files up to 2 MiB. It reads
+    at most 2 MiB whatever the size, so multi-GB SAR images cost milliseconds;
+    an edit that keeps size and modification time and only touches the middle
+    of a file larger than 2 MiB is not seen.
+
+    Args:
+        path: the file
+
+    Returns:
+        Hex digest (32 characters).
+
+    .. versionadded:: 0.2
+    """
+    digest = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        digest.update(str(size).encode())
+        digest.update(f.read(HASH_BYTES))
+        if size > HASH_BYTES:
+            f.seek(max(HASH_BYTES, size - HASH_BYTES))
+            digest.update(f.read(HASH_BYTES))
+    return digest.hexdigest()
 
 
 def _defaults(cls: Callable[..., Any]) -> dict[str, str]:
@@ -136,11 +166,13 @@ class BuildingDamage(NonGeoDataset):
     match no footprint, are warned about.
 
     Extracted patches are cached on disk (``root/.cache`` or *cache_dir*) in
-    ``samples-<key>.npz``, keyed by the size and modification time of every
-    input file, the parameters, the package version and the constructor defaults
-    of the data-layer classes, so later runs load them in a fraction of a
-    second; cache files of the same root whose inputs or versions are out of
-    date are deleted.
+    ``samples-<key>.npz``, keyed by the size, modification time and a content
+    hash (:func:`file_fingerprint`: the first and last MiB) of every input file,
+    the parameters, the package version and the constructor defaults of the
+    data-layer classes, so later runs load them in a fraction of a second, and
+    a file edited in place (even keeping its size and modification time) is
+    extracted again; cache files of the same root whose inputs or versions are
+    out of date are deleted.
 
     Subclasses state the facts of one event (see :class:`KahramanmarasDamage`):
     their area names (:attr:`all_areas`), display names, file names and how
@@ -550,7 +582,8 @@ class BuildingDamage(NonGeoDataset):
 
         Returns:
             JSON-serialisable state: parameters, versions, data-layer defaults
-            and the size and modification time of every input file.
+            and the size, modification time and content hash of every input
+            file.
         """
         layer = (CSKSAR, CartoSatDSM, OSMBuildings, GEMExposure)
         state: dict[str, Any] = {
@@ -575,21 +608,27 @@ class BuildingDamage(NonGeoDataset):
         }
         return state
 
-    def _file_stats(self, areas: Sequence[str]) -> dict[str, list[int]]:
-        """Size and modification time of the input files of *areas*.
+    def _file_stats(self, areas: Sequence[str]) -> dict[str, list[int | str]]:
+        """Size, modification time and content hash of the input files of *areas*.
 
         Args:
             areas: area names
 
         Returns:
-            ``{"<area>/<input>": [size, mtime_ns]}`` for the files that exist.
+            ``{"<area>/<input>": [size, mtime_ns, fingerprint]}`` for the files
+            that exist (:func:`file_fingerprint`; ``""`` for a folder).
         """
-        stats: dict[str, list[int]] = {}
+        stats: dict[str, list[int | str]] = {}
         for area in areas:
             for name, path in self._area_files(area).items():
                 if path is not None and path.exists():
                     stat = path.stat()
-                    stats[f"{area}/{name}"] = [stat.st_size, stat.st_mtime_ns]
+                    fingerprint = file_fingerprint(path) if path.is_file() else ""
+                    stats[f"{area}/{name}"] = [
+                        stat.st_size,
+                        stat.st_mtime_ns,
+                        fingerprint,
+                    ]
         return stats
 
     @staticmethod
@@ -658,7 +697,8 @@ class BuildingDamage(NonGeoDataset):
 
         A file is stale when it was written for the same root by another cache
         format, package or simulator version, or when one of the input files it
-        was built from has changed size or modification time since. Cache files
+        was built from has changed size, modification time or content hash
+        since. Cache files
         of other parameters (areas, modalities, ...) with current inputs are
         kept. Files written before the cache recorded its root (format 1) are
         stale when they sit in ``root/.cache``.

@@ -7,7 +7,7 @@ import math
 import os
 import re
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -40,7 +40,13 @@ from .sar_products import (
     umbra_metadata,
 )
 
-__all__ = ["CSKSAR", "DEFAULT_DB_FLOOR", "Radiometry"]
+__all__ = [
+    "CSKSAR",
+    "DEFAULT_DB_FLOOR",
+    "MAX_LINEAR_VALUE",
+    "MAX_NEGATIVE_SHARE",
+    "Radiometry",
+]
 
 #: Radiometric forms the dataset can return.
 Radiometry = Literal["amplitude", "intensity", "db"]
@@ -51,7 +57,56 @@ DEFAULT_DB_FLOOR = -30.0
 #: Percentile of the valid dB values used as the automatic dB floor.
 DB_FLOOR_PERCENTILE = 0.1
 
+#: Largest plausible amplitude or intensity value; larger values are an error.
+MAX_LINEAR_VALUE = 1e10
+
+#: Share of negative pixels (among the valid, non-zero ones) above which an image
+#: declared amplitude or intensity is an error (it looks like dB already). Fewer
+#: negative pixels (interpolation artefacts of some geocoders) are masked and
+#: counted in a warning.
+MAX_NEGATIVE_SHARE = 0.1
+
 _SUBDATASET = re.compile(r'^HDF5:"(?P<file>.*)"://')
+
+
+def _linear_problem(values: np.ndarray, radiometry: str) -> str | None:
+    """Why the values of a file cannot be the linear radiometry it declares.
+
+    Args:
+        values: pixel values after scaling (NaN or 0 = nodata)
+        radiometry: ``"amplitude"`` or ``"intensity"``
+
+    Returns:
+        The problem, for an error message, or None if the values are plausible.
+    """
+    valid = values[np.isfinite(values) & (values != 0)]
+    if valid.size == 0:
+        return None
+    high = float(valid.max())
+    if high > MAX_LINEAR_VALUE:
+        return (
+            f"holds values up to {high:.3g}, above {MAX_LINEAR_VALUE:.0e}, which is "
+            f"not a plausible SAR {radiometry}: check the scale factor of the "
+            "product, or re-export the image"
+        )
+    negative = valid[valid < 0]
+    if negative.size <= MAX_NEGATIVE_SHARE * valid.size:
+        return None
+    share = negative.size / valid.size
+    common, count = np.unique(negative, return_counts=True)
+    mode = float(common[np.argmax(count)])
+    if count.max() >= 0.9 * negative.size:
+        return (
+            f"has {negative.size} pixels ({share:.0%} of the valid ones) equal to "
+            f"{mode:g}, probably an undeclared nodata value: declare it (e.g. "
+            f"`gdal_edit.py -a_nodata {mode:g} <file>`)"
+        )
+    return (
+        f"holds {negative.size} negative pixels ({share:.0%} of the valid ones, "
+        f"down to {float(negative.min()):.3g}), impossible for a SAR {radiometry}: "
+        "the image looks like dB already. Pass the linear image (amplitude "
+        "10**(dB/20), intensity 10**(dB/10)), not a dB one"
+    )
 
 
 @dataclass(frozen=True)
@@ -103,7 +158,8 @@ def _has_valid_pixel(src: DatasetReader) -> bool:
     nodata = src.nodata
 
     def valid(array: np.ndarray) -> bool:
-        mask = array > 0
+        with np.errstate(invalid="ignore"):
+            mask = (array > 0) & np.isfinite(array)
         if nodata is not None and not math.isnan(nodata):
             mask &= array != nodata
         return bool(mask.any())
@@ -153,8 +209,16 @@ class CSKSAR(CachedRasterDataset):
 
     Complex (SLC) and multi-band rasters are rejected.
 
-    Radiometry: zero, negative, NaN and nodata pixels are masked (NaN in the
-    in-memory grid, so samplers can skip nodata windows). Returned patches are
+    Radiometry: zero, NaN and nodata pixels are masked (NaN in the in-memory
+    grid, so samplers can skip nodata windows). Values that cannot be right are
+    not passed on silently (checked on the centre of every file when the
+    dataset is made, then on every read): infinite pixels are masked too and
+    counted in a :class:`UserWarning` naming the file; a few negative pixels
+    (up to :data:`MAX_NEGATIVE_SHARE` of the valid ones) are masked and counted
+    likewise; more negative pixels (a dB image, or an undeclared negative nodata
+    value) or values above :data:`MAX_LINEAR_VALUE` are a :class:`ValueError`
+    naming the file. Buildings whose window touches masked pixels are skipped by
+    the samplers (``"on SAR nodata"``). Returned patches are
     ``radiometry="amplitude"`` (default), ``"intensity"`` (amplitude²) or
     ``"db"`` (:math:`10\log_{10}` intensity). In amplitude and intensity,
     masked pixels are returned as 0. In dB, values are floored at
@@ -173,6 +237,10 @@ class CSKSAR(CachedRasterDataset):
     #: Filling and flooring (:meth:`_postprocess_patch`) are pixel-wise, so they
     #: are applied once to the in-memory grid.
     pixelwise_patch = True
+
+    nodata_consequence = (
+        "buildings whose window touches them are skipped as 'on SAR nodata'"
+    )
 
     #: Patterns (case-insensitive) of the files searched for in directories.
     filename_globs: tuple[str, ...] = ("*.tif", "*.tiff", "*.h5")
@@ -225,7 +293,9 @@ class CSKSAR(CachedRasterDataset):
             FileNotFoundError: If no file matches *paths*.
             ValueError: If an option is invalid, or a file is unreadable or corrupt,
                 has no CRS, is not a geocoded detected SAR product, holds no
-                valid pixel, or the files mix amplitude and intensity.
+                valid pixel or implausible values (negative as in dB, or above
+                :data:`MAX_LINEAR_VALUE`), or the files mix amplitude and
+                intensity.
         """
         if radiometry not in ("amplitude", "intensity", "db"):
             raise ValueError(
@@ -379,8 +449,24 @@ class CSKSAR(CachedRasterDataset):
         if not _has_valid_pixel(src):
             raise ValueError(
                 f"CSKSAR: {filepath!r} holds no valid pixel: every pixel is 0, "
-                "negative, NaN or nodata. The export or download probably failed; "
-                "produce the image again."
+                "negative, infinite, NaN or nodata. The export or download "
+                "probably failed; produce the image again."
+            )
+        # The centre of the file, scaled: a dB image or absurd values fail here,
+        # before anything is warped (every read is checked again, see _screen).
+        source = self._sources[filepath]
+        centre = Window(
+            max(0, src.width // 2 - 256),
+            max(0, src.height // 2 - 256),
+            min(512, src.width),
+            min(512, src.height),
+        )
+        with self._open_source(filepath) as scaled:
+            values = scaled.read(1, window=centre)
+        problem = _linear_problem(values, source.radiometry)
+        if problem is not None:
+            raise ValueError(
+                f"CSKSAR: {filepath!r} is declared {source.radiometry} but {problem}."
             )
 
     def _describe(self, filepath: str, src: DatasetReader) -> _Source:
@@ -530,6 +616,45 @@ class CSKSAR(CachedRasterDataset):
         return rasterio.open(document)
 
     # ------------------------------------------------------------- radiometry
+    def _screen(
+        self,
+        array: np.ndarray,
+        parts: Callable[[], Iterator[tuple[str, np.ndarray]]],
+    ) -> None:
+        """Mask infinite and a few negative pixels; reject implausible values.
+
+        Args:
+            array: the merged read (1, height, width) in the files' radiometry,
+                NaN = nodata; changed in place
+            parts: yields ``(file, values of that file)``
+
+        Raises:
+            ValueError: If the values of a file are negative as in dB (more
+                than :data:`MAX_NEGATIVE_SHARE` of them) or above
+                :data:`MAX_LINEAR_VALUE`; the message names the file.
+        """
+        super()._screen(array, parts)
+        held = self._held_radiometry()
+        with np.errstate(invalid="ignore"):
+            suspicious = bool((array < 0).any() or (array > MAX_LINEAR_VALUE).any())
+        if not suspicious:
+            return
+        negatives: dict[str, int] = {}
+        for filepath, part in parts():
+            problem = _linear_problem(part, held)
+            if problem is not None:
+                raise ValueError(
+                    f"CSKSAR: {filepath!r} is declared {held} but {problem}."
+                )
+            with np.errstate(invalid="ignore"):
+                negatives[filepath] = int((part < 0).sum())
+        self._warn_once(
+            "negative",
+            negatives,
+            f"negative pixel(s), impossible for a SAR {held}",
+            f"masked as nodata ({self.nodata_consequence})",
+        )
+
     def _postprocess_grid(self, array: np.ndarray) -> np.ndarray:
         """Mask invalid pixels and convert to :attr:`radiometry`.
 

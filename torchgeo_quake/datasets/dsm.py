@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Literal
 
 import numpy as np
@@ -13,7 +13,11 @@ from pyproj import CRS
 
 from .raster import DEFAULT_CACHE_BYTES, CachedRasterDataset
 
-__all__ = ["CartoSatDSM"]
+__all__ = ["DSM_HEIGHT_RANGE", "CartoSatDSM"]
+
+#: Plausible heights (metres) of a DSM: the shore of the Dead Sea is at -430 m,
+#: the top of Mount Everest at 8,849 m. Heights outside are nodata.
+DSM_HEIGHT_RANGE = (-500.0, 9000.0)
 
 
 class CartoSatDSM(CachedRasterDataset):
@@ -30,12 +34,21 @@ class CartoSatDSM(CachedRasterDataset):
     (``heights="relative"``, the default), a building-height proxy that is
     insensitive to the terrain elevation of a city.
 
+    Heights outside :data:`DSM_HEIGHT_RANGE` (-500 to 9,000 m: undeclared
+    nodata values such as -9999 or -32768, or absurd values) and infinite
+    pixels are nodata: they are counted in a :class:`UserWarning` naming the
+    file, and buildings whose window touches them are skipped by the samplers
+    (``"on DSM nodata"``).
+
     .. versionadded:: 0.1
     """
 
     sample_key = "dsm"
     filename_glob = "*.tif*"
     is_image = True
+    nodata_consequence = (
+        "buildings whose window touches them are skipped as 'on DSM nodata'"
+    )
 
     def __init__(
         self,
@@ -91,6 +104,38 @@ class CartoSatDSM(CachedRasterDataset):
                 "single-band height raster. Extract the height band, e.g. "
                 f"`gdal_translate -b 1 {filepath} dsm.tif`."
             )
+
+    def _screen(
+        self,
+        array: np.ndarray,
+        parts: Callable[[], Iterator[tuple[str, np.ndarray]]],
+    ) -> None:
+        """Make infinite heights and heights outside :data:`DSM_HEIGHT_RANGE` nodata.
+
+        Args:
+            array: the merged read (1, height, width) in metres, NaN = nodata;
+                changed in place
+            parts: yields ``(file, values of that file)``
+        """
+        super()._screen(array, parts)
+        low, high = DSM_HEIGHT_RANGE
+        with np.errstate(invalid="ignore"):
+            outside = (array < low) | (array > high)
+        if not outside.any():
+            return
+        counts = {}
+        for filepath, part in parts():
+            with np.errstate(invalid="ignore"):
+                counts[filepath] = int(((part < low) | (part > high)).sum())
+        self._warn_once(
+            "height",
+            counts,
+            f"height(s) outside [{low:g}, {high:g}] m (an undeclared nodata value "
+            "such as -9999 or -32768?)",
+            f"treated as nodata ({self.nodata_consequence}); declare the nodata "
+            "value of the file, e.g. `gdal_edit.py -a_nodata -9999 <file>`",
+        )
+        array[outside] = np.nan
 
     def _postprocess_patch(self, patch: np.ndarray) -> np.ndarray:
         """Make heights relative to the patch minimum when requested.

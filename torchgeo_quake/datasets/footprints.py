@@ -130,7 +130,100 @@ SKIP_HINTS = {
     ),
     "duplicate": "make the ids unique (the first feature of an id is kept)",
     "admin": "fill the admin unit column, or pass one unit for all as admin_unit=",
+    "range": (
+        "ids must be whole numbers between -2**63 and 2**63 - 1: fix the id "
+        "column, or pass another unique integer column as id_field="
+    ),
+    "exposure": (
+        "check that the GEM exposure covers the footprints (its lon/lat columns "
+        "and area), or pass GEMExposure(..., max_distance=) a larger distance"
+    ),
 }
+
+_INT64_MIN = -(2**63)
+_INT64_MAX = 2**63 - 1
+
+
+def _int64_ids(values: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Parse an id column into int64 without rounding, truncating or wrapping.
+
+    Integers (of any dtype, or as text) strictly inside the int64 range are
+    kept exactly; floats only when they are whole and in range. ``1.5``,
+    ``1e30``, ``2**64`` or ``inf`` would otherwise be truncated or wrap around
+    and collide with, or pose as, other ids. The two ends of the range,
+    ``-2**63`` and ``2**63 - 1``, are rejected too: GDAL clamps larger integers
+    to them (with a mere warning), so they stand for ids that were lost.
+
+    Args:
+        values: the id column
+
+    Returns:
+        ``(ids, missing, out_of_range)``: int64 ids (0 where not valid), and
+        masks of the values that are missing or not numeric, and of the numeric
+        ones that are not an integer in the int64 range.
+    """
+    n = len(values)
+    ids = np.zeros(n, dtype=np.int64)
+    missing = np.zeros(n, dtype=bool)
+    bad = np.zeros(n, dtype=bool)
+    array = values.to_numpy()
+    if values.dtype.kind in "iu":
+        if values.dtype.kind == "u":
+            bad = array >= _INT64_MAX
+        else:
+            bad = (array <= _INT64_MIN) | (array >= _INT64_MAX)
+        ids[~bad] = array[~bad].astype(np.int64)
+        return ids, missing, bad
+    if values.dtype.kind == "f":
+        floats = array.astype(np.float64)
+        missing = np.isnan(floats)
+        with np.errstate(invalid="ignore"):
+            bad = ~missing & (
+                ~np.isfinite(floats)
+                | (floats != np.floor(floats))
+                | (floats < -(2.0**63))
+                | (floats >= 2.0**63)
+            )
+        ok = ~missing & ~bad
+        ids[ok] = floats[ok].astype(np.int64)
+        return ids, missing, bad
+    for i, value in enumerate(array.tolist()):
+        number: int | None = None
+        if value is None or (isinstance(value, float) and np.isnan(value)):
+            missing[i] = True
+            continue
+        if isinstance(value, bool):
+            missing[i] = True
+            continue
+        if isinstance(value, int):
+            number = value
+        elif isinstance(value, float):
+            if not value.is_integer():
+                bad[i] = True
+                continue
+            number = int(value)
+        else:
+            text = str(value).strip()
+            try:
+                number = int(text)
+            except ValueError:
+                try:
+                    as_float = float(text)
+                except ValueError:
+                    missing[i] = True
+                    continue
+                if np.isnan(as_float):
+                    missing[i] = True
+                    continue
+                if not as_float.is_integer():
+                    bad[i] = True
+                    continue
+                number = int(as_float)
+        if not _INT64_MIN < number < _INT64_MAX:
+            bad[i] = True
+            continue
+        ids[i] = number
+    return ids, missing, bad
 
 
 def _hint(reason: str) -> str:
@@ -149,6 +242,8 @@ def _hint(reason: str) -> str:
         ("polygon", "not a polygon"),
         ("duplicate", "duplicate"),
         ("admin", "admin unit"),
+        ("range", "int64 range"),
+        ("exposure", "no exposure point"),
     ):
         if words in reason:
             return SKIP_HINTS[key]
@@ -349,8 +444,7 @@ def _clean(
         ``_label_value`` (with *label_field*) and geometry columns, the list of
         skipped features and the number of repaired geometries.
     """
-    ids = pd.to_numeric(frame[id_field], errors="coerce")
-    no_id = ids.isna().to_numpy()
+    ids, no_id, out_of_range = _int64_ids(frame[id_field])
     geoms = np.array(frame.geometry.values, dtype=object)
     units: pd.Series | None = None
     no_unit = np.zeros(len(frame), dtype=bool)
@@ -361,6 +455,8 @@ def _clean(
     # The first reason that applies to a feature, in this order.
     reasons = np.full(len(frame), None, dtype=object)
     reasons[no_id] = f"missing or non-numeric {id_field}"
+    reasons[out_of_range] = f"{id_field} not an integer in int64 range"
+    no_id |= out_of_range
     reasons[~no_id & no_unit] = f"missing admin unit ({admin_field})"
     left = ~no_id & ~no_unit
     no_geometry = shapely.is_missing(geoms) | shapely.is_empty(geoms)
@@ -383,7 +479,7 @@ def _clean(
     keep = pd.isna(reasons)
     skipped = [
         {
-            "building_id": None if no_id[i] else int(ids.iloc[i]),
+            "building_id": None if no_id[i] else int(ids[i]),
             "file": filepath,
             "row": i,
             "reason": reasons[i],
@@ -391,7 +487,7 @@ def _clean(
         for i in np.flatnonzero(~keep).tolist()
     ]
     columns: dict[str, Any] = {
-        "building_id": ids[keep].astype(np.int64).to_numpy(),
+        "building_id": ids[keep],
         "file": filepath,
         "row": np.flatnonzero(keep),
     }

@@ -17,8 +17,10 @@ The constants of those modules are re-exported here.
 
 from __future__ import annotations
 
+import math
 import os
 import unicodedata
+import warnings
 from collections.abc import Sequence
 from typing import Any, Literal, overload
 
@@ -44,12 +46,20 @@ from .utils import utm_crs_of
 __all__ = [
     "CODE_LEVEL_YEAR",
     "COLUMN_ALIASES",
+    "DEFAULT_MAX_DISTANCE",
     "DEFAULT_STOREYS",
     "DEFAULT_YEAR",
     "GEM_FEATURE_DESCRIPTIONS",
     "GEM_FEATURE_NAMES",
     "GEMExposure",
 ]
+
+#: Default largest distance (metres) between a building and the GEM point it is
+#: joined to. GEM's high-resolution exposure is on a 30-arc-second grid (about
+#: 930 m north-south, 740 m east-west at 37° N), so a building lies within about
+#: 600 m of the centre of its cell; 2 km allows for a missing neighbour cell
+#: and stays far below the distance to a wrong city or a swapped lon/lat.
+DEFAULT_MAX_DISTANCE = 2000.0
 
 
 def _normalise_name(name: str) -> str:
@@ -94,6 +104,19 @@ class GEMExposure:
     :attr:`nan_filled`. A :class:`UserWarning` summarises both per file. Negative
     costs per building are clipped to 0 before ``log1p``.
 
+    Bad files: a record with another number of fields than the header (a file
+    cut short), and infinite, negative or absurdly large numbers (see
+    :data:`~torchgeo_quake.datasets.gem_csv.MAX_VALUES`) are a
+    :class:`ValueError` naming the file, the column and the lines.
+
+    Distance: the nearest location is looked for within *max_distance* metres
+    (:data:`DEFAULT_MAX_DISTANCE`). When no query point has a location that
+    close, :meth:`nearest` and :meth:`features_at` raise a :class:`ValueError`
+    giving the bounds of both (swapped lon/lat or the wrong file);
+    :meth:`features_at` warns about the points beyond it, and
+    :class:`~torchgeo_quake.datasets.OSMBuildings` skips those buildings
+    (``"no exposure point within <N> m"``).
+
     Attributes:
         paths: the CSV files read
         kind: ``"points"`` or ``"admin"``
@@ -104,6 +127,8 @@ class GEMExposure:
         admin_units: per-admin-unit table (the locations for admin files; for
             point files with ``ID_1``/``NAME_1`` their aggregation), else None
         metric_crs: projected CRS of the nearest-neighbour search (points only)
+        max_distance: largest distance (metres) of a join to the nearest
+            location, or None for no limit
         skipped: reason -> number of rows skipped
         nan_filled: column -> number of NaN cells filled
 
@@ -114,6 +139,7 @@ class GEMExposure:
         self,
         paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
         crs: CRS | str | int | None = None,
+        max_distance: float | None = DEFAULT_MAX_DISTANCE,
     ) -> None:
         """Read and aggregate GEM exposure files.
 
@@ -125,14 +151,33 @@ class GEMExposure:
             crs: projected CRS in which nearest-neighbour distances are measured;
                 if None or geographic, the UTM zone of the data is used. Point
                 coordinates in the files are always WGS84 lon/lat.
+            max_distance: largest distance in metres (of *crs*) between a query
+                point and the location it is joined to (see :meth:`nearest`);
+                None for no limit
 
         Raises:
             FileNotFoundError: If a file or directory does not exist.
-            ValueError: If a file is empty, lacks required columns (the message
-                lists them, the file and the accepted names), has non-numeric
-                numbers, a malformed taxonomy or period (the message names file
-                and line), no usable rows, or if files of both kinds are mixed.
+            ValueError: If *max_distance* is not positive, or a file is empty,
+                malformed (a record with another number of fields than the
+                header), lacks required columns (the message lists them, the
+                file and the accepted names), has non-numeric, infinite,
+                negative or absurdly large numbers, a malformed taxonomy or
+                period (the message names file and line), no usable rows, or if
+                files of both kinds are mixed.
         """
+        if max_distance is not None and not (
+            isinstance(max_distance, int | float) and max_distance > 0
+        ):
+            raise ValueError(
+                "max_distance must be a positive number of metres or None, got "
+                f"{max_distance!r}"
+            )
+        #: Largest distance (metres) of a join to the nearest location.
+        self.max_distance: float | None = (
+            None
+            if max_distance is None or math.isinf(max_distance)
+            else float(max_distance)
+        )
         exposure = _read_exposure(paths, stacklevel=3)
         self.paths = exposure.paths
         self.feature_names: tuple[str, ...] = GEM_FEATURE_NAMES
@@ -259,14 +304,23 @@ class GEMExposure:
         x: npt.ArrayLike,
         y: npt.ArrayLike,
         crs: CRS | str | int,
+        strict: bool = True,
     ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.float64]]:
         """Nearest GEM location of each query point.
+
+        Points farther than :attr:`max_distance` from every location still get
+        the nearest one; compare the returned distances with
+        :attr:`max_distance` to leave them out. When *no* point is within it,
+        the exposure and the points do not describe the same place (lon and lat
+        swapped, or the file of another area) and, with *strict*, that is an
+        error.
 
         Args:
             x: query x coordinates (N,)
             y: query y coordinates (N,)
             crs: CRS of *x*, *y* (anything :meth:`pyproj.CRS.from_user_input`
                 accepts, e.g. a rasterio CRS)
+            strict: raise if no point is within :attr:`max_distance`
 
         Returns:
             Row index into :attr:`locations` (N,) and distance in metres of
@@ -274,7 +328,9 @@ class GEMExposure:
 
         Raises:
             ValueError: If the exposure has no coordinates (admin files), the
-                shapes differ or a point is not finite.
+                shapes differ, a point is not finite, or (*strict*) no point is
+                within :attr:`max_distance` of a location (the message gives
+                the WGS84 bounds of both).
         """
         if self._tree is None or self.metric_crs is None:
             raise ValueError(
@@ -301,7 +357,59 @@ class GEMExposure:
                 f"{self.metric_crs.name}"
             )
         distance, index = self._tree.query(points)
-        return np.asarray(index, dtype=np.intp), np.asarray(distance, dtype=np.float64)
+        index = np.asarray(index, dtype=np.intp)
+        distance = np.asarray(distance, dtype=np.float64)
+        limit = self.max_distance
+        if strict and limit is not None and distance.size and distance.min() > limit:
+            raise ValueError(self._too_far_message(xs, ys, source, distance))
+        return index, distance
+
+    def _too_far_message(
+        self,
+        xs: npt.NDArray[np.float64],
+        ys: npt.NDArray[np.float64],
+        crs: CRS,
+        distance: npt.NDArray[np.float64],
+    ) -> str:
+        """Error message for query points that are all far from the exposure.
+
+        Args:
+            xs: query x coordinates
+            ys: query y coordinates
+            crs: their CRS
+            distance: distance of each to its nearest location (metres)
+
+        Returns:
+            The message, with the WGS84 bounds of the exposure and the points.
+        """
+        lon, lat = Transformer.from_crs(crs, 4326, always_xy=True).transform(xs, ys)
+        q = (np.nanmin(lon), np.nanmin(lat), np.nanmax(lon), np.nanmax(lat))
+        e = tuple(float(v) for v in self.locations.total_bounds)
+        sources = ", ".join(repr(str(p)) for p in self.paths)
+
+        def box(b: tuple[float, ...]) -> str:
+            return f"lon {b[0]:.4f}..{b[2]:.4f}, lat {b[1]:.4f}..{b[3]:.4f}"
+
+        margin = 0.05  # degrees
+        swapped = (
+            e[1] - margin <= q[2]
+            and q[0] <= e[3] + margin
+            and e[0] - margin <= q[3]
+            and q[1] <= e[2] + margin
+        )
+        hint = (
+            "the exposure's lon and lat columns look swapped"
+            if swapped
+            else "likely swapped lon/lat columns or the exposure of another area"
+        )
+        return (
+            f"GEM exposure {sources}: none of the {len(xs)} query point(s) is "
+            f"within max_distance={self.max_distance:g} m of an exposure point "
+            f"(the nearest is {float(distance.min()):.0f} m away): {hint}. "
+            f"Exposure points: {box(e)}; query points: {box(q)} (WGS84). Check "
+            "the file and its lon/lat columns, or pass a larger max_distance= "
+            "(GEMExposure(path, max_distance=...)) if the exposure is that sparse."
+        )
 
     @overload
     def features_at(
@@ -310,6 +418,7 @@ class GEMExposure:
         y: npt.ArrayLike,
         crs: CRS | str | int,
         return_distance: Literal[False] = ...,
+        strict: bool = ...,
     ) -> npt.NDArray[np.float32]: ...
 
     @overload
@@ -319,6 +428,7 @@ class GEMExposure:
         y: npt.ArrayLike,
         crs: CRS | str | int,
         return_distance: Literal[True],
+        strict: bool = ...,
     ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float64]]: ...
 
     def features_at(
@@ -327,18 +437,26 @@ class GEMExposure:
         y: npt.ArrayLike,
         crs: CRS | str | int,
         return_distance: bool = False,
+        strict: bool = True,
     ) -> (
         npt.NDArray[np.float32]
         | tuple[npt.NDArray[np.float32], npt.NDArray[np.float64]]
     ):
         """Feature vector of the nearest GEM location of each query point.
 
+        Points farther than :attr:`max_distance` from every location get the
+        features of the nearest one all the same; with *strict* and without
+        *return_distance* (with which the caller sees the distances) a
+        :class:`UserWarning` counts them.
+
         Args:
             x: query x coordinates (N,), e.g. building centroids
             y: query y coordinates (N,)
             crs: CRS of *x*, *y*
             return_distance: also return the distance (metres) to that location,
-                so callers can warn about buildings far from any GEM point
+                so callers can leave out buildings far from any GEM point
+            strict: raise if no point is within :attr:`max_distance`, and warn
+                about the points beyond it (see above)
 
         Returns:
             Features (N, F) float32, and with *return_distance* the distances (N,).
@@ -346,10 +464,23 @@ class GEMExposure:
         Raises:
             ValueError: See :meth:`nearest`.
         """
-        index, distance = self.nearest(x, y, crs)
+        index, distance = self.nearest(x, y, crs, strict=strict)
         features: npt.NDArray[np.float32] = self._features[index]
         if return_distance:
             return features, distance
+        limit = self.max_distance
+        if strict and limit is not None:
+            far = int((distance > limit).sum())
+            if far:
+                sources = ", ".join(repr(str(p)) for p in self.paths)
+                warnings.warn(
+                    f"GEM exposure {sources}: {far} of {distance.size} query "
+                    f"point(s) are more than max_distance={limit:g} m from any "
+                    "exposure point; they get the features of the nearest one "
+                    "(pass return_distance=True to leave them out).",
+                    UserWarning,
+                    stacklevel=2,
+                )
         return features
 
     def features_for_admin(self, units: Sequence[str]) -> npt.NDArray[np.float32]:
@@ -395,7 +526,7 @@ def _building_features(
     crs: CRS,
     units: Sequence[str] | None = None,
     context: str = "OSMBuildings",
-) -> npt.NDArray[np.float32]:
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.bool_]]:
     """GEM vector of every building: of its admin unit, or of the nearest point.
 
     Args:
@@ -407,11 +538,14 @@ def _building_features(
         context: name of the caller, in error messages
 
     Returns:
-        float32 array (N, F).
+        float32 array (N, F), and which buildings are farther than
+        :attr:`GEMExposure.max_distance` from every GEM point (N,; all False
+        for a join by admin unit).
 
     Raises:
-        ValueError: If an admin unit is unknown, or the exposure has no
-            coordinates and no admin unit is given.
+        ValueError: If an admin unit is unknown, the exposure has no
+            coordinates and no admin unit is given, or no building is within
+            :attr:`GEMExposure.max_distance` of a GEM point.
     """
     sources = ", ".join(repr(str(p)) for p in exposure.paths)
     if units is not None:
@@ -427,7 +561,8 @@ def _building_features(
             ) from err
         row_of = {unit: i for i, unit in enumerate(unique)}
         rows = np.fromiter((row_of[u] for u in units), np.intp, count=len(units))
-        return np.asarray(table[rows], dtype=np.float32)
+        far = np.zeros(len(units), dtype=bool)
+        return np.asarray(table[rows], dtype=np.float32), far
     if exposure.kind != "points":
         raise ValueError(
             f"{context}: the GEM exposure {sources} holds admin-level "
@@ -437,5 +572,12 @@ def _building_features(
             "admin_unit='TR-46' (ID_1 code or NAME_1 name), or its column as "
             "admin_field=, or use point-asset exposure (lon, lat columns)."
         )
-    features = exposure.features_at(centroids[:, 0], centroids[:, 1], crs)
-    return np.asarray(features, dtype=np.float32)
+    try:
+        features, distance = exposure.features_at(
+            centroids[:, 0], centroids[:, 1], crs, return_distance=True
+        )
+    except ValueError as err:
+        raise ValueError(f"{context}: {err}") from err
+    limit = exposure.max_distance
+    far = np.zeros(len(distance), dtype=bool) if limit is None else distance > limit
+    return np.asarray(features, dtype=np.float32), far

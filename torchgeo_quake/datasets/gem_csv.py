@@ -15,6 +15,8 @@ The underscored names are internal to :mod:`torchgeo_quake.datasets`.
 
 from __future__ import annotations
 
+import csv
+import math
 import os
 import re
 import warnings
@@ -29,7 +31,7 @@ import pandas as pd
 
 from .taxonomy import GEMTaxonomy, parse_taxonomy
 
-__all__ = ["COLUMN_ALIASES"]
+__all__ = ["COLUMN_ALIASES", "MAX_VALUES"]
 
 #: Accepted column names (case-insensitive) of each canonical column.
 COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
@@ -55,6 +57,20 @@ _NUMERIC = frozenset(
     | {"total", "day", "night"}
 )
 _ZERO_FILLED = ("structural", "nonstructural", "contents", "day", "night")
+
+#: Largest plausible value of each numeric column (per asset row): replacement
+#: costs in USD (1e15 is ten times the world's yearly GDP), numbers of
+#: buildings and occupants. Larger values, negative ones (coordinates aside)
+#: and infinite ones are an error naming the file, the column and the lines.
+MAX_VALUES: dict[str, float] = {
+    "number": 1e9,
+    "structural": 1e15,
+    "nonstructural": 1e15,
+    "contents": 1e15,
+    "total": 1e15,
+    "day": 1e10,
+    "night": 1e10,
+}
 _PERIOD_RE = re.compile(r"^(\d{4})\s*[-\u2013/]\s*(\d{4})$")
 
 
@@ -114,6 +130,7 @@ class _CsvRows:
     def _read(self) -> pd.DataFrame:
         if not os.path.isfile(self.path):
             raise FileNotFoundError(f"GEM exposure file {self.path!r} does not exist")
+        self._check_fields()
         try:
             raw = pd.read_csv(self.path, dtype=str, skipinitialspace=True)
         except pd.errors.EmptyDataError as err:
@@ -127,6 +144,52 @@ class _CsvRows:
                 f"GEM exposure file {self.path!r} has a header but no rows"
             )
         return raw
+
+    def _check_fields(self) -> None:
+        """Check that every record has as many fields as the header.
+
+        pandas fills the missing fields of a short record with NaN, so a file
+        cut short (a download or copy that stopped, a partial last line) or a
+        hand-edited line would lose values silently.
+
+        Raises:
+            ValueError: naming the file and the first line whose number of
+                fields differs from the header's.
+        """
+        try:
+            with open(self.path, encoding="utf-8-sig", newline="") as f:
+                reader = csv.reader(f, skipinitialspace=True)
+                header = next(reader, None)
+                if header is None:
+                    return  # empty: reported by pandas
+                expected = len(header)
+                last: tuple[int, int] | None = None
+                for record in reader:
+                    if not record:
+                        continue  # blank line, skipped by pandas too
+                    if len(record) != expected:
+                        last = (reader.line_num, len(record))
+                        break
+        except (csv.Error, UnicodeDecodeError) as err:
+            raise ValueError(
+                f"GEM exposure file {self.path!r} is not a readable CSV: {err}"
+            ) from err
+        if last is None:
+            return
+        line, found = last
+        with open(self.path, "rb") as raw:
+            raw.seek(max(0, os.path.getsize(self.path) - 1))
+            unterminated = raw.read(1) not in (b"\n", b"\r")
+        cut = (
+            " The file does not end with a newline: it was probably cut short "
+            "(an interrupted download or copy); get it again."
+            if unterminated
+            else " Fix or remove that line."
+        )
+        raise ValueError(
+            f"GEM exposure file {self.path!r} is malformed: line {line} has "
+            f"{found} field(s), the header {expected}.{cut}"
+        )
 
     def _resolve(self, raw: pd.DataFrame) -> dict[str, str]:
         lower = {str(c).strip().lower(): str(c) for c in reversed(raw.columns)}
@@ -177,7 +240,41 @@ class _CsvRows:
                 f"GEM exposure file {self.path!r}: non-numeric {canonical!r} "
                 f"(column {column!r}) value {text.iloc[rows[0]]!r} on line(s) {lines}"
             )
-        return values.astype(np.float64)
+        values = values.astype(np.float64)
+        self._check_range(values, column, canonical)
+        return values
+
+    def _check_range(self, values: pd.Series, column: str, canonical: str) -> None:
+        """Reject infinite, negative or absurdly large numbers.
+
+        Args:
+            values: the parsed column (NaN = empty cell)
+            column: its name in the file
+            canonical: its canonical name
+
+        Raises:
+            ValueError: naming the file, the column and the first bad lines.
+        """
+        array = values.to_numpy(np.float64)
+        high = MAX_VALUES.get(canonical, math.inf)
+        with np.errstate(invalid="ignore"):
+            if canonical in ("lon", "lat"):
+                bad = np.isinf(array)
+                what = "infinite"
+            else:
+                bad = np.isinf(array) | (array < 0) | (array > high)
+                what = f"infinite, negative or above {high:.0e}"
+        if not bad.any():
+            return
+        rows = np.flatnonzero(bad)
+        shown = ", ".join(f"{int(r) + 2} ({array[r]:g})" for r in rows[:5].tolist())
+        more = f" and {rows.size - 5} more" if rows.size > 5 else ""
+        raise ValueError(
+            f"GEM exposure file {self.path!r}: {rows.size} {what} value(s) of "
+            f"{canonical!r} (column {column!r}) on line(s) {shown}{more}. These "
+            "cannot be real exposure values; fix the file (a unit or export "
+            "error?)."
+        )
 
     def _clean(self, raw: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
         frame = pd.DataFrame(index=raw.index)

@@ -152,8 +152,10 @@ class OSMBuildings(IntersectionMixin, VectorDataset):
             id_field: name of the unique building id column in both layers
             city: name stored in every sample (e.g. ``"islahiye"``)
             exposure: optional GEM exposure; adds a ``gem`` vector to samples,
-                of the nearest GEM point (point assets), or of the admin unit
-                given by *admin_unit* or *admin_field*
+                of the nearest GEM point (point assets; buildings farther than
+                the exposure's ``max_distance`` are skipped, see
+                :class:`~torchgeo_quake.datasets.GEMExposure`), or of the admin
+                unit given by *admin_unit* or *admin_field*
             damage_overlap: minimum share of a footprint's area a damage polygon
                 must cover when the join is spatial
             layer: layer of multi-layer footprint files
@@ -341,12 +343,18 @@ class OSMBuildings(IntersectionMixin, VectorDataset):
     def _exposure_features(self) -> np.ndarray:
         """GEM vector of every building: of its admin unit, or the nearest point.
 
+        Buildings farther than the exposure's ``max_distance`` from every GEM
+        point are removed from :attr:`buildings`, listed in :attr:`skipped`
+        (``"no exposure point within <N> m"``) and counted in a
+        :class:`UserWarning`.
+
         Returns:
-            float32 array (buildings, features).
+            float32 array (buildings, features), for the buildings kept.
 
         Raises:
-            ValueError: If an admin unit is unknown, or the exposure has no
-                coordinates and no admin unit is given.
+            ValueError: If an admin unit is unknown, the exposure has no
+                coordinates and no admin unit is given, or no building is within
+                the exposure's ``max_distance`` of a GEM point.
         """
         assert self.exposure is not None
         units: list[str] | None = None
@@ -355,7 +363,36 @@ class OSMBuildings(IntersectionMixin, VectorDataset):
         elif self.admin_field is not None:
             units = self.buildings["admin_unit"].astype(str).tolist()
         crs = CRS.from_user_input(self.buildings.crs)
-        return _building_features(self.exposure, self.centroids, crs, units)
+        features, far = _building_features(self.exposure, self.centroids, crs, units)
+        if not far.any():
+            return features
+        limit = self.exposure.max_distance
+        reason = f"no exposure point within {limit:g} m"
+        dropped = self.buildings[far]
+        rows = pd.DataFrame(
+            {
+                "building_id": dropped["building_id"].astype(object).to_numpy(),
+                "file": dropped["file"].to_numpy(),
+                "row": dropped["row"].to_numpy(),
+                "reason": reason,
+            }
+        )
+        self.skipped = pd.concat(
+            [self.skipped, rows] if len(self.skipped) else [rows], ignore_index=True
+        )
+        self.buildings = self.buildings[~far].reset_index(drop=True)
+        self.excluded_damage = int((self.buildings["label"] == -1).sum())
+        self._update_geometry()
+        sources = ", ".join(repr(str(p)) for p in self.exposure.paths)
+        warnings.warn(
+            f"OSMBuildings: skipped {int(far.sum())} of {len(far)} footprints with "
+            f"{reason} of their centroid (GEM exposure {sources}); they are listed "
+            "in .skipped. Check that the exposure covers the footprints, or pass "
+            "GEMExposure(..., max_distance=) a larger distance.",
+            UserWarning,
+            stacklevel=3,
+        )
+        return features[~far]
 
     @property
     def files(self) -> list[str]:
@@ -542,7 +579,10 @@ class OSMBuildings(IntersectionMixin, VectorDataset):
         sample["building_id"] = torch.tensor(-1, dtype=torch.long)
         sample["centroid"] = torch.tensor([cx, cy], dtype=torch.float64)
         if self.exposure is not None and self.exposure.kind == "points":
-            feats = self.exposure.features_at(np.array([cx]), np.array([cy]), self.crs)
+            # No building: the query centre may lie anywhere (label -1).
+            feats = self.exposure.features_at(
+                np.array([cx]), np.array([cy]), self.crs, strict=False
+            )
             sample["gem"] = torch.from_numpy(np.asarray(feats, np.float32)[0])
         elif self.gem is not None:
             # No building here and no GEM coordinates: the vector of the

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Iterable, Sequence
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -74,6 +75,13 @@ class CachedRasterDataset(IntersectionMixin, MemoryGridMixin, RasterDataset):
     rather than being silently skipped, and rasters without a CRS are rejected
     with instructions to assign one.
 
+    Values are screened once per read, when files are warped into memory (or
+    read window by window), before any post-processing (:meth:`_screen`):
+    infinite pixels that are not nodata become nodata (NaN), counted and
+    reported once per file in a :class:`UserWarning`, so buildings whose window
+    touches them are skipped like any other nodata; subclasses add the checks
+    of their quantity (SAR radiometry, DSM heights).
+
     .. versionadded:: 0.1
     """
 
@@ -82,6 +90,9 @@ class CachedRasterDataset(IntersectionMixin, MemoryGridMixin, RasterDataset):
 
     #: Value that replaces nodata (NaN) pixels in returned patches.
     fill_value = 0.0
+
+    #: What a building on nodata of this raster becomes, in warnings.
+    nodata_consequence = "they are treated as nodata"
 
     #: Whether :meth:`_postprocess_patch` works pixel by pixel (each output pixel
     #: depends on the same input pixel only). Then it is applied once to the whole
@@ -130,6 +141,8 @@ class CachedRasterDataset(IntersectionMixin, MemoryGridMixin, RasterDataset):
         # columns that hold nodata (see nodata_fractions).
         self._nodata_table: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self._handles: dict[tuple[Any, ...], DatasetReader] = {}
+        # (kind of problem, file) already reported by _screen.
+        self._warned: set[tuple[str, str]] = set()
         self._check_files()
         super().__init__(paths, crs, res, bands, transforms, cache)
         self._crs: CRS = self.index.crs
@@ -240,11 +253,44 @@ class CachedRasterDataset(IntersectionMixin, MemoryGridMixin, RasterDataset):
         Returns:
             float32 array (bands, height, width).
         """
-        filepaths = list(self.index.filepath)
+        filepaths = [str(fp) for fp in self.index.filepath]
         if self.cache:
             handles = [self._cached_load_warp_file(fp) for fp in filepaths]
         else:
             handles = [self._load_warp_file(fp) for fp in filepaths]
+        try:
+            out = self._merge(handles, bounds, res)
+
+            def parts() -> Iterator[tuple[str, np.ndarray]]:
+                if len(handles) == 1:
+                    yield filepaths[0], out
+                    return
+                for filepath, handle in zip(filepaths, handles, strict=True):
+                    yield filepath, self._merge([handle], bounds, res)
+
+            self._screen(out, parts)
+        finally:
+            if not self.cache:
+                for handle in handles:
+                    handle.close()
+        return out
+
+    def _merge(
+        self,
+        handles: list[DatasetReader],
+        bounds: tuple[float, float, float, float],
+        res: tuple[float, float],
+    ) -> np.ndarray:
+        """Merge opened files over *bounds* at *res* as float32 with NaN nodata.
+
+        Args:
+            handles: opened (warped) files
+            bounds: (left, bottom, right, top) in the dataset CRS
+            res: (xres, yres)
+
+        Returns:
+            float32 array (bands, height, width).
+        """
         dest, _ = rasterio.merge.merge(
             handles,
             bounds,
@@ -254,11 +300,63 @@ class CachedRasterDataset(IntersectionMixin, MemoryGridMixin, RasterDataset):
             nodata=np.nan,
             dtype="float32",
         )
-        if not self.cache:
-            for handle in handles:
-                handle.close()
         out: np.ndarray = dest.astype(np.float32, copy=False)
         return out
+
+    def _screen(
+        self,
+        array: np.ndarray,
+        parts: Callable[[], Iterator[tuple[str, np.ndarray]]],
+    ) -> None:
+        """Validate the values of a read, in place, before post-processing.
+
+        Infinite pixels (which are never nodata: nodata is NaN here) become
+        nodata, with a :class:`UserWarning` per file that counts them.
+        Subclasses extend this with the checks of their quantity.
+
+        Args:
+            array: the merged float32 read (bands, height, width), NaN = nodata;
+                changed in place
+            parts: yields ``(file, values of that file over the same bounds)``
+                (the merged array itself for a single file), to name the files
+                a problem comes from
+
+        Raises:
+            ValueError: In subclasses, for values that cannot be right.
+        """
+        infinite = np.isinf(array)
+        if infinite.any():
+            counts = {fp: int(np.isinf(part).sum()) for fp, part in parts()}
+            self._warn_once(
+                "infinite",
+                counts,
+                "infinite pixel(s) that are not nodata",
+                f"treated as nodata ({self.nodata_consequence})",
+            )
+            array[infinite] = np.nan
+
+    def _warn_once(
+        self, kind: str, counts: dict[str, int], what: str, consequence: str
+    ) -> None:
+        """Warn about a problem of the values of files, once per file and kind.
+
+        Args:
+            kind: short key of the problem
+            counts: file -> number of affected pixels (files with 0 are ignored)
+            what: what the pixels are, after the count
+            consequence: what is done about them
+        """
+        where = "" if self.uses_memory_grid() else " (counted in the first window read)"
+        for filepath, n in counts.items():
+            if n == 0 or (kind, filepath) in self._warned:
+                continue
+            self._warned.add((kind, filepath))
+            warnings.warn(
+                f"{self.__class__.__name__}: {n} {what} in {filepath!r}{where}; "
+                f"{consequence}.",
+                UserWarning,
+                stacklevel=4,
+            )
 
     def _grid_window(self, src: DatasetReader) -> tuple[Affine, int, int]:
         """Grid, aligned with the dataset grid, that covers a source.

@@ -26,13 +26,18 @@ Re-running
       names the folder or file; pass ``overwrite=True`` (``--overwrite``) or
       choose another root;
     * ``overwrite=True`` always simulates the requested cities afresh and
-      replaces their folders and ``scene.json``.
+      replaces their simulator files (:data:`CITY_FILES`) and ``scene.json``.
+      Anything else in a city folder (your notes, real data under other names,
+      sub-folders) is kept, moved into the new folder, and listed in a
+      :class:`UserWarning`.
 
 Atomic writes
     All files are first written into a temporary folder inside ``ROOT``; only
     when every city is complete are the city folders renamed into place (an
-    existing folder, checked as above, is moved aside and deleted), and
-    ``scene.json`` is replaced last. An error leaves ``ROOT`` as it was.
+    existing folder, checked as above, is moved aside and deleted once the
+    entries that are not simulator files have been moved into the new folder),
+    and ``scene.json`` is replaced last. An error leaves ``ROOT`` as it was;
+    entries that are not simulator files are never deleted.
 
 .. versionadded:: 0.1
 """
@@ -44,6 +49,7 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -469,6 +475,56 @@ def _check_existing(
         )
 
 
+def _user_entries(folder: Path) -> list[str]:
+    """Entries of a city folder that the simulator does not write.
+
+    Args:
+        folder: the city folder (may be missing)
+
+    Returns:
+        Sorted names of the entries not in :data:`CITY_FILES`.
+    """
+    if not folder.is_dir():
+        return []
+    return sorted(e.name for e in folder.iterdir() if e.name not in CITY_FILES)
+
+
+def _swap_city(target: Path, new: Path, aside: Path) -> list[str]:
+    """Put a freshly simulated city folder in place, keeping the user's entries.
+
+    The entries of *target* that the simulator does not write are moved into
+    *new* first, then *target* is moved to *aside* and *new* renamed to
+    *target*. If a step fails, what was moved is moved back.
+
+    Args:
+        target: the city folder in the scene root (may be missing)
+        new: the simulated folder (in the staging folder)
+        aside: where the old folder goes (in the staging folder, deleted later)
+
+    Returns:
+        The names of the entries kept.
+
+    Raises:
+        OSError: If an entry or a folder cannot be moved (after moving back).
+    """
+    kept = _user_entries(target)
+    moved: list[str] = []
+    try:
+        for name in kept:
+            os.rename(target / name, new / name)
+            moved.append(name)
+        if target.exists():
+            target.rename(aside)
+        new.rename(target)
+    except OSError:
+        if aside.exists() and not target.exists():
+            aside.rename(target)
+        for name in moved:
+            os.rename(new / name, target / name)
+        raise
+    return kept
+
+
 def simulate_scene(
     root: str | os.PathLike[str],
     cities: Iterable[str | CitySpec] | None = None,
@@ -486,10 +542,11 @@ def simulate_scene(
         scale: factor in (0, 1] applied to every Table II count (areas shrink
             accordingly); at least one damaged building per city
         seed: random seed; the same parameters give identical files
-        overwrite: replace existing city folders and ``scene.json`` (and
-            simulate afresh even when the root already holds this scene);
-            without it, only missing cities and files are added (see the module
-            docstring)
+        overwrite: replace the simulator files (:data:`CITY_FILES`) of
+            existing city folders and ``scene.json`` (and simulate afresh even
+            when the root already holds this scene); other entries of the city
+            folders are kept and listed in a :class:`UserWarning`. Without it,
+            only missing cities and files are added (see the module docstring)
         gem_dir: folder with GEM's ``Exposure_{Res,Com,Ind}_Turkey_Adm1.csv``;
             None uses ``../shared/data/gem`` beside the repository if present and
             the built-in summary table otherwise; ``"builtin"`` forces the table
@@ -577,12 +634,22 @@ def simulate_scene(
         with open(staging / SCENE_FILE, "w", encoding="utf-8") as f:
             json.dump(summary, f, ensure_ascii=False, indent=2)
             f.write("\n")
+        kept_entries: dict[str, list[str]] = {}
         for city in todo:
             target = root_path / city.slug
-            if target.exists():
-                target.rename(staging / f"{city.slug}.replaced")
-            (staging / city.slug).rename(target)
+            aside = staging / f"{city.slug}.replaced"
+            kept_entries[city.slug] = _swap_city(target, staging / city.slug, aside)
         os.replace(staging / SCENE_FILE, root_path / SCENE_FILE)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    for slug, names in kept_entries.items():
+        if names:
+            warnings.warn(
+                f"simulate_scene: kept {len(names)} entr"
+                f"{'y' if len(names) == 1 else 'ies'} of "
+                f"{str(root_path / slug)!r} that the simulator does not write: "
+                f"{', '.join(names)} (only {', '.join(CITY_FILES)} were replaced).",
+                UserWarning,
+                stacklevel=2,
+            )
     return summary
