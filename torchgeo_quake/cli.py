@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -198,6 +199,14 @@ def _add_protocol(
             "cities (Table III); loco: leave-one-city-out (Table IV); islahiye: "
             "5-fold cross-validation on Islahiye (Table V). Resumable: finished "
             "runs in OUT are not trained again."
+        ),
+        epilog=(
+            "Every configuration is checked against its classes first: an unknown "
+            "key or a wrong value stops the command before anything is written. "
+            "After an interruption, run the same command again; an unfinished run "
+            "resumes from its checkpoints/last.ckpt. If that file is damaged, the "
+            "command stops and names it: delete it (or that run's folder) to "
+            "retrain that run from its first epoch."
         ),
     )
     parser.add_argument(
@@ -395,6 +404,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Earthquake building-damage detection from post-event SAR.",
     )
     parser.add_argument("--version", action="version", version=__version__)
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="show the full traceback of an error (also accepted after COMMAND)",
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_simulate(subparsers)
     _add_protocol(subparsers)
@@ -402,27 +416,107 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Exit status of a run interrupted with Ctrl-C (128 + SIGINT).
+EXIT_INTERRUPTED = 130
+
+#: What to do after an interruption, per command.
+_INTERRUPTED = {
+    "map": "nothing was written (a map is put in place only once complete); "
+    "run the command again to start over",
+    "protocol": "the finished runs are kept; run the command again to resume",
+    "simulate": "run the command again with --overwrite to start over",
+}
+
+
+def _debug_first(argv: list[str]) -> list[str]:
+    """Accept ``--debug`` anywhere: move it before the subcommand.
+
+    Args:
+        argv: the arguments
+
+    Returns:
+        The arguments with ``--debug`` first, if given.
+    """
+    if "--debug" not in argv:
+        return argv
+    return ["--debug", *[a for a in argv if a != "--debug"]]
+
+
+def _error_message(err: BaseException) -> str:
+    """The one line (or few) that explains an error to the user.
+
+    Args:
+        err: the error
+
+    Returns:
+        The message: the error's own for the errors of bad input or
+        environment (:class:`OSError`, :class:`ValueError`,
+        :class:`ImportError`, memory, Lightning's configuration errors), a bug
+        report for any other.
+    """
+    name = type(err).__name__
+    if name == "OutOfMemoryError" or isinstance(err, MemoryError):
+        return (
+            f"out of memory ({name}: {err}). Pass a smaller --batch-size (and "
+            "--num-workers 0), or run on a machine with more memory."
+        )
+    if isinstance(err, OSError):
+        if err.strerror and err.filename is not None:
+            # A bare OS error: say which file and what to check.
+            hint = (
+                "; check the permissions of that path"
+                if isinstance(err, PermissionError)
+                else ""
+            )
+            return f"{err.strerror}: {str(err.filename)!r}{hint}"
+        return err.strerror or str(err)  # without the "[Errno N]" prefix
+    if isinstance(err, (ValueError, ImportError)):
+        return str(err)
+    if name == "MisconfigurationException":  # Lightning's, for bad options
+        return f"{err} (check --accelerator and --devices)"
+    return (
+        f"unexpected {name}: {err}. This is a bug in torchgeo-quake: rerun with "
+        "--debug for the full traceback and report it."
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line.
+
+    Every error of every command is caught here, once: bad input and its
+    environment (missing or unreadable files, permissions, unusable values)
+    print one actionable line, ``torchgeo-quake <command>: error: ...``;
+    anything else prints a line saying it is a bug, with the exception's type
+    and message. ``--debug`` (anywhere on the command line) prints the full
+    traceback as well.
 
     Args:
         argv: arguments (default: ``sys.argv[1:]``)
 
     Returns:
-        Exit status: 0 on success, 1 on a user error (message on stderr), 2 on
-        invalid usage.
+        Exit status: 0 on success, 1 on an error (message on stderr), 2 on
+        invalid usage, 130 when interrupted (Ctrl-C).
 
     .. versionadded:: 0.1
     """
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_debug_first(list(sys.argv[1:] if argv is None else argv)))
     if getattr(args, "func", None) is None:
         parser.print_help(sys.stderr)
         return 2
+    command = f"{parser.prog} {args.command}"
     try:
         return int(args.func(args))
-    except (FileExistsError, FileNotFoundError, ValueError) as err:
-        print(f"{parser.prog}: error: {err}", file=sys.stderr)
+    except KeyboardInterrupt:
+        if args.debug:
+            traceback.print_exc()
+        hint = _INTERRUPTED.get(args.command, "run the command again")
+        print(f"{command}: interrupted: {hint}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as err:
+        if args.debug:
+            traceback.print_exc()
+        print(f"{command}: error: {_error_message(err)}", file=sys.stderr)
         return 1
 
 

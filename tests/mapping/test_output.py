@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -37,14 +38,14 @@ def test_failed_overwrite_keeps_the_previous_results(
     before = _contents(out)
     assert set(before) == {*OUTPUT_FILES, "notes.txt"}
 
-    # A failure while the new files are moved in (5 old files moved aside, then
-    # the second new one fails): everything is rolled back.
+    # A failure while the new folder is swapped in (the previous folder was
+    # renamed aside, the new one fails to take its place): it is put back.
     original = staging._replace
-    calls: list[Path] = []
+    calls: list[tuple[Path, Path]] = []
 
     def flaky(source: Path, target: Path) -> None:
-        calls.append(target)
-        if len(calls) == len(OUTPUT_FILES) + 2:
+        calls.append((source, target))
+        if len(calls) == 2:
             raise OSError("disk full")
         original(source, target)
 
@@ -53,7 +54,8 @@ def test_failed_overwrite_keeps_the_previous_results(
         map_damage(*args, name="second", overwrite=True)
     assert _contents(out) == before
     assert leftovers(tmp_path) == []
-    assert len(calls) == len(OUTPUT_FILES) + 2
+    assert [c[0] for c in calls] == [out.resolve(), calls[1][0]]
+    assert calls[1][1] == out.resolve() and ".out.partial-" in calls[1][0].name
 
     # A failure while writing: the previous results are not touched.
     monkeypatch.setattr(staging, "_replace", original)
@@ -72,6 +74,19 @@ def test_failed_overwrite_keeps_the_previous_results(
     map_damage(*args, name="second", overwrite=True)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["city"] == "second"
+    assert (out / "notes.txt").read_text() == "mine"
+    assert leftovers(tmp_path) == []
+
+    # A folder that cannot be renamed (a mount point): files moved one by one.
+    def busy(source: Path, target: Path) -> None:
+        if source == out.resolve():
+            raise OSError(errno.EBUSY, "Device or resource busy")
+        original(source, target)
+
+    monkeypatch.setattr(staging, "_replace", busy)
+    map_damage(*args, name="third", overwrite=True)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["city"] == "third"
     assert (out / "notes.txt").read_text() == "mine"
     assert leftovers(tmp_path) == []
 
@@ -146,3 +161,50 @@ def test_layer_geometry_type() -> None:
     assert layer_geometry_type(np.array([box, multi], dtype=object)) == "Unknown"
     assert layer_geometry_type(np.array([box, shapely.Point(0, 0)])) == "Unknown"
     assert layer_geometry_type(np.array([None], dtype=object)) == "Unknown"
+
+
+def _results(folder: Path, text: str) -> None:
+    folder.mkdir(exist_ok=True)
+    for name in OUTPUT_FILES:
+        (folder / name).write_text(text)
+
+
+def test_install_swaps_the_folder_unless_it_is_the_working_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "out"
+    _results(out, "old")
+    (out / "sub").mkdir()
+    (out / "sub" / "notes.txt").write_text("mine")
+    before = out.stat().st_ino
+    new = tmp_path / ".out.partial-1-a"
+    _results(new, "new")
+    staging.install(new, out, OUTPUT_FILES)
+    assert out.stat().st_ino != before  # a new folder, swapped in whole
+    assert (out / "sub" / "notes.txt").read_text() == "mine"
+    assert all((out / n).read_text() == "new" for n in OUTPUT_FILES)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    # From inside the folder: the files are moved, the folder stays.
+    monkeypatch.chdir(out / "sub")
+    before = out.stat().st_ino
+    _results(new, "newer")
+    staging.install(new, out, OUTPUT_FILES)
+    assert out.stat().st_ino == before
+    assert all((out / n).read_text() == "newer" for n in OUTPUT_FILES)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_stale_backup_of_files_moved_one_by_one(tmp_path: Path) -> None:
+    """Killed while moving result files one by one: the old results come back."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    (out / OUTPUT_FILES[0]).write_text("new")  # one new file was moved in
+    backup = tmp_path / ".out.partial-old-999999999-ab"
+    _results(backup, "old")
+    said: list[str] = []
+    staging.clean_stale(out, OUTPUT_FILES, said.append)
+    assert all((out / n).read_text() == "old" for n in OUTPUT_FILES)
+    assert (out / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    assert any("put back the previous results" in s for s in said)

@@ -31,6 +31,8 @@ from pyproj import CRS
 
 from ._inputs import (
     InputFiles,
+    check_dsm_values,
+    check_sar_values,
     maybe_usable,
     metric_crs,
     no_footprint_error,
@@ -46,6 +48,9 @@ if TYPE_CHECKING:
 
 #: Reason of buildings whose window leaves the DSM.
 OUTSIDE_DSM = "outside the DSM"
+
+#: Reason of buildings whose footprint mask on the SAR grid holds no pixel.
+SUB_PIXEL = "footprint smaller than a SAR pixel"
 
 
 # ------------------------------------------------------------ footprints
@@ -85,13 +90,43 @@ class Footprints:
         self.geoms = self.geoms[:0]
 
 
+def _repaired(geoms: npt.NDArray[np.object_]) -> npt.NDArray[np.object_]:
+    """Footprints as the data layer scores them: invalid ones repaired.
+
+    An invalid footprint (a self-intersecting "bow tie") is scored as the
+    polygonal part of :func:`shapely.make_valid`; its own centroid can lie
+    anywhere (its signed area is about zero), so centroids are taken from the
+    repaired footprint.
+
+    Args:
+        geoms: footprints (None and empty ones stay as they are)
+
+    Returns:
+        The footprints, invalid ones repaired (None where no polygon is left).
+    """
+    invalid = np.flatnonzero(
+        ~shapely.is_missing(geoms) & ~shapely.is_empty(geoms) & ~shapely.is_valid(geoms)
+    )
+    if not len(invalid):
+        return geoms
+    from ..datasets.footprints import _polygonal
+
+    repaired = geoms.copy()
+    for i, geom in zip(invalid, shapely.make_valid(geoms[invalid]), strict=True):
+        repaired[i] = _polygonal(geom)
+    return repaired
+
+
 def _centroids(
     geoms: npt.NDArray[np.object_], source: CRS, target: CRS, chunk: int
 ) -> npt.NDArray[np.float64]:
     """Centroids of footprints in another CRS, reprojected a chunk at a time.
 
+    Invalid footprints are repaired first (:func:`_repaired`), as for scoring.
+
     Args:
-        geoms: footprints in *source* (None and empty ones give NaN)
+        geoms: footprints in *source* (None, empty and unrepairable ones give
+            NaN)
         source: their CRS
         target: CRS of the centroids
         chunk: footprints reprojected at once
@@ -102,7 +137,7 @@ def _centroids(
     n = len(geoms)
     centroids = np.full((n, 2), np.nan)
     for first in range(0, n, chunk):
-        part = geoms[first : first + chunk]
+        part = _repaired(geoms[first : first + chunk])
         present = ~shapely.is_missing(part) & ~shapely.is_empty(part)
         if not present.any():
             continue
@@ -149,7 +184,8 @@ def read_inputs(
 
     Raises:
         ValueError: If the footprints hold no usable footprint or miss the SAR
-            image, or the image cannot be brought to the model's pixel size.
+            image, the image holds dB values or cannot be brought to the
+            model's pixel size.
     """
     frame = read_footprints(files.footprints, id_field)
     fp_crs = CRS.from_user_input(frame.crs)
@@ -158,6 +194,7 @@ def read_inputs(
         error = no_footprint_error(frame, files.footprints, id_field)
         assert error is not None
         raise error
+    check_sar_values(files.sar)
     image, sar_info = open_sar(files.sar, spec["radiometry"], spec["sar_res"], say)
     work_crs = CRS.from_user_input(image.crs)
     geoms = np.asarray(frame.geometry.values, dtype=object)
@@ -171,6 +208,10 @@ def read_inputs(
         & (cy <= sar_bounds[3])
     )
     finite = np.isfinite(cx) & np.isfinite(cy)
+    if not finite.any():  # no footprint left after the repairs
+        error = no_footprint_error(frame, files.footprints, id_field)
+        if error is not None:
+            raise error
     if not inside.any():
         fp_bounds = (
             (cx[finite].min(), cy[finite].min(), cx[finite].max(), cy[finite].max())
@@ -208,6 +249,38 @@ class Units:
     info: dict[str, Any]
 
 
+def _no_unit_error(
+    path: Path,
+    x: npt.NDArray[np.float64],
+    y: npt.NDArray[np.float64],
+    crs: CRS,
+) -> ValueError:
+    """The error for admin units that hold no footprint at all.
+
+    Args:
+        path: the admin-unit file
+        x: footprint centroids x, in *crs*
+        y: footprint centroids y
+        crs: CRS of the centroids (the SAR image's)
+
+    Returns:
+        A ValueError with the bounds of both, in *crs*.
+    """
+    from ._inputs import read_vector_file
+
+    units = read_vector_file(path, "admin units", "--units")
+    units = units[units.geometry.notna()].to_crs(crs)
+    unit_bounds = tuple(float(v) for v in units.total_bounds)
+    fp_bounds = (float(x.min()), float(y.min()), float(x.max()), float(y.max()))
+    return ValueError(
+        f"no footprint lies in any unit of --units {str(path)!r}: units "
+        f"{_bounds_text(unit_bounds)}, footprints {_bounds_text(fp_bounds)}, both "
+        f"in {crs.to_string()}. Check that the units cover the mapped city and "
+        "that the file's CRS is right, or leave --units out for a grid of "
+        "--cell-size cells."
+    )
+
+
 def read_units(
     footprints: Footprints, path: Path | None, field: str, cell_size: float
 ) -> Units:
@@ -223,12 +296,31 @@ def read_units(
         The units.
 
     Raises:
-        ValueError: If the admin-unit file is unusable.
+        ValueError: If the admin-unit file is unusable, or no footprint lies in
+            any of its units.
     """
     cx, cy, work_crs = footprints.cx, footprints.cy, footprints.work_crs
     if path is not None:
         labels = admin_units(cx, cy, work_crs, path, field)
-        info: dict[str, Any] = {"kind": "admin", "file": str(path), "field": field}
+        located = np.isfinite(cx) & np.isfinite(cy)
+        outside = located & pd.isna(pd.Series(labels, dtype=object)).to_numpy()
+        n_located, n_outside = int(located.sum()), int(outside.sum())
+        if n_located and n_outside == n_located:
+            raise _no_unit_error(path, cx[located], cy[located], work_crs)
+        info: dict[str, Any] = {
+            "kind": "admin",
+            "file": str(path),
+            "field": field,
+            "outside_units": n_outside,
+        }
+        if n_outside:
+            warnings.warn(
+                f"{n_outside} of the {n_located} footprints lie outside every unit "
+                f"of {str(path)!r}: their totals are under '(none)' in "
+                "summary.json (units.outside_units counts them)",
+                UserWarning,
+                stacklevel=2,
+            )
         return Units(labels, None, info)
     metric = footprints.metric
     mx, my = to_crs_xy(cx, cy, work_crs, metric)
@@ -356,7 +448,8 @@ def _data_layer(
         and :func:`~torchgeo_quake.datasets.build_area`'s result.
 
     Raises:
-        ValueError: If the footprint file holds no usable footprint.
+        ValueError: If the footprint file holds no usable footprint, or the
+            DSM no valid height.
     """
     from ..datasets import CartoSatDSM, OSMBuildings, build_area
 
@@ -377,6 +470,7 @@ def _data_layer(
         dsm = None
         if "dsm" in model.modalities:
             assert files.dsm is not None
+            check_dsm_values(files.dsm)
             dsm = CartoSatDSM(files.dsm)
         built = build_area(
             image,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,26 +37,161 @@ RES_TOLERANCE = SAR_RES_TOLERANCE
 #: Window side (pixels) for checkpoints that record no input specification.
 DEFAULT_PATCH_SIZE = 32
 
+#: The settings that name input files (their options are ``--`` and the name
+#: with dashes).
+INPUT_FIELDS: tuple[str, ...] = (
+    "sar",
+    "footprints",
+    "checkpoint",
+    "dsm",
+    "exposure",
+    "fallback_checkpoint",
+    "units",
+)
 
-def require_file(path: str | os.PathLike[str] | None, what: str) -> Path | None:
-    """Check that an input file exists.
+
+def require_file(
+    path: str | os.PathLike[str] | None, what: str, flag: str = ""
+) -> Path | None:
+    """Check that an input file exists and is a file.
 
     Args:
         path: the path, or None
         what: which input (for the message)
+        flag: its command-line option (for the message), e.g. ``--sar``
 
     Returns:
         The path, or None.
 
     Raises:
         FileNotFoundError: If the path does not exist.
+        ValueError: If it is a folder (whose files would all be read as one
+            input: a DSM beside the SAR image would be read as SAR).
     """
     if path is None:
         return None
     file = Path(path)
     if not file.exists():
         raise FileNotFoundError(f"{what} {str(file)!r} does not exist")
+    if file.is_dir():
+        names = sorted(
+            p.name for p in file.iterdir() if p.is_file() and not p.name.startswith(".")
+        )
+        held = (
+            f" (it holds {', '.join(names[:6])}{', ...' if len(names) > 6 else ''})"
+            if names
+            else ""
+        )
+        option = f"{flag} " if flag else ""
+        raise ValueError(
+            f"{option}{str(file)!r} is a folder{held}: every file in it would be "
+            f"read as the {what}. Give the file itself, {option}{file / '<file>'}."
+        )
     return file
+
+
+def _has_geometry(path: Path) -> bool:
+    """Whether a file opens as a layer with geometries (not a plain table).
+
+    Args:
+        path: a vector file
+
+    Returns:
+        False for tables without geometry (a CSV of attributes, a spreadsheet);
+        True otherwise, also when the file cannot be read (the reader explains).
+    """
+    if path.suffix.lower() == ".parquet":
+        return True
+    try:
+        import pyogrio
+
+        info = pyogrio.read_info(path)
+    except Exception:  # the reader reports unreadable files itself
+        return True
+    return info.get("geometry_type") is not None
+
+
+def read_vector_file(path: Path, what: str, flag: str) -> gpd.GeoDataFrame:
+    """Read a vector file of the map's inputs, refusing plain tables.
+
+    Args:
+        path: the file
+        what: which input (for the message)
+        flag: its command-line option (for the message)
+
+    Returns:
+        The features.
+
+    Raises:
+        ValueError: If the file is a table without geometries (e.g. a CSV),
+            cannot be read or has no CRS.
+    """
+    from ..datasets.osm import read_vector
+
+    if not _has_geometry(path):
+        raise ValueError(
+            f"{flag} {str(path)!r} is not a vector file: it is read as a table "
+            f"without geometries. The {what} must be polygons in a vector format "
+            "(GeoPackage, GeoJSON, Shapefile, FlatGeobuf or GeoParquet); convert "
+            "a CSV with coordinates or WKT with ogr2ogr first."
+        )
+    frame = read_vector(path)
+    if not isinstance(frame, gpd.GeoDataFrame):  # pragma: no cover - caught above
+        raise ValueError(f"{flag} {str(path)!r} is not a vector file")
+    return frame
+
+
+def check_id_field(id_field: str, reserved: tuple[str, ...]) -> None:
+    """Refuse an id column named like a column of the map.
+
+    Args:
+        id_field: building id column of the footprints
+        reserved: the columns the map writes besides the id
+
+    Raises:
+        ValueError: If *id_field* is one of them (GeoPackage column names are
+            compared without case).
+    """
+    clash = next((c for c in reserved if c.lower() == id_field.lower()), None)
+    if clash is None:
+        return
+    raise ValueError(
+        f"--id-field {id_field!r} (id_field=) clashes with the output column "
+        f"{clash!r} of the map (its columns: {', '.join(reserved)}): the ids "
+        f"would be overwritten. Rename the id column of the footprint file, e.g. "
+        f'`ogr2ogr -sql "SELECT *, {id_field} AS building_id FROM <layer>" '
+        "renamed.gpkg <footprints>`, and pass --id-field building_id."
+    )
+
+
+def check_not_outputs(settings: MapSettings, out: Path, files: tuple[str, ...]) -> None:
+    """Refuse an input that is one of the result files the map replaces.
+
+    Args:
+        settings: the map's settings
+        out: the output folder (absolute)
+        files: names of the result files
+
+    Raises:
+        ValueError: If an input file is a result file in *out* and
+            :attr:`~torchgeo_quake.mapping.settings.MapSettings.overwrite` would
+            replace it.
+    """
+    if not settings.overwrite:
+        return  # results in out are refused anyway (check_output)
+    replaced = {(out / name).resolve() for name in files}
+    for name in INPUT_FIELDS:
+        value = getattr(settings, name)
+        if value is None:
+            continue
+        path, flag = Path(value), "--" + name.replace("_", "-")
+        if path.exists() and path.resolve() in replaced:
+            raise ValueError(
+                f"{flag} {str(path)!r} is in the output folder "
+                f"{str(settings.out)!r}, and --overwrite (overwrite=True) would "
+                "replace it with the new map: copy it elsewhere and pass the "
+                "copy, or choose another --out."
+            )
 
 
 @dataclass(frozen=True)
@@ -100,12 +235,13 @@ def check_files(settings: MapSettings) -> InputFiles:
 
     Raises:
         FileNotFoundError: If one does not exist.
+        ValueError: If one is a folder.
     """
-    sar = require_file(settings.sar, "SAR image")
-    footprints = require_file(settings.footprints, "footprint file")
-    dsm = require_file(settings.dsm, "DSM")
-    exposure = require_file(settings.exposure, "exposure file")
-    units = require_file(settings.units, "admin units file")
+    sar = require_file(settings.sar, "SAR image", "--sar")
+    footprints = require_file(settings.footprints, "footprint file", "--footprints")
+    dsm = require_file(settings.dsm, "DSM", "--dsm")
+    exposure = require_file(settings.exposure, "exposure file", "--exposure")
+    units = require_file(settings.units, "admin units file", "--units")
     assert sar is not None
     assert footprints is not None
     return InputFiles(sar, footprints, dsm, exposure, units)
@@ -169,17 +305,15 @@ def read_footprints(path: Path, id_field: str) -> gpd.GeoDataFrame:
         The features (*id_field* and geometry), in file order, in their own CRS.
 
     Raises:
-        ValueError: If the file is unreadable, empty, lacks *id_field*, or its
-            coordinates do not fit its CRS.
+        ValueError: If the file is unreadable or not a vector file, is empty,
+            lacks *id_field*, or its coordinates do not fit its CRS.
     """
-    from ..datasets.osm import read_vector
-
     if path.is_dir():
         raise ValueError(
             f"--footprints {str(path)!r} is a folder; pass one vector file "
             "(GeoPackage, GeoJSON, Shapefile, FlatGeobuf or GeoParquet)."
         )
-    frame = read_vector(path)
+    frame = read_vector_file(path, "building footprints", "--footprints")
     if frame.empty:
         raise ValueError(f"footprint file {str(path)!r} holds no features")
     if id_field not in frame.columns:
@@ -473,3 +607,127 @@ def open_sar(
         resampled=True,
     )
     return image, info
+
+
+# ---------------------------------------------------------- raster values
+#: Share of negative SAR pixels above which the image is taken for dB.
+DB_NEGATIVE_SHARE = 0.5
+
+
+def _sample_band(src: Any, size: int = 1024) -> Iterator[Any]:
+    """Pixels of band 1 read cheaply: a window at the centre, then the band decimated.
+
+    Args:
+        src: an open rasterio dataset
+        size: side of the centre window and of the decimated read
+
+    Yields:
+        The centre window, then the decimated band, as masked arrays (nodata
+        masked); the second is read only if asked for.
+    """
+    from rasterio.enums import Resampling
+    from rasterio.windows import Window
+
+    yield src.read(
+        1,
+        window=Window(
+            max(0, src.width // 2 - size // 2),
+            max(0, src.height // 2 - size // 2),
+            min(size, src.width),
+            min(size, src.height),
+        ),
+        masked=True,
+    )
+    step = max(1, math.ceil(max(src.height, src.width) / size))
+    shape = (math.ceil(src.height / step), math.ceil(src.width / step))
+    yield src.read(1, out_shape=shape, resampling=Resampling.nearest, masked=True)
+
+
+def _valid(array: Any) -> npt.NDArray[np.float64]:
+    """The values of a masked array that are not nodata and finite.
+
+    Args:
+        array: a masked array
+
+    Returns:
+        The values, as float64.
+    """
+    values = np.ma.asarray(array).compressed().astype(np.float64)
+    return values[np.isfinite(values)]
+
+
+def check_sar_values(path: Path) -> None:
+    """Refuse a SAR image that holds dB values instead of amplitude or intensity.
+
+    The image must hold linear amplitude or intensity (the model's radiometry,
+    dB included, is computed from it). A dB image is mostly negative, and its
+    negative pixels would all be read as nodata: every building would then be
+    skipped for SAR nodata. Files that rasterio cannot open directly (product
+    containers) are left to :class:`~torchgeo_quake.datasets.CSKSAR`.
+
+    Args:
+        path: the SAR image
+
+    Raises:
+        ValueError: If most of its valid, non-zero pixels are negative.
+    """
+    import rasterio
+
+    try:
+        src = rasterio.open(path)
+    except Exception:  # CSKSAR reports what it cannot read
+        return
+    with src:
+        if src.count < 1 or "complex" in src.dtypes[0]:
+            return
+        for array in _sample_band(src):
+            values = _valid(array)
+            values = values[values != 0]
+            if values.size >= 1000:
+                break
+    if values.size == 0:
+        return  # no valid pixel: CSKSAR says so
+    share = float((values < 0).mean())
+    if share <= DB_NEGATIVE_SHARE:
+        return
+    raise ValueError(
+        f"the SAR image {str(path)!r} looks like dB already: {share:.0%} of its "
+        "pixels are negative, which amplitude and intensity never are (they "
+        "would all be read as nodata). Give the linear amplitude/intensity "
+        "image: the model's radiometry is computed from it. To undo the dB: "
+        f'`gdal_calc.py -A {path} --calc "10**(A/20)" --outfile amplitude.tif` '
+        "(10**(A/10) for intensity in dB)."
+    )
+
+
+def check_dsm_values(path: Path) -> None:
+    """Refuse a DSM without a single valid height.
+
+    Args:
+        path: the DSM
+
+    Raises:
+        ValueError: If every pixel is nodata or not finite.
+    """
+    import rasterio
+
+    try:
+        src = rasterio.open(path)
+    except Exception:  # CartoSatDSM reports what it cannot read
+        return
+    with src:
+        if src.count < 1:
+            return
+        if any(_valid(a).size for a in _sample_band(src)):
+            return
+        for _, window in src.block_windows(1):
+            if _valid(src.read(1, window=window, masked=True)).size:
+                return
+        nodata = src.nodata
+    declared = "" if nodata is None else f" (its nodata value is {nodata:g})"
+    raise ValueError(
+        f"the DSM {str(path)!r} holds no valid height: every pixel is nodata or "
+        f"NaN{declared}, so no building could be scored. The export or download "
+        "probably failed: produce the DSM again, or map without it with a model "
+        "trained without DSM (--fallback-checkpoint)."
+    )

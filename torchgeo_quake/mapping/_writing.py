@@ -38,6 +38,19 @@ from .writers import GeoJSONWriter, GeoPackageWriter, layer_geometry_type
 #: CRS of the interactive map's outlines.
 WEB_MERCATOR = CRS.from_epsg(3857)
 
+#: Columns of the map's features besides the id (:func:`_tile_frame`): the id
+#: column of the footprints must not have one of these names.
+OUTPUT_COLUMNS: tuple[str, ...] = (
+    "feature",
+    "status",
+    "reason",
+    "damage_probability",
+    "damaged",
+    "unit",
+    *EXPOSURE_COLUMNS,
+    "geometry",
+)
+
 
 @dataclass(frozen=True)
 class Results:
@@ -134,6 +147,7 @@ def _tile_frame(
     if results.exposure is not None:
         for column in EXPOSURE_COLUMNS:
             columns[column] = np.round(results.exposure[column][rows], 3)
+    assert set(columns) - {id_field} <= set(OUTPUT_COLUMNS), "OUTPUT_COLUMNS"
     return gpd.GeoDataFrame(columns, geometry=geoms, crs=crs)
 
 

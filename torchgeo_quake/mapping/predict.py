@@ -27,10 +27,13 @@ Two passes keep memory low for large cities:
 The footprints themselves (id and geometry) and a few numbers per building are
 held throughout, so memory grows slowly with the number of buildings.
 
-All files are written into a temporary folder beside the output folder and
-moved into place only when everything succeeded: an error or an interruption
-leaves nothing half-written behind, and results that are replaced
-(``overwrite=True``) are all replaced or, if anything fails, all kept.
+All files are written into a temporary folder beside the output folder, which
+becomes the output folder only when everything succeeded (swapped in whole,
+the previous folder kept as a backup until the swap succeeded): an error or an
+interruption leaves nothing half-written behind, and results that are replaced
+(``overwrite=True``) are all replaced or, if anything fails, all kept. One run
+at a time writes to an output folder (a lock file beside it); what killed runs
+leave behind is cleaned up by the next one.
 
 This module is the entry point and the pipeline (:func:`run_map`); each stage
 has its own private module: reading and checking the inputs (``_inputs``), the
@@ -61,16 +64,31 @@ import torch
 
 from ..utils import is_global_zero
 from ._area import (
+    SUB_PIXEL,
     Footprints,
     read_exposure,
     read_inputs,
     read_units,
     select_buildings,
 )
-from ._inputs import InputFiles, check_files, model_inputs
-from ._prediction import predict_windows
-from ._staging import check_output, commit, discard, staging_folder
-from ._writing import Results, write_map, write_summary
+from ._inputs import (
+    InputFiles,
+    check_files,
+    check_id_field,
+    check_not_outputs,
+    model_inputs,
+)
+from ._prediction import check_batch_memory, predict_windows
+from ._staging import (
+    check_output,
+    check_writable,
+    clean_stale,
+    commit,
+    discard,
+    output_lock,
+    staging_folder,
+)
+from ._writing import OUTPUT_COLUMNS, Results, write_map, write_summary
 from .model import LoadedModel, select_model
 from .settings import MapSettings
 
@@ -241,7 +259,11 @@ def map_damage(
 
     Buildings are skipped, with the reason, when their footprint is unusable
     (missing or duplicate id, missing or unrepairable geometry, not a polygon),
-    their window leaves the SAR image (or the DSM), or it covers SAR nodata.
+    their window leaves the SAR image (or the DSM), it covers SAR nodata, or
+    the footprint is smaller than a SAR pixel (its mask holds no pixel).
+
+    One run at a time writes to *out* (a lock file ``.<out>.lock`` beside it);
+    the new output folder is staged beside *out* and swapped in whole.
 
     The arguments are the fields of
     :class:`~torchgeo_quake.mapping.settings.MapSettings` (documented there in
@@ -285,12 +307,18 @@ def map_damage(
     Raises:
         FileNotFoundError: If an input does not exist.
         FileExistsError: If *out* holds results and *overwrite* is False.
-        ValueError: If an input is unusable (a checkpoint that is not a damage
-            model, footprints that do not overlap the SAR image or whose
-            coordinates do not fit their CRS, a footprint file without a
-            usable footprint, an exposure file of another schema, a
-            radiometry that contradicts the checkpoint, ...) or a model needs an
-            input that is not given.
+        PermissionError: If the folder that holds *out* is not writable.
+        OSError: If another run is writing to *out*
+            (:class:`~torchgeo_quake.mapping._staging.OutputBusyError`).
+        ValueError: If an input is unusable (a folder instead of a file, a
+            checkpoint that is not a damage model, footprints that do not
+            overlap the SAR image or whose coordinates do not fit their CRS, a
+            footprint file without a usable footprint or that is not a vector
+            file, a SAR image in dB, a DSM without a valid height, admin units
+            that hold no footprint, an exposure file of another schema, a
+            radiometry that contradicts the checkpoint, an id column named like
+            an output column, an input that *overwrite* would replace, ...) or
+            a model needs an input that is not given.
 
     .. versionadded:: 0.1
     """
@@ -338,6 +366,8 @@ def run_map(settings: MapSettings) -> DamageMap:
         FileExistsError: If the output folder holds results and
             :attr:`~torchgeo_quake.mapping.settings.MapSettings.overwrite` is
             False.
+        OSError: If the output folder cannot be written or another run writes
+            to it (see :func:`map_damage`).
         ValueError: If an input is unusable (see :func:`map_damage`).
 
     .. versionadded:: 0.2
@@ -378,32 +408,42 @@ def _run_map(settings: MapSettings) -> DamageMap:
         run).
     """
     start = time.perf_counter()
-    out = Path(settings.out)
-    check_output(out, settings.overwrite, OUTPUT_FILES)
-    files = check_files(settings)
+    out = Path(settings.out).resolve()
+    rank_zero = is_global_zero()
 
     def say(message: str) -> None:
-        if settings.verbose and is_global_zero():
+        if settings.verbose and rank_zero:
             print(message, flush=True)
 
-    model, used_fallback = select_model(
-        settings.checkpoint, files.available, settings.fallback_checkpoint
-    )
-    if used_fallback:
-        say(f"using the fallback model {model.path}")
-    if "dsm" in files.available and "dsm" not in model.modalities:
-        say("the model does not use the DSM: it is ignored")
-    spec = model_inputs(model, settings.radiometry)
-    with staging_folder(out) as staging, _torch_threads(settings.num_threads):
-        summary = _make_map(
-            settings, files, model, used_fallback, spec, staging, start, say
+    # One run at a time per output folder (DDP: the first process holds it).
+    if rank_zero:
+        check_writable(out)
+    lock = output_lock(out, say) if rank_zero else contextlib.nullcontext()
+    with lock:
+        if rank_zero:
+            clean_stale(out, OUTPUT_FILES, say)
+        check_output(out, settings.overwrite, OUTPUT_FILES)
+        files = check_files(settings)
+        check_not_outputs(settings, out, OUTPUT_FILES)
+        check_id_field(settings.id_field, OUTPUT_COLUMNS)
+        model, used_fallback = select_model(
+            settings.checkpoint, files.available, settings.fallback_checkpoint
         )
-        if summary is None:  # a non-zero rank of a DDP run: rank 0 writes
-            discard(staging)
-            return DamageMap(out=out)
-        commit(staging, out, OUTPUT_FILES, settings.overwrite)
-    files_out = {file: out / file for file in OUTPUT_FILES}
-    return DamageMap(out=out, summary=summary, files=files_out)
+        if used_fallback:
+            say(f"using the fallback model {model.path}")
+        if "dsm" in files.available and "dsm" not in model.modalities:
+            say("the model does not use the DSM: it is ignored")
+        spec = model_inputs(model, settings.radiometry)
+        with staging_folder(out) as staging, _torch_threads(settings.num_threads):
+            summary = _make_map(
+                settings, files, model, used_fallback, spec, staging, start, say
+            )
+            if summary is None:  # a non-zero rank of a DDP run: rank 0 writes
+                discard(staging)
+                return DamageMap(out=Path(settings.out))
+            commit(staging, out, OUTPUT_FILES, settings.overwrite)
+    files_out = {file: Path(settings.out) / file for file in OUTPUT_FILES}
+    return DamageMap(out=Path(settings.out), summary=summary, files=files_out)
 
 
 def _make_map(
@@ -463,6 +503,7 @@ def _make_map(
         say(line)
     say(f"{scored} buildings to score, {n - scored} skipped")
 
+    check_batch_memory(model.modalities, patch_size, s.batch_size, scored, say)
     read_end = time.perf_counter()
     prediction = predict_windows(
         model,
@@ -480,6 +521,11 @@ def _make_map(
         return None
     probs = np.full(n, np.nan, dtype=np.float64)
     probs[area.rows] = prediction[0]
+    # Footprint masks without a pixel: nothing of the building in its window.
+    empty = area.rows[np.isnan(prediction[0])]
+    area.reasons[empty] = SUB_PIXEL
+    if len(empty):
+        say(f"{len(empty)} footprints smaller than a SAR pixel were not scored")
     predicted = np.isfinite(probs)
     damaged = predicted & (probs.astype(np.float32) >= np.float32(model.threshold))
     predict_end = time.perf_counter()

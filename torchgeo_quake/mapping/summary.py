@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -89,13 +90,14 @@ def admin_units(
 
     Raises:
         FileNotFoundError: If *path* does not exist.
-        ValueError: If the file cannot be read or lacks *field*.
+        ValueError: If the file cannot be read, is not a vector file or lacks
+            *field*.
 
     .. versionadded:: 0.1
     """
-    from ..datasets.osm import read_vector
+    from ._inputs import read_vector_file
 
-    units = read_vector(path)
+    units = read_vector_file(Path(path), "admin units", "--units")
     if field not in units.columns:
         columns = ", ".join(str(c) for c in units.columns if c != units.geometry.name)
         raise ValueError(
