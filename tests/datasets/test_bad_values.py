@@ -366,3 +366,12 @@ def test_cache_sees_an_edit_with_the_same_size_and_mtime(
     third = build()
     assert extracted == [True]
     np.testing.assert_array_equal(third.arrays()["sar"], second.arrays()["sar"])
+
+
+def test_read_vector_refuses_a_table_without_geometries(tmp_path: Path) -> None:
+    from torchgeo_quake.datasets import read_vector
+
+    table = tmp_path / "buildings.csv"
+    table.write_text("osm_id,name\n1,a\n2,b\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="not a vector file"):
+        read_vector(table)

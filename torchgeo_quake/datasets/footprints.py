@@ -51,7 +51,8 @@ def read_vector(path: str | os.PathLike[str], layer: str | int | None = None) ->
     Raises:
         FileNotFoundError: If *path* does not exist.
         ImportError: If *path* is GeoParquet and pyarrow is not installed.
-        ValueError: If the file cannot be read or has no CRS.
+        ValueError: If the file cannot be read, holds no geometries (a CSV) or
+            has no CRS.
 
     .. versionadded:: 0.1
     """
@@ -81,6 +82,12 @@ def read_vector(path: str | os.PathLike[str], layer: str | int | None = None) ->
             f"cannot read vector file {path!r} ({err}). The file is corrupt or not "
             "in a format GDAL can read; re-export it as GeoPackage or GeoJSON."
         ) from err
+    if not isinstance(frame, gpd.GeoDataFrame) or "geometry" not in frame.columns:
+        raise ValueError(
+            f"{path!r} is not a vector file: it holds a table without geometries "
+            "(a CSV?). Give the footprints or damage layer as GeoPackage, GeoJSON, "
+            "Shapefile, FlatGeobuf or GeoParquet."
+        )
     if frame.crs is None:
         if pathlib.Path(path).suffix.lower() in (".geojson", ".json"):
             frame = frame.set_crs(4326)
