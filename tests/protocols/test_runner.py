@@ -394,7 +394,7 @@ def test_interrupted_run_resumes_with_its_whole_log(
     tmp_path: Path, sim_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A run stopped after epoch 0 of 2 resumes at epoch 1 and keeps both logs."""
-    from torchgeo_quake.protocols import read_run_log, runner
+    from torchgeo_quake.protocols import read_run_log, training
 
     config = make_config(tmp_path, "sar_ftp.yaml", "sar_ftp", num_folds=2)
     settings = tiny_settings(
@@ -404,7 +404,7 @@ def test_interrupted_run_resumes_with_its_whole_log(
         sim_root,
         max_epochs=2,
     )
-    real = runner._EpochProgress
+    real = training._EpochProgress
 
     class Interrupt(RuntimeError):
         pass
@@ -419,7 +419,7 @@ def test_interrupted_run_resumes_with_its_whole_log(
         callback.on_train_epoch_start = on_train_epoch_start
         return callback
 
-    monkeypatch.setattr(runner, "_EpochProgress", interrupting)
+    monkeypatch.setattr(training, "_EpochProgress", interrupting)
     with pytest.raises(Interrupt):
         run_protocol(settings)
     folder = tmp_path / "out" / "runs" / "sar_ftp" / "fold0" / "seed0"
@@ -429,7 +429,7 @@ def test_interrupted_run_resumes_with_its_whole_log(
     assert first_log is not None
     assert set(first_log.dropna(subset=["val_f1"])["epoch"]) == {0}
 
-    monkeypatch.setattr(runner, "_EpochProgress", real)
+    monkeypatch.setattr(training, "_EpochProgress", real)
     result = run_protocol(settings)
     assert result.trained[0] == "sar_ftp/fold0/seed0"
     record = next(r for r in load_runs(tmp_path / "out") if r["split"] == "fold0")
@@ -444,7 +444,7 @@ def test_interrupted_run_resumes_with_its_whole_log(
 
 
 def test_trainer_arguments_pass_through() -> None:
-    from torchgeo_quake.protocols.runner import _trainer_kwargs
+    from torchgeo_quake.protocols.config import trainer_kwargs as _trainer_kwargs
 
     config = load_config(ROOT / "experiments" / "all_inputs.yaml")
     assert "max_time" in config.trainer  # bounds a single `torchgeo fit`
@@ -589,7 +589,7 @@ def test_unknown_or_mismatched_modalities_are_refused(tmp_path: Path) -> None:
 
 
 def test_test_cities_follow_the_loader_order() -> None:
-    from torchgeo_quake.protocols.runner import _test_cities
+    from torchgeo_quake.protocols.training import _test_cities
 
     ids = np.array([5, 7, 5])
     cities = np.array(["a", "a", "b"])  # id 5 in two cities
@@ -607,12 +607,16 @@ def test_test_cities_follow_the_loader_order() -> None:
 
 
 def test_damaged_checkpoint_is_named(tmp_path: Path) -> None:
-    from torchgeo_quake.protocols.runner import _checked_resume
+    from torchgeo_quake.protocols import DamagedRunError, RunSpec
+    from torchgeo_quake.protocols.records import resume_checkpoint
 
-    assert _checked_resume(tmp_path / "last.ckpt") is None
-    (tmp_path / "last.ckpt").write_bytes(b"PK\x03\x04 truncated")
-    with pytest.raises(RuntimeError, match=r"last\.ckpt.*delete it"):
-        _checked_resume(tmp_path / "last.ckpt")
+    run = RunSpec("cv", "sar_ftp", "fold0", 0, "cv", fold=0)
+    assert resume_checkpoint(run, tmp_path) is None
+    last = run.directory(tmp_path) / "checkpoints" / "last.ckpt"
+    last.parent.mkdir(parents=True)
+    last.write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(DamagedRunError, match=r"last\.ckpt.*Delete that file"):
+        resume_checkpoint(run, tmp_path)
 
 
 @pytest.mark.slow

@@ -1,31 +1,31 @@
 """The paper's experimental protocols: Tables III, IV and V from one command.
 
-:func:`run_protocol` trains every run of a protocol (input configuration ×
-split × seed) resumably and writes the tables (:mod:`.tables`) and figures
-(:mod:`.figures`); ``torchgeo-quake protocol`` is its command line.
+:func:`run_protocol` (:mod:`.runner`) trains every run of a protocol (input
+configuration × split × seed) resumably and writes the tables (:mod:`.tables`)
+and figures (:mod:`.figures`); ``torchgeo-quake protocol`` is its command line.
+The configurations are read and checked by :mod:`.config`, each run is trained
+by :mod:`.training`, and :mod:`.records` holds what every run writes and what
+the tables and figures read back.
 
 .. versionadded:: 0.1
 """
 
+from .config import (
+    PROTOCOLS,
+    QUICK,
+    ConfigError,
+    ExperimentConfig,
+    ProtocolSettings,
+    load_config,
+)
 from .figures import (
     plot_confusion_matrix,
     plot_curves,
     plot_training_curves,
     write_figures,
 )
-from .runner import (
-    PROTOCOLS,
-    QUICK,
-    ExperimentConfig,
-    ProtocolResult,
-    ProtocolSettings,
-    RunSpec,
-    load_config,
-    load_runs,
-    plan_runs,
-    read_run_log,
-    run_protocol,
-)
+from .records import DamagedRunError, RunSpec, load_runs, read_run_log
+from .runner import ProtocolResult, plan_runs, run_protocol
 from .tables import (
     METRICS,
     POLICIES,
@@ -44,6 +44,8 @@ __all__ = [
     "QUICK",
     "SUN_ET_AL",
     "Cell",
+    "ConfigError",
+    "DamagedRunError",
     "ExperimentConfig",
     "ProtocolResult",
     "ProtocolSettings",

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import argparse
 
-from .runner import PROTOCOLS, ProtocolSettings, run_protocol
+from .config import PROTOCOLS, ProtocolSettings
+from .runner import run_protocol
 
 __all__ = ["protocol_cli", "settings_from_args"]
 

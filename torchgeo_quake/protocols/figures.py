@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .runner import read_run_log
+from .records import read_run_log
 
 __all__ = [
     "plot_confusion_matrix",

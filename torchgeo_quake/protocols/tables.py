@@ -17,6 +17,10 @@ over seeds (Table IV, one run per city and seed; without repeated seeds only the
 value is shown). The best configuration per metric (per city in Table IV) is in
 bold; ties at the shown precision are all bold.
 
+(About 620 lines, over the package's 600: the layouts of the three tables, their
+notes and the three file formats share the :class:`Cell` and :class:`Table`
+types and read best in one place.)
+
 .. versionadded:: 0.1
 """
 
@@ -243,6 +247,184 @@ def _mark_best(
             cells[key].bold = value == best
 
 
+@dataclass
+class _Body:
+    """The rows, cells and caption of a table, before the common notes."""
+
+    index_names: list[str]
+    rows: list[tuple[str, ...]]
+    columns: list[str]
+    cells: dict[tuple[tuple[str, ...], str], Cell]
+    #: Groups of cells compared for the bold mark.
+    groups: list[list[tuple[tuple[str, ...], str]]]
+    show_std: bool
+    caption: str
+    notes: list[str] = field(default_factory=list)
+
+
+def _title(protocol: str, records: Sequence[Mapping[str, Any]]) -> tuple[str, str]:
+    """The table's number and title.
+
+    Args:
+        protocol: the protocol
+        records: the runs
+
+    Returns:
+        The paper's table number and the title, with the number of folds.
+    """
+    number, title = _TITLES[protocol]
+    splits = {str(r["split"]) for r in records}
+    return number, title.format(folds=len(splits))
+
+
+def _loco_body(
+    records: Sequence[Mapping[str, Any]],
+    protocol: str,
+    policy: str,
+    names: Sequence[str],
+    label_of: Mapping[str, str],
+) -> _Body:
+    """Table IV: one row per held-out city and configuration.
+
+    Args:
+        records: the runs
+        protocol: ``"loco"``
+        policy: the threshold policy
+        names: configurations, in order
+        label_of: display label per configuration
+
+    Returns:
+        The table's body.
+    """
+    seeds = sorted({int(r["seed"]) for r in records})
+    cities = list(dict.fromkeys(str(r["split"]) for r in records))
+    cells: dict[tuple[tuple[str, ...], str], Cell] = {}
+    groups: list[list[tuple[tuple[str, ...], str]]] = []
+    rows: list[tuple[str, ...]] = []
+    for city in cities:
+        for name in names:
+            runs = [r for r in records if r["config"] == name and r["split"] == city]
+            if not runs:
+                continue
+            row: tuple[str, ...] = (_CITY_NAMES.get(city, city), label_of[name])
+            rows.append(row)
+            for key, label in METRICS:
+                cells[row, label] = _cell([_value(r, key, policy) for r in runs])
+        for _, label in METRICS:
+            groups.append(
+                [(r, label) for r in rows if r[0] == _CITY_NAMES.get(city, city)]
+            )
+    show_std = len(seeds) > 1
+    spread = f"mean ± std over {len(seeds)} seeds" if show_std else f"seed {seeds[0]}"
+    number, title = _title(protocol, records)
+    caption = (
+        f"Table {number} ({title}). {_upper_first(POLICIES[policy][1])}; AUROC "
+        f"over all thresholds. One run per city and input configuration, "
+        f"{spread}. Best per city and metric in bold."
+    )
+    columns = [label for _, label in METRICS]
+    return _Body(["City", "Inputs"], rows, columns, cells, groups, show_std, caption)
+
+
+def _folds_body(
+    records: Sequence[Mapping[str, Any]],
+    protocol: str,
+    policy: str,
+    names: Sequence[str],
+    label_of: Mapping[str, str],
+) -> _Body:
+    """Tables III and V: one row per metric, one column per configuration.
+
+    Args:
+        records: the runs
+        protocol: ``"cv"`` or ``"islahiye"``
+        policy: the threshold policy
+        names: configurations, in order
+        label_of: display label per configuration
+
+    Returns:
+        The table's body; Table V's best-F1 version has Sun et al.'s column.
+    """
+    seeds = sorted({int(r["seed"]) for r in records})
+    splits = sorted({str(r["split"]) for r in records})
+    cells: dict[tuple[tuple[str, ...], str], Cell] = {}
+    groups: list[list[tuple[tuple[str, ...], str]]] = []
+    rows: list[tuple[str, ...]] = []
+    for key, label in METRICS:
+        row = (label,)
+        rows.append(row)
+        for name in names:
+            runs = [r for r in records if r["config"] == name]
+            cells[row, label_of[name]] = _cell([_value(r, key, policy) for r in runs])
+        groups.append([(row, label_of[n]) for n in names])
+    number, title = _title(protocol, records)
+    caption = (
+        f"Table {number} ({title}). {_upper_first(POLICIES[policy][1])}; AUROC "
+        f"over all thresholds. Mean ± std over {len(splits)} folds × "
+        f"{len(seeds)} seed(s). Best per metric in bold."
+    )
+    columns = [label_of[n] for n in names]
+    body = _Body(["Metric"], rows, columns, cells, groups, True, caption)
+    if protocol == "islahiye" and policy == "bestf1":
+        body.columns = [SUN_LABEL, *columns]
+        for key, label in METRICS:
+            quoted = SUN_ET_AL[key]
+            cells[(label,), SUN_LABEL] = (
+                Cell(quoted[0], quoted[1], 1, 1, quoted=True)
+                if quoted
+                else Cell(math.nan, math.nan, 0, 1, quoted=True)
+            )
+        body.notes.append(
+            f"{SUN_LABEL}: figures of Sun et al. (2024), QuickQuakeBuildings, "
+            "real Capella SAR of Islahiye, at their best-F1 threshold, as "
+            "quoted in the paper's Table V. They were not re-run here and are "
+            "not comparable with the simulated columns; they take no part in "
+            "the bold marking."
+        )
+    elif protocol == "islahiye":
+        body.notes.append(
+            "Sun et al. (2024) report no metrics at a validation-chosen "
+            "threshold; see the best-F1 version of this table for their figures."
+        )
+    return body
+
+
+def _run_notes(
+    records: Sequence[Mapping[str, Any]],
+    cells: Mapping[tuple[tuple[str, ...], str], Cell],
+) -> list[str]:
+    """Notes on runs cut by the time limit and on undefined metrics.
+
+    Args:
+        records: the runs
+        cells: the table's cells
+
+    Returns:
+        The notes, possibly none.
+    """
+    notes = []
+    cut = [r for r in records if r.get("stopped_by_max_time")]
+    if cut:
+        notes.append(
+            f"{len(cut)} of {len(records)} runs were stopped by the time limit "
+            "(--max-time) before their last epoch: "
+            + ", ".join(f"{r['config']}/{r['split']} ({r['epochs']})" for r in cut)
+            + "."
+        )
+    computed = [c for c in cells.values() if not c.quoted]
+    if any(0 < c.n < c.total for c in computed):
+        notes.append(
+            "†: undefined in some runs (e.g. precision when nothing is predicted "
+            "damaged); mean over the runs where it is defined."
+        )
+    if any(c.n == 0 for c in computed):
+        notes.append(
+            "–: undefined in every run (e.g. precision when nothing is predicted "
+            "damaged)."
+        )
+    return notes
+
+
 def build_table(
     records: Sequence[Mapping[str, Any]],
     protocol: str,
@@ -284,112 +466,21 @@ def build_table(
     names = [n for n in names if any(r["config"] == n for r in records)]
     label_of = {r["config"]: r.get("label", r["config"]) for r in records}
     label_of.update(labels or {})
-    columns = [label_of[n] for n in names]
-    seeds = sorted({int(r["seed"]) for r in records})
-    splits = sorted({str(r["split"]) for r in records})
-    number, title = _TITLES[protocol]
-    title = title.format(folds=len(splits))
-    cells: dict[tuple[tuple[str, ...], str], Cell] = {}
-    groups: list[list[tuple[tuple[str, ...], str]]] = []
-    rows: list[tuple[str, ...]] = []
-    notes: list[str] = []
-    if protocol == "loco":
-        index_names = ["City", "Inputs"]
-        cities = list(dict.fromkeys(str(r["split"]) for r in records))
-        show_std = len(seeds) > 1
-        value_columns = [label for _, label in METRICS]
-        for city in cities:
-            for name in names:
-                runs = [
-                    r for r in records if r["config"] == name and r["split"] == city
-                ]
-                if not runs:
-                    continue
-                row: tuple[str, ...] = (_CITY_NAMES.get(city, city), label_of[name])
-                rows.append(row)
-                for key, label in METRICS:
-                    cells[row, label] = _cell([_value(r, key, policy) for r in runs])
-            for _, label in METRICS:
-                groups.append(
-                    [(r, label) for r in rows if r[0] == _CITY_NAMES.get(city, city)]
-                )
-        columns = value_columns
-        spread = (
-            f"mean ± std over {len(seeds)} seeds" if show_std else f"seed {seeds[0]}"
-        )
-        caption = (
-            f"Table {number} ({title}). {_upper_first(POLICIES[policy][1])}; AUROC "
-            f"over all thresholds. One run per city and input configuration, "
-            f"{spread}. Best per city and metric in bold."
-        )
-    else:
-        index_names = ["Metric"]
-        show_std = True
-        for key, label in METRICS:
-            row = (label,)
-            rows.append(row)
-            for name in names:
-                runs = [r for r in records if r["config"] == name]
-                cells[row, label_of[name]] = _cell(
-                    [_value(r, key, policy) for r in runs]
-                )
-            groups.append([(row, label_of[n]) for n in names])
-        caption = (
-            f"Table {number} ({title}). {_upper_first(POLICIES[policy][1])}; AUROC "
-            f"over all thresholds. Mean ± std over {len(splits)} folds × "
-            f"{len(seeds)} seed(s). Best per metric in bold."
-        )
-        if protocol == "islahiye" and policy == "bestf1":
-            columns = [SUN_LABEL, *columns]
-            for key, label in METRICS:
-                quoted = SUN_ET_AL[key]
-                cells[(label,), SUN_LABEL] = (
-                    Cell(quoted[0], quoted[1], 1, 1, quoted=True)
-                    if quoted
-                    else Cell(math.nan, math.nan, 0, 1, quoted=True)
-                )
-            notes.append(
-                f"{SUN_LABEL}: figures of Sun et al. (2024), QuickQuakeBuildings, "
-                "real Capella SAR of Islahiye, at their best-F1 threshold, as "
-                "quoted in the paper's Table V. They were not re-run here and are "
-                "not comparable with the simulated columns; they take no part in "
-                "the bold marking."
-            )
-        elif protocol == "islahiye":
-            notes.append(
-                "Sun et al. (2024) report no metrics at a validation-chosen "
-                "threshold; see the best-F1 version of this table for their figures."
-            )
-    _mark_best(cells, groups, digits)
-    cut = [r for r in records if r.get("stopped_by_max_time")]
-    if cut:
-        notes.append(
-            f"{len(cut)} of {len(records)} runs were stopped by the time limit "
-            "(--max-time) before their last epoch: "
-            + ", ".join(f"{r['config']}/{r['split']} ({r['epochs']})" for r in cut)
-            + "."
-        )
-    computed = [c for c in cells.values() if not c.quoted]
-    if any(0 < c.n < c.total for c in computed):
-        notes.append(
-            "†: undefined in some runs (e.g. precision when nothing is predicted "
-            "damaged); mean over the runs where it is defined."
-        )
-    if any(c.n == 0 for c in computed):
-        notes.append(
-            "–: undefined in every run (e.g. precision when nothing is predicted "
-            "damaged)."
-        )
+    body = (_loco_body if protocol == "loco" else _folds_body)(
+        records, protocol, policy, names, label_of
+    )
+    _mark_best(body.cells, body.groups, digits)
+    notes = body.notes + _run_notes(records, body.cells)
     return Table(
         protocol=protocol,
         policy=policy,
-        number=number,
-        caption=caption,
-        index_names=index_names,
-        rows=rows,
-        columns=columns,
-        cells=cells,
-        show_std=show_std,
+        number=_TITLES[protocol][0],
+        caption=body.caption,
+        index_names=body.index_names,
+        rows=body.rows,
+        columns=body.columns,
+        cells=body.cells,
+        show_std=body.show_std,
         notes=notes,
     )
 

@@ -1,0 +1,320 @@
+"""Train and test one run of a protocol, and write its files.
+
+:func:`train_run` builds the run's data module and model from its configuration
+(:func:`~torchgeo_quake.protocols.config.instantiate`, with the run's split and
+seed), trains with Lightning, resuming from ``checkpoints/last.ckpt`` when an
+interrupted attempt left one, tests the checkpoint with the best validation F1
+and writes the run's files (:mod:`.records`), ``metrics.json`` last.
+
+.. versionadded:: 0.2
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+import shutil
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..utils import is_global_zero
+from .config import (
+    ExperimentConfig,
+    ProtocolSettings,
+    instantiate,
+    section_class,
+    trainer_kwargs,
+)
+from .records import RunSpec, resume_checkpoint, start_attempt, write_run
+
+__all__: list[str] = []
+
+#: Warnings of a protocol run that say nothing actionable, besides
+#: :data:`torchgeo_quake.utils.LIGHTNING_NOISE`.
+QUIET_PATTERNS = (
+    ".*The number of training batches.*",
+    ".*Checkpoint directory .* exists and is not empty.*",
+    ".*GPU available but not used.*",
+    ".*Converting CartoSatDSM res.*",
+)
+
+#: Attributes of the model holding its normalisation statistics.
+_STATISTICS = ("sar_mean", "sar_std", "dsm_mean", "dsm_std", "gem_mean", "gem_std")
+
+
+class _EpochProgress:
+    """A Lightning callback advancing the protocol's bar once per epoch."""
+
+    def __new__(cls, bar: Any) -> Any:
+        """Build the callback (a subclass of Lightning's ``Callback``).
+
+        Args:
+            bar: the tqdm bar (or None)
+
+        Returns:
+            The callback instance.
+        """
+        from lightning.pytorch.callbacks import Callback
+
+        class EpochProgress(Callback):
+            def __init__(self) -> None:
+                self.epochs = 0
+
+            def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+                self.epochs += 1
+                if bar is not None and trainer.is_global_zero:
+                    bar.update(1)
+
+        return EpochProgress()
+
+
+def _test_cities(
+    ids: np.ndarray | None, test_ids: np.ndarray, test_cities: np.ndarray
+) -> np.ndarray:
+    """The city of every test prediction.
+
+    Args:
+        ids: building ids of the predictions, in their order (None: none)
+        test_ids: building ids of the test split, in data-loader order
+        test_cities: cities of the test split, same order
+
+    Returns:
+        One city per prediction.
+
+    Raises:
+        ValueError: If predictions come in another order (several processes)
+            and a building id repeats across the test split's cities, so that
+            the city of a prediction is ambiguous.
+    """
+    if ids is None:
+        return np.array([], dtype=str)
+    if len(ids) == len(test_ids) and np.array_equal(ids, test_ids):
+        return np.asarray(test_cities).astype(str)  # one process: same order
+    city_of: dict[int, str] = {}
+    for building, city in zip(test_ids.tolist(), test_cities.tolist(), strict=True):
+        if city_of.setdefault(int(building), str(city)) != str(city):
+            raise ValueError(
+                f"building id {building} is in the test split of both "
+                f"{city_of[int(building)]!r} and {city!r}; give every city's "
+                "footprints distinct ids (e.g. OSM ids with their type)"
+            )
+    return np.array([city_of.get(int(i), "") for i in ids])
+
+
+def data_overrides(
+    run: RunSpec, config: ExperimentConfig, settings: ProtocolSettings, root: str
+) -> dict[str, Any]:
+    """Data-module arguments the runner sets for a run (split, seed, files).
+
+    Args:
+        run: the run
+        config: its configuration
+        settings: resolved settings
+        root: data root
+
+    Returns:
+        Keyword arguments that replace the configuration's.
+    """
+    overrides: dict[str, Any] = {
+        "root": root,
+        "strategy": run.strategy,
+        "fold": run.fold if run.fold is not None else 0,
+        "test_city": run.test_city,
+        "city": run.city,
+        "seed": run.seed,
+        "splits_file": str(run.directory(settings.out) / "splits.json"),
+    }
+    data_class = section_class(config.path, "data", config.data["class_path"])
+    if "scale" in inspect.signature(data_class).parameters:
+        overrides["scale"] = settings.scale
+    return overrides
+
+
+def _callbacks(ckpt_dir: Path, bar: Any) -> tuple[Any, Any, Any]:
+    """The run's checkpoints (best and last) and progress callbacks.
+
+    Args:
+        ckpt_dir: the run's ``checkpoints`` folder
+        bar: the progress bar (or None)
+
+    Returns:
+        The best-epoch checkpoint, the resumable one and the progress callback.
+    """
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    # The best epoch (weights and buffers only: the test needs no optimiser) and
+    # the full state of the last epoch (to resume an interrupted run).
+    best = ModelCheckpoint(
+        dirpath=ckpt_dir,
+        filename="best-{epoch}",
+        monitor="val_f1",
+        mode="max",
+        save_weights_only=True,
+    )
+    # Full state after every epoch, overwritten (save_last with save_top_k=0
+    # would only be written when a top-k checkpoint is, i.e. never).
+    resumable = ModelCheckpoint(
+        dirpath=ckpt_dir,
+        filename="last",
+        monitor=None,
+        save_top_k=1,
+        every_n_epochs=1,
+        enable_version_counter=False,
+    )
+    return best, resumable, _EpochProgress(bar)
+
+
+def _record(
+    run: RunSpec,
+    config: ExperimentConfig,
+    settings: ProtocolSettings,
+    *,
+    trainer: Any,
+    model: Any,
+    datamodule: Any,
+    results: Sequence[Mapping[str, Any]],
+    best: str,
+    resumed: bool,
+    root: str,
+    start: float,
+) -> dict[str, Any]:
+    """The contents of a finished run's ``metrics.json``.
+
+    Args:
+        run: the run
+        config: its configuration
+        settings: resolved settings
+        trainer: the Lightning trainer, after testing
+        model: the tested model
+        datamodule: the run's data module
+        results: what ``trainer.test`` returned
+        best: path of the best checkpoint ("" when none)
+        resumed: whether the run resumed an interrupted attempt
+        root: data root
+        start: ``time.perf_counter()`` when the attempt started
+
+    Returns:
+        The record.
+    """
+    match = re.search(r"epoch=(\d+)", Path(best).name) if best else None
+    epochs = int(trainer.current_epoch)
+    labels = model.last_predictions["test"].labels
+    return {
+        "protocol": run.protocol,
+        "config": run.config,
+        "config_file": config.path,
+        "label": config.label,
+        "modalities": list(config.modalities),
+        "split": run.split,
+        "seed": run.seed,
+        "strategy": run.strategy,
+        "fold": run.fold,
+        "test_city": run.test_city,
+        "city": run.city,
+        "metrics": {k: float(v) for k, v in (results[0] if results else {}).items()},
+        "val_threshold": float(model.threshold),
+        "best_epoch": int(match.group(1)) if match else None,
+        "epochs": epochs,
+        "max_epochs": trainer.max_epochs,
+        # Fewer epochs than max_epochs with --max-time: the time limit stopped it.
+        "stopped_by_max_time": bool(settings.max_time)
+        and epochs < int(trainer.max_epochs or 0),
+        "resumed": resumed,
+        "n_train": len(datamodule.indices["train"]),
+        "n_val": len(datamodule.indices["val"]),
+        "n_test": len(datamodule.indices["test"]),
+        "n_test_damaged": int(np.asarray(labels).sum()),
+        "normalization": {
+            n: getattr(model, n) for n in _STATISTICS if hasattr(model, n)
+        },
+        "scale": settings.scale,
+        "root": root,
+        "wall_s": time.perf_counter() - start,
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+
+
+def train_run(
+    run: RunSpec,
+    config: ExperimentConfig,
+    settings: ProtocolSettings,
+    root: str,
+    bar: Any,
+) -> None:
+    """Train and test one run and write its outputs (``metrics.json`` last).
+
+    Args:
+        run: the run
+        config: its configuration
+        settings: resolved settings
+        root: data root
+        bar: the progress bar (or None)
+
+    Raises:
+        DamagedRunError: If the run's ``last.ckpt`` cannot be read.
+    """
+    import lightning
+    from lightning.pytorch import Trainer
+    from lightning.pytorch.loggers import CSVLogger
+
+    directory = run.directory(settings.out)
+    directory.mkdir(parents=True, exist_ok=True)
+    resume = resume_checkpoint(run, settings.out)
+    start_attempt(directory, resuming=resume is not None, rank0=is_global_zero())
+    start = time.perf_counter()
+
+    lightning.seed_everything(run.seed, workers=True, verbose=False)
+    datamodule = instantiate(
+        config, "data", **data_overrides(run, config, settings, root)
+    )
+    model = instantiate(config, "model")
+    ckpt_dir = directory / "checkpoints"
+    checkpoint, resumable, progress = _callbacks(ckpt_dir, bar)
+    trainer = Trainer(
+        **trainer_kwargs(settings, config),
+        default_root_dir=str(directory),
+        logger=CSVLogger(str(directory), name="", version=""),
+        callbacks=[checkpoint, resumable, progress],
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(model, datamodule=datamodule, ckpt_path=resume)
+    best = checkpoint.best_model_path
+    results = trainer.test(
+        model, datamodule=datamodule, ckpt_path=best or None, verbose=False
+    )
+    if not trainer.is_global_zero:
+        return
+    preds = model.last_predictions["test"]
+    dataset = datamodule.dataset
+    test_index = datamodule.indices["test"]
+    ids = preds.building_ids
+    cities = _test_cities(
+        ids, dataset.building_ids[test_index], dataset.city_of[test_index]
+    )
+    record = _record(
+        run,
+        config,
+        settings,
+        trainer=trainer,
+        model=model,
+        datamodule=datamodule,
+        results=results,
+        best=best,
+        resumed=resume is not None,
+        root=root,
+        start=start,
+    )
+    if not settings.keep_checkpoints:
+        shutil.rmtree(ckpt_dir, ignore_errors=True)
+    predictions = {
+        "probs": preds.probs,
+        "labels": preds.labels,
+        "building_ids": ids if ids is not None else np.array([], dtype=np.int64),
+        "cities": cities.astype(str),
+    }
+    write_run(directory, predictions, record)
