@@ -3,7 +3,8 @@
 Prints one JSON object, for the closing notes of refactoring work (before and
 after, side by side): lines of code, module sizes (median, largest, count over
 600 and 700 lines), functions of 100 lines or more, ``# ----`` chapter dividers
-inside classes, and cycles in the import graph between modules.
+inside classes, and cycles in the import graph between modules (imports under
+``if TYPE_CHECKING:`` are left out: they never run).
 
 Usage::
 
@@ -30,7 +31,20 @@ def _imports(path: Path, root: Path, modules: set[str]) -> set[str]:
     name = _module_name(path, root)
     package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
     found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    # Imports under ``if TYPE_CHECKING:`` never run: they are no import cycle.
+    typing_only = {
+        id(child)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If)
+        and isinstance(node.test, ast.Name)
+        and node.test.id == "TYPE_CHECKING"
+        for stmt in node.body
+        for child in ast.walk(stmt)
+    }
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
         targets: list[str] = []
         if isinstance(node, ast.Import):
             targets = [alias.name for alias in node.names]

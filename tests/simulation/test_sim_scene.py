@@ -497,7 +497,7 @@ def test_determinism_and_seed(
 def test_failed_run_leaves_root_untouched(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from torchgeo_quake.simulation import scene as scene_module
+    from torchgeo_quake.simulation import city_files as scene_module
 
     def boom(*args: object, **kwargs: object) -> None:
         raise RuntimeError("disk full")

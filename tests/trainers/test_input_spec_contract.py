@@ -91,12 +91,12 @@ def test_constructor_checks_too() -> None:
 
 
 def test_constants() -> None:
-    import torchgeo_quake.mapping._inputs as mapping_inputs
+    import torchgeo_quake.mapping._rasters as mapping_rasters
     import torchgeo_quake.mapping.model as mapping_model
     import torchgeo_quake.trainers.damage as damage
 
     assert SAR_RES_TOLERANCE == 0.01
-    assert mapping_inputs.RES_TOLERANCE is SAR_RES_TOLERANCE
+    assert mapping_rasters.RES_TOLERANCE is SAR_RES_TOLERANCE
     assert damage.SAR_RES_TOLERANCE is SAR_RES_TOLERANCE
     assert mapping_model.RADIOMETRIES is RADIOMETRIES is damage.RADIOMETRIES
     assert mapping_model.INPUT_SPEC_KEY == INPUT_SPEC_KEY

@@ -1,21 +1,25 @@
 """Building-centred damage samples of any event: a folder of areas.
 
+:class:`BuildingDamage` is one class and this module stays whole around it,
+though longer than most: its public methods, which the docs link here, and the
+hooks that event subclasses override (the areas, the inputs they can make, how
+an area is built, the cache versions) all act on the state its constructor sets
+up. What stands alone lives beside it: the on-disk sample cache
+(:mod:`~torchgeo_quake.datasets.sample_cache`), the folder layout of a data root
+(``_area_layout``) and turning built areas into sample arrays and report rows
+(``_sample_arrays``).
+
 .. versionadded:: 0.2
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import inspect
-import io
 import json
 import os
-import re
 import time
 import warnings
-import zipfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -27,23 +31,42 @@ from torchgeo.datasets import NonGeoDataset
 
 from .. import __version__
 from ..paper import MODALITIES
-from ..utils import atomic_write
+from ._area_layout import (
+    _area_folders,
+    _chosen_areas,
+    _input_paths,
+    _missing_inputs,
+    _missing_message,
+)
+from ._sample_arrays import (
+    _RASTER_KEYS,
+    _area_arrays,
+    _area_report,
+    _area_skipped,
+    _drop_messages,
+    _join_areas,
+    _quiet,
+)
 from .builder import Area, build_area
 from .csk import CSKSAR
 from .dsm import CartoSatDSM
-from .gem import GEM_FEATURE_NAMES, GEMExposure
+from .gem import GEMExposure
 from .osm import OSMBuildings
+from .sample_cache import (
+    CACHE_FORMAT,
+    _cache_key,
+    _defaults,
+    _file_stats,
+    _load_samples,
+    _prune_samples,
+    _save_samples,
+    file_fingerprint,
+)
+from .sample_cache import HASH_BYTES as HASH_BYTES  # re-exported
 from .windows import BuildingWindows
 
 __all__ = ["REPORT_COLUMNS", "BuildingDamage", "file_fingerprint"]
 
-_RASTER_KEYS = ("sar", "footprint", "dsm")
-
-#: Version of the on-disk sample-cache format (bump when its layout changes).
-CACHE_FORMAT = 4
-#: Bytes hashed at each end of an input file for the cache key.
-HASH_BYTES = 1 << 20
-_CACHE_NAME = re.compile(r"^samples-[0-9a-f]{16}\.npz$")
 #: Columns of :meth:`BuildingDamage.report`, in order.
 REPORT_COLUMNS = (
     "footprints",
@@ -57,72 +80,6 @@ REPORT_COLUMNS = (
     "intact",
     "damaged",
 )
-
-
-def file_fingerprint(path: str | os.PathLike[str]) -> str:
-    """Cheap content hash of a file, for the sample-cache key.
-
-    BLAKE2b of the file size and of the first and last :data:`HASH_BYTES`
-    (1 MiB) of the file, i.e. the whole content of files up to 2 MiB. It reads
-    at most 2 MiB whatever the size, so multi-GB SAR images cost milliseconds;
-    an edit that keeps size and modification time and only touches the middle
-    of a file larger than 2 MiB is not seen.
-
-    Args:
-        path: the file
-
-    Returns:
-        Hex digest (32 characters).
-
-    .. versionadded:: 0.2
-    """
-    digest = hashlib.blake2b(digest_size=16)
-    with open(path, "rb") as f:
-        size = os.fstat(f.fileno()).st_size
-        digest.update(str(size).encode())
-        digest.update(f.read(HASH_BYTES))
-        if size > HASH_BYTES:
-            f.seek(max(HASH_BYTES, size - HASH_BYTES))
-            digest.update(f.read(HASH_BYTES))
-    return digest.hexdigest()
-
-
-def _defaults(cls: Callable[..., Any]) -> dict[str, str]:
-    """Constructor defaults of a data-layer class, as stable strings.
-
-    Args:
-        cls: the class
-
-    Returns:
-        Mapping of parameter name to the ``repr`` of its default (the type name
-        for defaults whose ``repr`` is not stable across processes).
-    """
-    simple = (bool, int, float, str, tuple, list, type(None))
-    out = {}
-    for name, param in inspect.signature(cls).parameters.items():
-        if param.default is inspect.Parameter.empty:
-            continue
-        default = param.default
-        stable = isinstance(default, simple)
-        out[name] = repr(default) if stable else type(default).__name__
-    return out
-
-
-@contextlib.contextmanager
-def _quiet(enabled: bool) -> Iterator[None]:
-    """Swallow TorchGeo's progress prints (``Converting ... res``) when enabled.
-
-    Args:
-        enabled: whether to silence standard output
-
-    Yields:
-        Nothing.
-    """
-    if not enabled:
-        yield
-        return
-    with contextlib.redirect_stdout(io.StringIO()):
-        yield
 
 
 class BuildingDamage(NonGeoDataset):
@@ -172,7 +129,7 @@ class BuildingDamage(NonGeoDataset):
     data-layer classes, so later runs load them in a fraction of a second, and
     a file edited in place (even keeping its size and modification time) is
     extracted again; cache files of the same root whose inputs or versions are
-    out of date are deleted.
+    out of date are deleted (see :mod:`~torchgeo_quake.datasets.sample_cache`).
 
     Subclasses state the facts of one event (see :class:`KahramanmarasDamage`):
     their area names (:attr:`all_areas`), display names, file names and how
@@ -280,16 +237,7 @@ class BuildingDamage(NonGeoDataset):
                 (the message lists what is missing and how to fix it).
         """
         self.root = Path(root)
-        self.modalities = tuple(modalities)
-        bad = sorted(set(self.modalities) - set(MODALITIES))
-        if bad:
-            raise ValueError(
-                f"unknown modalities {bad}; choose among {list(MODALITIES)}"
-            )
-        if "sar" not in self.modalities or "footprint" not in self.modalities:
-            raise ValueError(
-                "modalities must include 'sar' and 'footprint' (the paper's baseline)"
-            )
+        self.modalities = self._checked_modalities(modalities)
         self.transforms = transforms
         self.negatives_per_positive = negatives_per_positive
         self.seed = seed
@@ -308,18 +256,46 @@ class BuildingDamage(NonGeoDataset):
         self._prepare()
         self._check_inputs()
         state = self._cache_state()
-        key = self._cache_key(state)
-        cache_file = self.cache_dir / f"samples-{key}.npz"
+        cache_file = self.cache_dir / f"samples-{self._cache_key(state)}.npz"
         start = time.perf_counter()
-        arrays = self._load_cache(cache_file) if cache else None
-        if arrays is None:
-            arrays = self._extract()
-            if cache:
-                self._save_cache(cache_file, arrays, state)
-        if cache:
-            self._prune_cache(keep=cache_file)
+        arrays = self._cached_samples(cache_file, state, cache)
         #: Seconds spent building (or loading) the samples.
         self.build_seconds = time.perf_counter() - start
+        self._hold(arrays)
+        self._warn_drops()
+
+    @staticmethod
+    def _checked_modalities(modalities: Sequence[str]) -> tuple[str, ...]:
+        """Validate the requested modalities.
+
+        Args:
+            modalities: inputs to return
+
+        Returns:
+            The modalities, as a tuple.
+
+        Raises:
+            ValueError: If a modality is unknown, or ``"sar"`` or
+                ``"footprint"`` is missing.
+        """
+        chosen = tuple(modalities)
+        bad = sorted(set(chosen) - set(MODALITIES))
+        if bad:
+            raise ValueError(
+                f"unknown modalities {bad}; choose among {list(MODALITIES)}"
+            )
+        if "sar" not in chosen or "footprint" not in chosen:
+            raise ValueError(
+                "modalities must include 'sar' and 'footprint' (the paper's baseline)"
+            )
+        return chosen
+
+    def _hold(self, arrays: dict[str, np.ndarray]) -> None:
+        """Keep the samples, skipped buildings and report of the arrays.
+
+        Args:
+            arrays: from :meth:`_extract` or the cache
+        """
         report = json.loads(str(arrays["meta_report"]))
         self._report = pd.DataFrame.from_dict(report, orient="index").reindex(
             index=list(self.areas), columns=list(REPORT_COLUMNS)
@@ -343,7 +319,6 @@ class BuildingDamage(NonGeoDataset):
             for key in (*_RASTER_KEYS, "gem")
             if key in arrays
         }
-        self._warn_drops()
 
     @property
     def cities(self) -> tuple[str, ...]:
@@ -354,7 +329,6 @@ class BuildingDamage(NonGeoDataset):
         """
         return self.areas
 
-    # ---------------------------------------------------------------- set-up
     def _select_areas(self, areas: Sequence[str] | None) -> tuple[str, ...]:
         """The areas to load.
 
@@ -369,21 +343,8 @@ class BuildingDamage(NonGeoDataset):
                 given or found.
             FileNotFoundError: If *root* is missing and the areas are not known.
         """
-        known = self.all_areas
-        if areas is not None:
-            chosen = tuple(areas)
-            if known is not None:
-                unknown = sorted(set(chosen) - set(known))
-                if unknown:
-                    raise ValueError(
-                        f"unknown areas {unknown}; choose among {list(known)}"
-                    )
-            if not chosen:
-                raise ValueError(f"{type(self).__name__}: no area given")
-            return chosen
-        if known is not None:
-            return known
-        return self.find_areas(self.root)
+        chosen = _chosen_areas(areas, self.all_areas, type(self).__name__)
+        return self.find_areas(self.root) if chosen is None else chosen
 
     @classmethod
     def find_areas(cls, root: str | os.PathLike[str]) -> tuple[str, ...]:
@@ -402,48 +363,9 @@ class BuildingDamage(NonGeoDataset):
 
         .. versionadded:: 0.2
         """
-        folder = Path(root)
-        if not folder.is_dir():
-            raise FileNotFoundError(
-                f"{cls.__name__}: the data root {str(folder)!r} does not exist; "
-                "lay out one folder per area as root/<area>/{sar.tif, "
-                "buildings.gpkg, destroyed.geojson, [dsm.tif], [gem.csv]}."
-            )
-        found = tuple(
-            sorted(
-                path.name
-                for path in folder.iterdir()
-                if path.is_dir()
-                and not path.name.startswith(".")
-                and cls._first(path, cls.sar_files) is not None
-                and cls._first(path, cls.footprint_files) is not None
-            )
+        return _area_folders(
+            Path(root), cls.sar_files, cls.footprint_files, cls.__name__
         )
-        if not found:
-            sar = " or ".join(cls.sar_files)
-            raise FileNotFoundError(
-                f"{cls.__name__}: no area folder under {str(folder)!r}: an area is "
-                f"a sub-folder holding a SAR image ({sar}) and footprints "
-                f"({', '.join(cls.footprint_files)})."
-            )
-        return found
-
-    @staticmethod
-    def _first(folder: Path, names: Sequence[str]) -> Path | None:
-        """The first of *names* that exists in *folder*.
-
-        Args:
-            folder: a folder
-            names: file names, in order of preference
-
-        Returns:
-            Its path, or None.
-        """
-        for name in names:
-            path = folder / name
-            if path.exists():
-                return path
-        return None
 
     def _area_files(self, area: str) -> dict[str, Path | None]:
         """Paths of the inputs of one area.
@@ -456,21 +378,12 @@ class BuildingDamage(NonGeoDataset):
             ``gem``): the file found, else the default name (which does not
             exist); ``damage`` is None when labels come from *label_field*.
         """
-        folder = self.root / area
-        found: dict[str, Path | None] = {
-            name: folder / filename for name, filename in self.files.items()
+        options = {
+            "sar": self.sar_files,
+            "footprint": self.footprint_files,
+            "damage": self.reference_files,
         }
-        for name, options in (
-            ("sar", self.sar_files),
-            ("footprint", self.footprint_files),
-            ("damage", self.reference_files),
-        ):
-            path = self._first(folder, options)
-            if path is not None:
-                found[name] = path
-        if self.label_field is not None:
-            found["damage"] = None
-        return found
+        return _input_paths(self.root / area, self.files, options, self.label_field)
 
     def _missing(self) -> dict[str, list[str]]:
         """Inputs the requested areas and modalities need but root lacks.
@@ -480,14 +393,7 @@ class BuildingDamage(NonGeoDataset):
             ``dsm``, ``gem``); inputs with nothing missing are absent.
         """
         needed = {"sar", "footprint", "damage"} | set(self.modalities)
-        missing: dict[str, list[str]] = {}
-        for area in self.areas:
-            paths = self._area_files(area)
-            for name in sorted(needed):
-                path = paths[name]
-                if path is not None and not path.exists():
-                    missing.setdefault(name, []).append(str(path))
-        return missing
+        return _missing_inputs(self.areas, self._area_files, needed)
 
     def _prepare(self) -> None:
         """Make missing inputs where the dataset knows how (nothing here).
@@ -504,28 +410,14 @@ class BuildingDamage(NonGeoDataset):
         missing = self._missing()
         if not missing:
             return
-        files = [path for paths in missing.values() for path in paths]
-        optional = [m for m in ("dsm", "gem") if m in missing]
-        hints = []
-        if optional:
-            hints.append(
-                f"drop the missing modalities ({', '.join(optional)}) from `modalities`"
-            )
-        if "damage" in missing:
-            hints.append(
-                "add a damage reference ("
-                + ", ".join(self.reference_files)
-                + ") or name the footprints' label column with `label_field`"
-            )
         raise FileNotFoundError(
-            f"{type(self).__name__}: {len(files)} input file(s) missing under "
-            f"{self.root}:\n  " + "\n  ".join(files) + "\nLay out each area as "
-            "root/<area>/{sar.tif, buildings.gpkg, destroyed.geojson, dsm.tif, "
-            "gem.csv}"
-            + self._missing_hint()
-            + (", or " if hints else "")
-            + ", or ".join(hints)
-            + "."
+            _missing_message(
+                type(self).__name__,
+                self.root,
+                missing,
+                self.reference_files,
+                self._missing_hint(),
+            )
         )
 
     def _missing_hint(self) -> str:
@@ -576,7 +468,6 @@ class BuildingDamage(NonGeoDataset):
             seed=self.seed,
         )
 
-    # ----------------------------------------------------------------- cache
     def _cache_state(self) -> dict[str, Any]:
         """Everything the samples depend on.
 
@@ -604,32 +495,9 @@ class BuildingDamage(NonGeoDataset):
                 "grade_map": None if self.grade_map is None else dict(self.grade_map),
                 "damage_max_distance": self.damage_max_distance,
             },
-            "files": self._file_stats(self.areas),
+            "files": _file_stats(self._area_files, self.areas),
         }
         return state
-
-    def _file_stats(self, areas: Sequence[str]) -> dict[str, list[int | str]]:
-        """Size, modification time and content hash of the input files of *areas*.
-
-        Args:
-            areas: area names
-
-        Returns:
-            ``{"<area>/<input>": [size, mtime_ns, fingerprint]}`` for the files
-            that exist (:func:`file_fingerprint`; ``""`` for a folder).
-        """
-        stats: dict[str, list[int | str]] = {}
-        for area in areas:
-            for name, path in self._area_files(area).items():
-                if path is not None and path.exists():
-                    stat = path.stat()
-                    fingerprint = file_fingerprint(path) if path.is_file() else ""
-                    stats[f"{area}/{name}"] = [
-                        stat.st_size,
-                        stat.st_mtime_ns,
-                        fingerprint,
-                    ]
-        return stats
 
     @staticmethod
     def _cache_key(state: dict[str, Any]) -> str:
@@ -641,98 +509,7 @@ class BuildingDamage(NonGeoDataset):
         Returns:
             Hex digest (16 characters).
         """
-        digest = hashlib.sha256(json.dumps(state, sort_keys=True).encode())
-        return digest.hexdigest()[:16]
-
-    def _load_cache(self, path: Path) -> dict[str, np.ndarray] | None:
-        """Load a cache file if it exists and is readable.
-
-        Args:
-            path: the cache file
-
-        Returns:
-            Its arrays, or None (missing, or unreadable: warned, then rebuilt).
-        """
-        if not path.exists():
-            return None
-        try:
-            with np.load(path, allow_pickle=False) as npz:
-                arrays = dict(npz)
-            if "meta_report" not in arrays:
-                raise KeyError("meta_report")
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
-            warnings.warn(
-                f"{type(self).__name__}: the sample cache {str(path)!r} is unreadable "
-                f"({err}); extracting the samples again.",
-                stacklevel=3,
-            )
-            return None
-        return arrays
-
-    def _save_cache(
-        self, path: Path, arrays: dict[str, np.ndarray], state: dict[str, Any]
-    ) -> None:
-        """Write the samples to the cache, atomically.
-
-        Args:
-            path: the cache file
-            arrays: the samples
-            state: the cache state (stored with the root, for pruning)
-        """
-        meta = {"root": str(self.root.resolve()), "state": state}
-        try:
-            with atomic_write(path) as f:
-                meta_array = np.array(json.dumps(meta))
-                np.savez(f, allow_pickle=False, meta_cache=meta_array, **arrays)
-        except OSError as err:
-            warnings.warn(
-                f"{type(self).__name__}: cannot write the sample cache in "
-                f"{str(path.parent)!r} ({err}); the samples will be extracted again "
-                "next time. Pass cache_dir= a writable folder, or cache=False.",
-                stacklevel=3,
-            )
-
-    def _prune_cache(self, keep: Path) -> None:
-        """Delete cache files of this root whose inputs or versions are stale.
-
-        A file is stale when it was written for the same root by another cache
-        format, package or simulator version, or when one of the input files it
-        was built from has changed size, modification time or content hash
-        since. Cache files
-        of other parameters (areas, modalities, ...) with current inputs are
-        kept. Files written before the cache recorded its root (format 1) are
-        stale when they sit in ``root/.cache``.
-
-        Args:
-            keep: the cache file in use
-        """
-        if not self.cache_dir.is_dir():
-            return
-        root = str(self.root.resolve())
-        default = self.cache_dir.resolve() == (self.root / ".cache").resolve()
-        for path in self.cache_dir.iterdir():
-            if path == keep or not _CACHE_NAME.match(path.name):
-                continue
-            try:
-                with np.load(path, allow_pickle=False) as npz:
-                    found = "meta_cache" in npz.files
-                    meta = json.loads(str(npz["meta_cache"])) if found else None
-            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
-                meta = None
-            if meta is None:
-                stale = default
-            elif meta.get("root") != root:
-                continue
-            else:
-                old = meta.get("state", {})
-                outdated = any(old.get(k) != v for k, v in self._versions().items())
-                changed = old.get("files") != self._file_stats(old.get("areas", []))
-                stale = outdated or changed
-            if stale:
-                with contextlib.suppress(OSError):
-                    path.unlink()
-                    if self.verbose:
-                        print(f"Removed stale sample cache {path}")
+        return _cache_key(state)
 
     def _versions(self) -> dict[str, Any]:
         """Versions recorded in every cache state.
@@ -742,6 +519,42 @@ class BuildingDamage(NonGeoDataset):
             simulator's).
         """
         return {"format": CACHE_FORMAT, "package": __version__}
+
+    def _cached_samples(
+        self, cache_file: Path, state: dict[str, Any], cache: bool
+    ) -> dict[str, np.ndarray]:
+        """The samples: loaded from the cache, else extracted (and cached).
+
+        With *cache*, the cache files of this root whose inputs or versions are
+        out of date are deleted afterwards (see
+        :mod:`~torchgeo_quake.datasets.sample_cache`).
+
+        Args:
+            cache_file: the cache file of *state*
+            state: from :meth:`_cache_state`
+            cache: whether to use the cache
+
+        Returns:
+            Arrays of all samples, as :meth:`_extract` returns them.
+        """
+        owner = type(self).__name__
+        # Warnings point at the caller of __init__.
+        arrays = _load_samples(cache_file, owner, stacklevel=4) if cache else None
+        if arrays is None:
+            arrays = self._extract()
+            if cache:
+                meta = {"root": str(self.root.resolve()), "state": state}
+                _save_samples(cache_file, arrays, meta, owner, stacklevel=4)
+        if cache:
+            _prune_samples(
+                self.cache_dir,
+                self.root,
+                keep=cache_file,
+                versions=self._versions(),
+                file_stats=partial(_file_stats, self._area_files),
+                verbose=self.verbose,
+            )
+        return arrays
 
     def _extract(self) -> dict[str, np.ndarray]:
         """Build every sample through the data layer and the centroid sampler.
@@ -756,77 +569,20 @@ class BuildingDamage(NonGeoDataset):
         for city in self.areas:
             with _quiet(not self.verbose):
                 area = self._build_area(city)
-            footprints, sampler = area.footprints, area.windows
-            if not footprints.skipped.empty:
-                skipped.append(
-                    footprints.skipped.assign(city=city)[
-                        ["building_id", "city", "reason"]
-                    ]
-                )
-            skipped.append(sampler.skipped[["building_id", "city", "reason"]])
-            labels_all = footprints.buildings["label"].to_numpy()
-            labels_skipped = sampler.skipped["label"].to_numpy()
-            counts = sampler.counts()
-            report[city] = {
-                "footprints": len(footprints.buildings) + len(footprints.skipped),
-                "skipped_footprints": len(footprints.skipped),
-                "reference_damaged": int((labels_all == 1).sum()),
-                "reference_excluded": int((labels_all == -1).sum()),
-                "unmatched_damage": int(footprints.unmatched_damage),
-                "skipped_windows": int((labels_skipped != -1).sum()),
-                "available_intact": int((labels_all == 0).sum())
-                - int((labels_skipped == 0).sum()),
-                "available_damaged": int((labels_all == 1).sum())
-                - int((labels_skipped == 1).sum()),
-                "intact": int(counts["intact"].sum()),
-                "damaged": int(counts["damaged"].sum()),
-            }
+            skipped += _area_skipped(area, city)
+            counts = area.windows.counts()
+            report[city] = _area_report(area, counts)
             if self.verbose:
+                sampler = area.windows
                 print(
                     f"{city}: {len(sampler.buildings)} samples "
                     f"({counts.to_dict('records')}), {len(sampler.skipped)} skipped"
                 )
-            n = len(sampler.buildings)
-            city_arrays: dict[str, np.ndarray] = {
-                key: np.empty((n, 1, self.size, self.size), np.float32)
-                for key in _RASTER_KEYS
-                if key in self.modalities
-            }
-            if "gem" in self.modalities:
-                city_arrays["gem"] = np.empty((n, len(GEM_FEATURE_NAMES)), np.float32)
-            labels = np.empty(n, np.int64)
-            ids = np.empty(n, np.int64)
-            centroids = np.empty((n, 2), np.float64)
-            for i, sample in enumerate(area.samples()):
-                for key, array in city_arrays.items():
-                    array[i] = sample[key].numpy()
-                labels[i] = int(sample["label"])
-                ids[i] = int(sample["building_id"])
-                centroids[i] = sample["centroid"].numpy()
-            city_arrays["label"] = labels
-            city_arrays["building_id"] = ids
-            city_arrays["centroid"] = centroids
-            city_arrays["city"] = np.array([city] * n)
+            city_arrays = _area_arrays(area, city, self.modalities, self.size)
             for key, array in city_arrays.items():
                 parts.setdefault(key, []).append(array)
-        arrays = {key: np.concatenate(value) for key, value in parts.items()}
-        arrays["city"] = arrays["city"].astype("U32")
-        table = (
-            pd.concat(skipped, ignore_index=True)
-            if skipped
-            else pd.DataFrame(columns=["building_id", "city", "reason"])
-        )
-        arrays["skipped_id"] = (
-            pd.to_numeric(table["building_id"], errors="coerce")
-            .fillna(-1)
-            .to_numpy(np.int64)
-        )
-        arrays["skipped_city"] = table["city"].to_numpy().astype("U32")
-        arrays["skipped_reason"] = table["reason"].to_numpy().astype("U64")
-        arrays["meta_report"] = np.array(json.dumps(report))
-        return arrays
+        return _join_areas(parts, skipped, report)
 
-    # ---------------------------------------------------------------- access
     def __len__(self) -> int:
         """Number of building samples.
 
@@ -918,40 +674,14 @@ class BuildingDamage(NonGeoDataset):
         Raises:
             ValueError: If no area yields a sample.
         """
-        table = self._report
-        for city, row in table.iterrows():
-            if row["unmatched_damage"] > 0:
-                path = self._area_files(str(city))["damage"]
-                warnings.warn(
-                    f"{type(self).__name__}: {row['unmatched_damage']} damage "
-                    f"feature(s) of {str(path)!r} match no footprint of {city} (by "
-                    "id or overlap) and label no building; check that the damage "
-                    "layer and the footprints cover the same buildings (see "
-                    "report()).",
-                    UserWarning,
-                    stacklevel=3,
-                )
-            if row["intact"] + row["damaged"] > 0:
-                continue
-            if row["available_damaged"] == 0 and row["available_intact"] > 0:
-                reason = (
-                    f"it has no damaged building to sample, so "
-                    f"negatives_per_positive={self.negatives_per_positive} keeps "
-                    f"none of its {row['available_intact']} intact buildings; pass "
-                    "negatives_per_positive=None to keep them, or leave the city out"
-                )
-            else:
-                reason = (
-                    f"none of its {row['footprints']} footprints could be sampled "
-                    f"({row['skipped_footprints']} unusable, "
-                    f"{row['skipped_windows']} outside the SAR image or on nodata; "
-                    "see `skipped`)"
-                )
-            warnings.warn(
-                f"{type(self).__name__}: {city} yields no samples: {reason}.",
-                UserWarning,
-                stacklevel=3,
-            )
+        messages = _drop_messages(
+            self._report,
+            type(self).__name__,
+            lambda city: self._area_files(city)["damage"],
+            self.negatives_per_positive,
+        )
+        for message in messages:
+            warnings.warn(message, UserWarning, stacklevel=3)
         if len(self) == 0:
             raise ValueError(
                 f"{type(self).__name__}: no sample in {self.root} for areas "

@@ -1,43 +1,48 @@
-"""Post-event SAR image: COSMO-SkyMed HDF5, Capella, Umbra or any GeoTIFF."""
+"""Post-event SAR image: COSMO-SkyMed HDF5, Capella, Umbra or any GeoTIFF.
+
+:class:`CSKSAR` is the dataset. What it knows about each product lives in
+:mod:`~torchgeo_quake.datasets.sar_products`, the plausibility checks and
+conversions of its values in :mod:`~torchgeo_quake.datasets.sar_radiometry`.
+"""
 
 from __future__ import annotations
 
-import fnmatch
 import math
 import os
-import re
-import warnings
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 import rasterio
-import rasterio.warp
 import shapely
-from affine import Affine
 from geopandas import GeoDataFrame
 from matplotlib.figure import Figure
 from pyproj import CRS
-from rasterio.crs import CRS as RioCRS
-from rasterio.enums import Resampling
 from rasterio.io import DatasetReader
 from rasterio.vrt import WarpedVRT
-from rasterio.windows import Window
 
+from ._sar_sources import Source, describe, find_files
 from .raster import DEFAULT_CACHE_BYTES, CachedRasterDataset
 from .sar_products import (
     CSKProduct,
-    Product,
-    capella_info,
     csk_image_dataset,
     csk_subdataset,
-    generic_metadata,
     is_hdf5_path,
-    is_umbra,
     read_csk,
     source_vrt,
-    umbra_metadata,
+)
+from .sar_radiometry import DB_FLOOR_PERCENTILE as DB_FLOOR_PERCENTILE
+from .sar_radiometry import (
+    DEFAULT_DB_FLOOR,
+    MAX_LINEAR_VALUE,
+    MAX_NEGATIVE_SHARE,
+    Radiometry,
+    _centre_window,
+    _convert,
+    _db_floor_of,
+    _has_valid_pixel,
+    _linear_problem,
+    _to_db,
 )
 
 __all__ = [
@@ -47,136 +52,6 @@ __all__ = [
     "MAX_NEGATIVE_SHARE",
     "Radiometry",
 ]
-
-#: Radiometric forms the dataset can return.
-Radiometry = Literal["amplitude", "intensity", "db"]
-
-#: dB floor used when no valid pixel is available to estimate one.
-DEFAULT_DB_FLOOR = -30.0
-
-#: Percentile of the valid dB values used as the automatic dB floor.
-DB_FLOOR_PERCENTILE = 0.1
-
-#: Largest plausible amplitude or intensity value; larger values are an error.
-MAX_LINEAR_VALUE = 1e10
-
-#: Share of negative pixels (among the valid, non-zero ones) above which an image
-#: declared amplitude or intensity is an error (it looks like dB already). Fewer
-#: negative pixels (interpolation artefacts of some geocoders) are masked and
-#: counted in a warning.
-MAX_NEGATIVE_SHARE = 0.1
-
-_SUBDATASET = re.compile(r'^HDF5:"(?P<file>.*)"://')
-
-
-def _linear_problem(values: np.ndarray, radiometry: str) -> str | None:
-    """Why the values of a file cannot be the linear radiometry it declares.
-
-    Args:
-        values: pixel values after scaling (NaN or 0 = nodata)
-        radiometry: ``"amplitude"`` or ``"intensity"``
-
-    Returns:
-        The problem, for an error message, or None if the values are plausible.
-    """
-    valid = values[np.isfinite(values) & (values != 0)]
-    if valid.size == 0:
-        return None
-    high = float(valid.max())
-    if high > MAX_LINEAR_VALUE:
-        return (
-            f"holds values up to {high:.3g}, above {MAX_LINEAR_VALUE:.0e}, which is "
-            f"not a plausible SAR {radiometry}: check the scale factor of the "
-            "product, or re-export the image"
-        )
-    negative = valid[valid < 0]
-    if negative.size <= MAX_NEGATIVE_SHARE * valid.size:
-        return None
-    share = negative.size / valid.size
-    common, count = np.unique(negative, return_counts=True)
-    mode = float(common[np.argmax(count)])
-    if count.max() >= 0.9 * negative.size:
-        return (
-            f"has {negative.size} pixels ({share:.0%} of the valid ones) equal to "
-            f"{mode:g}, probably an undeclared nodata value: declare it (e.g. "
-            f"`gdal_edit.py -a_nodata {mode:g} <file>`)"
-        )
-    return (
-        f"holds {negative.size} negative pixels ({share:.0%} of the valid ones, "
-        f"down to {float(negative.min()):.3g}), impossible for a SAR {radiometry}: "
-        "the image looks like dB already. Pass the linear image (amplitude "
-        "10**(dB/20), intensity 10**(dB/10)), not a dB one"
-    )
-
-
-@dataclass(frozen=True)
-class _Source:
-    """One file of the dataset, as read (see :meth:`CSKSAR._describe`).
-
-    Args:
-        path: GDAL name (file path or HDF5 subdataset)
-        file: file system path
-        product: kind of product
-        radiometry: what the file holds after scaling
-        scale: factor applied to valid digital numbers
-        nodata: nodata value declared by the file
-        width: width in pixels
-        height: height in pixels
-        crs: CRS used for the file
-        transform: geotransform used for the file
-        corrected: True if *crs*/*transform* differ from what GDAL reports
-        metadata: acquisition metadata
-    """
-
-    path: str
-    file: str
-    product: Product
-    radiometry: Literal["amplitude", "intensity"]
-    scale: float
-    nodata: float | None
-    width: int
-    height: int
-    crs: RioCRS
-    transform: Affine
-    corrected: bool
-    metadata: dict[str, Any] = field(default_factory=dict)
-
-
-def _has_valid_pixel(src: DatasetReader) -> bool:
-    """Whether band 1 of *src* holds at least one positive, finite, non-nodata pixel.
-
-    A 512-pixel window at the centre answers quickly for ordinary images, then a
-    decimated read of the whole band; only when both find nothing is the band
-    scanned block by block.
-
-    Args:
-        src: opened dataset
-
-    Returns:
-        True if some pixel is valid.
-    """
-    nodata = src.nodata
-
-    def valid(array: np.ndarray) -> bool:
-        with np.errstate(invalid="ignore"):
-            mask = (array > 0) & np.isfinite(array)
-        if nodata is not None and not math.isnan(nodata):
-            mask &= array != nodata
-        return bool(mask.any())
-
-    centre = Window(
-        max(0, src.width // 2 - 256),
-        max(0, src.height // 2 - 256),
-        min(512, src.width),
-        min(512, src.height),
-    )
-    if valid(src.read(1, window=centre)):
-        return True
-    step = max(1, math.ceil(max(src.height, src.width) / 512))
-    shape = (math.ceil(src.height / step), math.ceil(src.width / step))
-    if valid(src.read(1, out_shape=shape, resampling=Resampling.nearest)):
-        return True
-    return any(valid(src.read(1, window=window)) for _, window in src.block_windows(1))
 
 
 class CSKSAR(CachedRasterDataset):
@@ -313,7 +188,7 @@ class CSKSAR(CachedRasterDataset):
         self.input_radiometry: Literal["amplitude", "intensity"] = input_radiometry
         self.calibrate = calibrate
         self._db_floor = db_floor
-        self._sources: dict[str, _Source] = {}
+        self._sources: dict[str, Source] = {}
         self._csk: dict[str, CSKProduct] = {}
         super().__init__(paths, crs, res, None, transforms, cache, cache_bytes)
         if any(source.corrected for source in self._sources.values()):
@@ -335,22 +210,7 @@ class CSKSAR(CachedRasterDataset):
             Sorted paths: explicit files as given, plus files matching
             :attr:`filename_globs` below directories.
         """
-        if isinstance(self.paths, str | os.PathLike):
-            paths: list[str | os.PathLike[str]] = [self.paths]
-        else:
-            paths = list(self.paths)
-        found: set[str] = set()
-        patterns = [p.lower() for p in self.filename_globs]
-        for entry in paths:
-            path = os.fspath(entry)
-            if os.path.isdir(path):
-                for directory, _, names in os.walk(path):
-                    for name in names:
-                        if any(fnmatch.fnmatch(name.lower(), p) for p in patterns):
-                            found.add(os.path.join(directory, name))
-            elif os.path.isfile(path) or path.startswith("/vsi"):
-                found.add(path)
-        return sorted(found)
+        return find_files(self.paths, self.filename_globs)
 
     def _gdal_path(self, file: str) -> str:
         """GDAL name of a file: the image subdataset for COSMO-SkyMed HDF5.
@@ -366,19 +226,6 @@ class CSKSAR(CachedRasterDataset):
         product = self._csk.get(file)
         dataset = product.dataset if product else csk_image_dataset(file)
         return csk_subdataset(file, dataset) if dataset else file
-
-    @staticmethod
-    def _file_of(path: str) -> str:
-        """File system path behind a GDAL name.
-
-        Args:
-            path: GDAL name (file path or ``HDF5:"<file>"://...`` subdataset)
-
-        Returns:
-            The file path.
-        """
-        match = _SUBDATASET.match(path)
-        return match.group("file") if match else path
 
     @property
     def files(self) -> list[str]:
@@ -445,7 +292,9 @@ class CSKSAR(CachedRasterDataset):
                 "the provider's geocoded product (COSMO-SkyMed GEC/GTC, Capella "
                 "GEO/GEC, Umbra GEC)."
             )
-        self._sources[filepath] = self._describe(filepath, src)
+        self._sources[filepath] = describe(
+            filepath, src, self._csk, self.input_radiometry
+        )
         if not _has_valid_pixel(src):
             raise ValueError(
                 f"CSKSAR: {filepath!r} holds no valid pixel: every pixel is 0, "
@@ -455,12 +304,7 @@ class CSKSAR(CachedRasterDataset):
         # The centre of the file, scaled: a dB image or absurd values fail here,
         # before anything is warped (every read is checked again, see _screen).
         source = self._sources[filepath]
-        centre = Window(
-            max(0, src.width // 2 - 256),
-            max(0, src.height // 2 - 256),
-            min(512, src.width),
-            min(512, src.height),
-        )
+        centre = _centre_window(src)
         with self._open_source(filepath) as scaled:
             values = scaled.read(1, window=centre)
         problem = _linear_problem(values, source.radiometry)
@@ -468,75 +312,6 @@ class CSKSAR(CachedRasterDataset):
             raise ValueError(
                 f"CSKSAR: {filepath!r} is declared {source.radiometry} but {problem}."
             )
-
-    def _describe(self, filepath: str, src: DatasetReader) -> _Source:
-        """Recognise the product of an opened file and how to read it.
-
-        Args:
-            filepath: GDAL name of the file
-            src: opened rasterio dataset
-
-        Returns:
-            The description of the file.
-        """
-        file = self._file_of(filepath)
-        name = os.path.basename(file)
-        tags = src.tags()
-        crs: RioCRS = src.crs
-        transform: Affine = src.transform
-        corrected = False
-        radiometry: Literal["amplitude", "intensity"] = "amplitude"
-        csk = self._csk.get(file)
-        capella = None if csk else capella_info(name, tags)
-        product: Product
-        if csk is not None:
-            product, scale, metadata = "csk", csk.scale, dict(csk.metadata)
-            if not transform.almost_equals(csk.transform):
-                warnings.warn(
-                    f"CSKSAR: GDAL {rasterio.__gdal_version__} georeferences "
-                    f"{filepath!r} with {tuple(transform)[:6]} but its attributes "
-                    f"give {tuple(csk.transform)[:6]}; using the attributes "
-                    "('Column Spacing' is the pixel width, 'Line Spacing' its "
-                    "height; GDAL's HDF5 driver swaps them).",
-                    UserWarning,
-                    stacklevel=2,
-                )
-                transform, corrected = csk.transform, True
-            if csk.crs is not None and crs == csk.crs:
-                crs = csk.crs  # same CRS, labelled with its EPSG code
-            elif csk.crs is not None:
-                warnings.warn(
-                    f"CSKSAR: GDAL gives {filepath!r} the CRS {crs} but its "
-                    f"attributes name {csk.crs}; using the attributes.",
-                    UserWarning,
-                    stacklevel=2,
-                )
-                crs, corrected = csk.crs, True
-        elif capella is not None:
-            product = "capella"
-            scale, metadata = capella
-        elif is_umbra(file):
-            product, scale, metadata = "umbra", 1.0, umbra_metadata(file)
-        else:
-            product, scale = "geotiff", 1.0
-            metadata = generic_metadata(tags)
-            radiometry = self.input_radiometry
-            metadata["quantity"] = radiometry
-        metadata["radiometry"] = radiometry
-        return _Source(
-            path=filepath,
-            file=file,
-            product=product,
-            radiometry=radiometry,
-            scale=scale,
-            nodata=None if src.nodata is None else float(src.nodata),
-            width=src.width,
-            height=src.height,
-            crs=crs,
-            transform=transform,
-            corrected=corrected,
-            metadata=metadata,
-        )
 
     def _reindex(
         self, crs: CRS | None, res: float | tuple[float, float] | None
@@ -666,23 +441,7 @@ class CSKSAR(CachedRasterDataset):
             float32 array in :attr:`radiometry`, NaN where the input is not
             positive or is nodata.
         """
-        out = np.array(array, dtype=np.float32, copy=True)
-        with np.errstate(invalid="ignore"):
-            out[~(out > 0)] = np.nan
-        held = self._held_radiometry()
-        if held == "amplitude":
-            if self.radiometry == "intensity":
-                np.square(out, out=out)
-            elif self.radiometry == "db":
-                np.log10(out, out=out)
-                out *= 20.0
-        else:
-            if self.radiometry == "amplitude":
-                np.sqrt(out, out=out)
-            elif self.radiometry == "db":
-                np.log10(out, out=out)
-                out *= 10.0
-        return out
+        return _convert(array, self._held_radiometry(), self.radiometry)
 
     def _held_radiometry(self) -> Literal["amplitude", "intensity"]:
         """Radiometry of the files (all files share it).
@@ -718,19 +477,15 @@ class CSKSAR(CachedRasterDataset):
             The 0.1th percentile of valid dB values (see :attr:`db_floor`).
         """
         if self.uses_memory_grid():
-            values = self._to_db(self.grid().array, self.radiometry).ravel()
+            values = _to_db(self.grid().array, self.radiometry).ravel()
         else:
             values = np.concatenate(
                 [
-                    self._to_db(self._postprocess_grid(tile), self.radiometry).ravel()
+                    _to_db(self._postprocess_grid(tile), self.radiometry).ravel()
                     for tile in self._sample_tiles()
                 ]
             )
-        valid = values[np.isfinite(values)]
-        if valid.size == 0:
-            return DEFAULT_DB_FLOOR
-        step = max(1, valid.size // 2_000_000)
-        return float(np.percentile(valid[::step], DB_FLOOR_PERCENTILE))
+        return _db_floor_of(values)
 
     def _sample_tiles(self) -> list[np.ndarray]:
         """Full-resolution tiles spread over a dataset too large for memory.
@@ -763,24 +518,6 @@ class CSKSAR(CachedRasterDataset):
                 )
                 tiles.append(self._read_bounds(bounds, (xres, yres)))
         return tiles
-
-    @staticmethod
-    def _to_db(values: np.ndarray, radiometry: Radiometry) -> np.ndarray:
-        """Convert amplitude or intensity values to dB (non-positive → NaN).
-
-        Args:
-            values: array in *radiometry*
-            radiometry: radiometry of *values*
-
-        Returns:
-            float array in dB.
-        """
-        if radiometry == "db":
-            return values
-        factor = 20.0 if radiometry == "amplitude" else 10.0
-        with np.errstate(divide="ignore", invalid="ignore"):
-            positive = np.where(values > 0, values, np.nan)
-            return factor * np.log10(positive)
 
     def _postprocess_patch(self, patch: np.ndarray) -> np.ndarray:
         """Fill masked pixels: :attr:`fill_value` (0), or the dB floor in dB.
@@ -817,7 +554,7 @@ class CSKSAR(CachedRasterDataset):
         import matplotlib.pyplot as plt
 
         image = np.asarray(sample[self.sample_key][0], dtype=np.float64)
-        db = self._to_db(image, self.radiometry)
+        db = _to_db(image, self.radiometry)
         valid = db[np.isfinite(db)]
         low, high = (
             (float(np.percentile(valid, 2)), float(np.percentile(valid, 98)))

@@ -5,8 +5,10 @@ footprint files (:mod:`~torchgeo_quake.datasets.footprints`), joining a damage
 reference (:mod:`~torchgeo_quake.datasets.references`), the GEM exposure vector
 of every building (:mod:`~torchgeo_quake.datasets.gem`) and burning footprints
 into the masks that queries return (:mod:`~torchgeo_quake.datasets.rasterize`).
-It keeps what queries need: centroids, the windows handed out to samplers and
-the building each query is about.
+The steps that load its building table before any query (check the options,
+read, label, find exposure vectors, index the files) are in ``_osm_loading``;
+this module keeps what queries need: centroids, the windows handed out to
+samplers and the building each query is about.
 """
 
 from __future__ import annotations
@@ -14,19 +16,26 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from functools import partial
 from typing import Any, Literal
 
-import geopandas as gpd
 import numpy as np
 import pandas as pd
-import shapely
 import torch
 from matplotlib.figure import Figure
 from pyproj import CRS
 from torchgeo.datasets import VectorDataset
 from torchgeo.datasets.utils import GeoSlice
 
+from ._osm_loading import (
+    _as_paths,
+    _check_arguments,
+    _exposure_vectors,
+    _file_index,
+    _label_footprints,
+    _read_footprints,
+    _resolution,
+    _skip,
+)
 from .centroids import _CentroidIndex, _centroids_of
 from .fastpath import complete_query
 from .footprints import SKIP_HINTS as SKIP_HINTS  # re-exported
@@ -34,20 +43,13 @@ from .footprints import (
     VECTOR_SUFFIXES,
     _check_skipped,
     _find_files,
-    _read_files,
     read_vector,
 )
-from .gem import GEMExposure, _building_features
+from .gem import GEMExposure
 from .grid import DEFAULT_CACHE_BYTES
 from .intersection import IntersectionMixin
 from .rasterize import _default_res, _FootprintMasks
-from .references import (
-    DamageSchema,
-    Ungraded,
-    check_options,
-    join_damage,
-    labels_from_field,
-)
+from .references import DamageSchema, Ungraded, check_options
 
 __all__ = ["VECTOR_SUFFIXES", "OSMBuildings", "read_vector"]
 
@@ -194,14 +196,7 @@ class OSMBuildings(IntersectionMixin, VectorDataset):
                 *damage_schema*, a grade or label value is unknown, or an option
                 is invalid.
         """
-        if footprints not in ("building", "all"):
-            raise ValueError(
-                f"footprints must be 'building' or 'all', got {footprints!r}"
-            )
-        if admin_unit is not None and admin_field is not None:
-            raise ValueError("pass admin_unit= or admin_field=, not both")
-        if (admin_unit is not None or admin_field is not None) and exposure is None:
-            raise ValueError("admin_unit= and admin_field= need exposure=")
+        _check_arguments(footprints, exposure, admin_unit, admin_field)
         check_options(damage_schema, grade_map, damage_max_distance, ungraded)
         if label_field is not None and damage is not None:
             raise ValueError("pass damage= or label_field=, not both")
@@ -223,13 +218,7 @@ class OSMBuildings(IntersectionMixin, VectorDataset):
         self.label_field = label_field
         self.ungraded: Ungraded = ungraded
         self.cache_bytes = cache_bytes
-        self.damage_paths = (
-            []
-            if damage is None
-            else [str(damage)]
-            if isinstance(damage, str | os.PathLike)
-            else [str(d) for d in damage]
-        )
+        self.damage_paths = _as_paths(damage)
         files = self.files
         if not files:
             raise FileNotFoundError(
@@ -237,108 +226,25 @@ class OSMBuildings(IntersectionMixin, VectorDataset):
                 f"found in {paths!r} (directories: .json files count only if they "
                 "are GeoJSON; damage layers are excluded). Check the path."
             )
-        labels = None
-        if label_field is not None:
-            labels = partial(
-                labels_from_field, grade_map=grade_map, field_name=label_field
-            )
-        buildings, skipped, self.repaired = _read_files(
-            files, crs, layer, id_field, admin_field, label_field, labels
-        )
+        buildings, skipped, self.repaired = _read_footprints(self, files, crs)
         #: Features that were not used, with the reason (``building_id``, ``file``,
         #: ``row``: position of the feature in its file, ``reason``).
         self.skipped = skipped
         _check_skipped(files, len(buildings), skipped, stacklevel=3)
         #: Damage features that matched no footprint.
-        self.unmatched_damage = 0
-        self.buildings = self._label(buildings)
+        self.unmatched_damage = _label_footprints(self, buildings)
+        self.buildings = buildings
         #: Footprints excluded by the damage reference (label -1).
         self.excluded_damage = int((self.buildings["label"] == -1).sum())
         self._res_auto = res is None
-        if res is None:
-            res = _default_res(self.buildings.crs)
-        if isinstance(res, int | float):
-            res = (float(res), float(res))
-        self._res = (float(res[0]), float(res[1]))
+        self._res = _resolution(res, self.buildings.crs)
         #: GEM exposure vector of every building (with *exposure*).
         self.gem: np.ndarray | None = None
         self._update_geometry()
         if self.exposure is not None:
             self.gem = self._exposure_features()
-        self.index = self._file_index(files)
+        self.index = _file_index(files, self.buildings)
         self._crs: CRS = self.index.crs
-
-    def _label(self, buildings: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
-        """Label the footprints (``label``, ``damage_grade``) and add ``city``.
-
-        Labels come from *label_field* (already read), the damage reference
-        layers (which also sets :attr:`unmatched_damage`), or are 0.
-
-        Args:
-            buildings: the cleaned footprints, changed in place
-
-        Returns:
-            *buildings*.
-
-        Raises:
-            ValueError: If a damage layer is not in the forced schema or holds
-                an unknown grade.
-        """
-        if self.label_field is None:
-            buildings["label"] = np.zeros(len(buildings), dtype=np.int64)
-            buildings["damage_grade"] = ""
-        buildings["city"] = self.city
-        if self.damage_paths:
-            result = join_damage(
-                buildings,
-                self.damage_paths,
-                footprint_ids=buildings["building_id"].to_numpy(),
-                id_field=self.id_field,
-                schema=self.damage_schema,
-                grade_map=self.grade_map,
-                overlap=self.damage_overlap,
-                max_distance=self.damage_max_distance,
-                ungraded=self.ungraded,
-                context="OSMBuildings",
-                stacklevel=4,
-            )
-            buildings["label"] = result.labels
-            buildings["damage_grade"] = result.grades
-            self.unmatched_damage = result.unmatched
-        field = self.label_field
-        grades = buildings["damage_grade"]
-        missing = int((grades == f"missing {field}").sum()) if field else 0
-        if missing:
-            warnings.warn(
-                f"OSMBuildings: {missing} of {len(buildings)} footprints have no "
-                f"value in the label column {field!r}; they are excluded "
-                "(label -1, counted in .excluded_damage), not taken as intact.",
-                UserWarning,
-                stacklevel=3,
-            )
-        return buildings
-
-    def _file_index(self, files: list[str]) -> gpd.GeoDataFrame:
-        """The dataset index: one row per file with the bounds of its footprints.
-
-        Args:
-            files: the footprint files
-
-        Returns:
-            Index over all time, with ``filepath`` and box geometries.
-        """
-        mint, maxt = pd.Timestamp.min, pd.Timestamp.max
-        index = pd.IntervalIndex.from_tuples(
-            [(mint, maxt)] * len(files), closed="both", name="datetime"
-        )
-        boxes = []
-        for filepath in files:
-            part = self.buildings[self.buildings["file"] == filepath]
-            source = part if not part.empty else self.buildings
-            boxes.append(shapely.box(*source.total_bounds))
-        return gpd.GeoDataFrame(
-            {"filepath": files}, index=index, geometry=boxes, crs=self.buildings.crs
-        )
 
     def _exposure_features(self) -> np.ndarray:
         """GEM vector of every building: of its admin unit, or the nearest point.
@@ -357,29 +263,18 @@ class OSMBuildings(IntersectionMixin, VectorDataset):
                 the exposure's ``max_distance`` of a GEM point.
         """
         assert self.exposure is not None
-        units: list[str] | None = None
-        if self.admin_unit is not None:
-            units = [self.admin_unit] * len(self.buildings)
-        elif self.admin_field is not None:
-            units = self.buildings["admin_unit"].astype(str).tolist()
-        crs = CRS.from_user_input(self.buildings.crs)
-        features, far = _building_features(self.exposure, self.centroids, crs, units)
+        features, far = _exposure_vectors(
+            self.exposure,
+            self.buildings,
+            self.centroids,
+            self.admin_unit,
+            self.admin_field,
+        )
         if not far.any():
             return features
         limit = self.exposure.max_distance
         reason = f"no exposure point within {limit:g} m"
-        dropped = self.buildings[far]
-        rows = pd.DataFrame(
-            {
-                "building_id": dropped["building_id"].astype(object).to_numpy(),
-                "file": dropped["file"].to_numpy(),
-                "row": dropped["row"].to_numpy(),
-                "reason": reason,
-            }
-        )
-        self.skipped = pd.concat(
-            [self.skipped, rows] if len(self.skipped) else [rows], ignore_index=True
-        )
+        self.skipped = _skip(self.skipped, self.buildings[far], reason)
         self.buildings = self.buildings[~far].reset_index(drop=True)
         self.excluded_damage = int((self.buildings["label"] == -1).sum())
         self._update_geometry()

@@ -13,15 +13,15 @@ puts a raster (a DSM) on the pixel lattice of another (the SAR image), so that
 building-centred queries are slices of both.
 
 The in-memory grid itself is :mod:`~torchgeo_quake.datasets.grid`
-(:class:`~torchgeo_quake.datasets.grid.MemoryGridMixin`); this module reads and
-warps the files onto the dataset grid and answers queries. :class:`RasterGrid`,
+(:class:`~torchgeo_quake.datasets.grid.MemoryGridMixin`), and the geometry of
+warping and merging files onto that grid is in ``_warp``; this module checks,
+opens and reads the files and answers queries. :class:`RasterGrid`,
 :data:`DEFAULT_CACHE_BYTES`, :func:`complete_query` and :func:`paused_gc` are
 re-exported from their modules.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -29,18 +29,15 @@ from typing import Any
 
 import numpy as np
 import rasterio
-import rasterio.merge
-import rasterio.warp
 import torch
-from affine import Affine
 from pyproj import CRS
 from rasterio.enums import Resampling
 from rasterio.errors import RasterioIOError
 from rasterio.io import DatasetReader
-from rasterio.vrt import WarpedVRT
 from torchgeo.datasets import RasterDataset
 from torchgeo.datasets.utils import GeoSlice
 
+from ._warp import _merge, _onto_grid
 from .fastpath import complete_query, paused_gc
 from .grid import DEFAULT_CACHE_BYTES, MemoryGridMixin, RasterGrid
 from .intersection import IntersectionMixin
@@ -258,49 +255,22 @@ class CachedRasterDataset(IntersectionMixin, MemoryGridMixin, RasterDataset):
             handles = [self._cached_load_warp_file(fp) for fp in filepaths]
         else:
             handles = [self._load_warp_file(fp) for fp in filepaths]
+        bands, resampling = self.band_indexes, self.resampling
         try:
-            out = self._merge(handles, bounds, res)
+            out = _merge(handles, bounds, res, bands, resampling)
 
             def parts() -> Iterator[tuple[str, np.ndarray]]:
                 if len(handles) == 1:
                     yield filepaths[0], out
                     return
                 for filepath, handle in zip(filepaths, handles, strict=True):
-                    yield filepath, self._merge([handle], bounds, res)
+                    yield filepath, _merge([handle], bounds, res, bands, resampling)
 
             self._screen(out, parts)
         finally:
             if not self.cache:
                 for handle in handles:
                     handle.close()
-        return out
-
-    def _merge(
-        self,
-        handles: list[DatasetReader],
-        bounds: tuple[float, float, float, float],
-        res: tuple[float, float],
-    ) -> np.ndarray:
-        """Merge opened files over *bounds* at *res* as float32 with NaN nodata.
-
-        Args:
-            handles: opened (warped) files
-            bounds: (left, bottom, right, top) in the dataset CRS
-            res: (xres, yres)
-
-        Returns:
-            float32 array (bands, height, width).
-        """
-        dest, _ = rasterio.merge.merge(
-            handles,
-            bounds,
-            res,
-            indexes=self.band_indexes,
-            resampling=self.resampling,
-            nodata=np.nan,
-            dtype="float32",
-        )
-        out: np.ndarray = dest.astype(np.float32, copy=False)
         return out
 
     def _screen(
@@ -358,36 +328,6 @@ class CachedRasterDataset(IntersectionMixin, MemoryGridMixin, RasterDataset):
                 stacklevel=4,
             )
 
-    def _grid_window(self, src: DatasetReader) -> tuple[Affine, int, int]:
-        """Grid, aligned with the dataset grid, that covers a source.
-
-        The dataset grid has the dataset's CRS and resolution and its origin at
-        :meth:`grid_origin` (the top-left corner of the index, or the lattice set
-        by :meth:`align_to`), as the in-memory grid.
-
-        Args:
-            src: opened source
-
-        Returns:
-            (transform, width, height) of the smallest aligned grid covering *src*.
-        """
-        xres, yres = self.res
-        xmin, ymax = self.grid_origin()
-        if src.crs == self.crs:
-            left, bottom, right, top = src.bounds
-        else:
-            left, bottom, right, top = rasterio.warp.transform_bounds(
-                src.crs, self.crs, *src.bounds, densify_pts=21
-            )
-        col0 = math.floor((left - xmin) / xres + 1e-6)
-        col1 = math.ceil((right - xmin) / xres - 1e-6)
-        row0 = math.floor((ymax - top) / yres + 1e-6)
-        row1 = math.ceil((ymax - bottom) / yres - 1e-6)
-        transform = Affine(
-            xres, 0.0, xmin + col0 * xres, 0.0, -yres, ymax - row0 * yres
-        )
-        return transform, max(1, col1 - col0), max(1, row1 - row0)
-
     def _open_source(self, filepath: str) -> DatasetReader:
         """Open a file (hook for subclasses that scale or re-georeference).
 
@@ -417,23 +357,8 @@ class CachedRasterDataset(IntersectionMixin, MemoryGridMixin, RasterDataset):
             warped VRT.
         """
         src = self._open_source(os.fspath(filepath))
-        transform, width, height = self._grid_window(src)
-        if (
-            src.crs == self.crs
-            and src.transform.almost_equals(transform)
-            and (src.width, src.height) == (width, height)
-        ):
-            return src
-        vrt = WarpedVRT(
-            src,
-            crs=self.crs,
-            transform=transform,
-            width=width,
-            height=height,
-            resampling=self.resampling,
-        )
-        src.close()
-        return vrt
+        origin = self.grid_origin()
+        return _onto_grid(src, self.crs, self.res, origin, self.resampling)
 
     # TorchGeo declares this method through functools.lru_cache; a plain method
     # replaces it here (same call signature).

@@ -9,11 +9,14 @@ Three kinds of reference give each footprint a label (1 = damaged, 0 = intact,
   field graded on the EMS scale (:data:`EMS_GRADES`), mapped to labels by a grade
   mapping (:data:`DEFAULT_GRADE_MAP` by default);
 * a label column of the footprint file itself (:func:`labels_from_field`).
+
+Turning grades and label values into labels is in ``_grade_values``; pairing
+the features of a reference with footprints, by id or spatially, in
+``_footprint_pairs``.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import warnings
 from collections.abc import Mapping, Sequence
@@ -25,10 +28,9 @@ import geopandas as gpd
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-import shapely
-from pyproj import CRS
 
-from .utils import utm_crs_of
+from ._footprint_pairs import _id_pairs, _spatial_pairs
+from ._grade_values import _grade_features, _label_of, _normalise
 
 __all__ = [
     "DEFAULT_GRADE_MAP",
@@ -79,18 +81,6 @@ _UNGRADED = ("intact", "exclude")
 #: Rank of a label in the severity order: intact < excluded < damaged.
 _LABEL_RANK = {0: 0, -1: 1, 1: 2}
 _EMS_RANK = {grade.casefold(): i for i, grade in enumerate(EMS_GRADES)}
-
-
-def _normalise(value: str) -> str:
-    """Key a grade is looked up by: stripped and case-folded.
-
-    Args:
-        value: a grade as written in a file or a grade mapping
-
-    Returns:
-        The lookup key.
-    """
-    return value.strip().casefold()
 
 
 def _grade_table(grade_map: Mapping[str, int] | None) -> dict[str, tuple[str, int]]:
@@ -210,44 +200,6 @@ def detect_schema(
     return "ems" if has_grades else "hotosm"
 
 
-def _grade_features(
-    values: pd.Series, table: Mapping[str, tuple[str, int]], path: str
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.object_]]:
-    """Labels and grades of the features of an EMS grading product.
-
-    Args:
-        values: the ``damage_gra`` values
-        table: normalised grade mapping (:func:`_grade_table`)
-        path: the file, named in errors
-
-    Returns:
-        Label and grade (as spelled in the mapping) of every feature.
-
-    Raises:
-        ValueError: If a grade is not in the mapping.
-    """
-    keys = [
-        "" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)
-        for v in values.astype(object).where(values.notna(), None).tolist()
-    ]
-    normalised = [_normalise(k) for k in keys]
-    unknown = sorted(
-        {k for k, n in zip(keys, normalised, strict=True) if n not in table}
-    )
-    if unknown:
-        shown = ", ".join("<missing>" if not u.strip() else repr(u) for u in unknown)
-        known = ", ".join(repr(g) for g, _ in table.values())
-        raise ValueError(
-            f"damage reference {path!r} has {EMS_FIELD} values that the grade "
-            f"mapping does not know: {shown} (known: {known}). Map them to 1 "
-            "(damaged), 0 (intact) or -1 (excluded) with grade_map= (compared "
-            "case-insensitively; the key '' maps missing values)."
-        )
-    labels = np.array([table[n][1] for n in normalised], dtype=np.int64)
-    grades = np.array([table[n][0] for n in normalised], dtype=object)
-    return labels, grades
-
-
 def read_damage_reference(
     path: str | os.PathLike[str],
     schema: DamageSchema = "auto",
@@ -281,7 +233,7 @@ def read_damage_reference(
     kind = detect_schema(frame, path, schema)
     frame = frame.copy()
     if kind == "ems":
-        labels, grades = _grade_features(frame[EMS_FIELD], table, str(path))
+        labels, grades = _grade_features(frame[EMS_FIELD], table, str(path), EMS_FIELD)
     else:
         labels = np.ones(len(frame), dtype=np.int64)
         grades = np.full(len(frame), LISTED, dtype=object)
@@ -352,35 +304,6 @@ def labels_from_field(
     return labels, grades
 
 
-def _label_of(
-    value: Any, table: Mapping[str, tuple[str, int]]
-) -> tuple[int, str] | None:
-    """Label and grade of one label-column value.
-
-    Args:
-        value: a non-missing value
-        table: normalised grade mapping
-
-    Returns:
-        (label, grade), or None if the value is not understood.
-    """
-    if isinstance(value, bool | np.bool_):
-        return int(value), str(bool(value))
-    if isinstance(value, int | float | np.integer | np.floating):
-        return (int(value), str(value)) if value in (0, 1) else None
-    text = str(value).strip()
-    key = _normalise(text)
-    if key in table:
-        return table[key][1], table[key][0]
-    if key in ("true", "false"):
-        return int(key == "true"), text
-    try:
-        number = float(key)
-    except ValueError:
-        return None
-    return (int(number), text) if number in (0.0, 1.0) else None
-
-
 @dataclass
 class DamageJoin:
     """Result of :func:`join_damage`.
@@ -409,77 +332,6 @@ class DamageJoin:
             The count.
         """
         return int((self.labels == -1).sum())
-
-
-def _metric(frame: gpd.GeoDataFrame) -> tuple[CRS, float]:
-    """A metric CRS to measure distances between features of a frame.
-
-    Args:
-        frame: footprints
-
-    Returns:
-        The frame's CRS when projected, else its UTM zone, and the size of one
-        metre in that CRS's units.
-    """
-    crs = CRS.from_user_input(frame.crs)
-    if crs.is_geographic:
-        return utm_crs_of(frame), 1.0
-    factor = crs.axis_info[0].unit_conversion_factor if crs.axis_info else 1.0
-    return crs, 1.0 / float(factor or 1.0)
-
-
-def _spatial_pairs(
-    footprints: gpd.GeoDataFrame,
-    ref: gpd.GeoDataFrame,
-    overlap: float,
-    max_distance: float | None,
-) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
-    """(feature, footprint) pairs of a spatial join.
-
-    Polygons match the footprints they cover at least *overlap* of; points
-    match the footprints they fall inside, else (with *max_distance*) the
-    nearest footprint within that many metres.
-
-    Args:
-        footprints: footprints
-        ref: reference features with geometries, in the footprints' CRS
-        overlap: minimum share of a footprint's area a polygon must cover
-        max_distance: metres, or None for no nearest-footprint join
-
-    Returns:
-        Positions of features and of footprints, pair by pair.
-    """
-    geoms = shapely.make_valid(np.asarray(ref.geometry.values, dtype=object))
-    polygons = np.asarray(footprints.geometry.values, dtype=object)
-    tree = shapely.STRtree(polygons)
-    ref_idx, bld_idx = tree.query(geoms, predicate="intersects")
-    point = np.isin(shapely.get_type_id(geoms), (0, 4))  # Point, MultiPoint
-    areas = shapely.area(polygons[bld_idx])
-    shared = shapely.area(shapely.intersection(geoms[ref_idx], polygons[bld_idx]))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        share = np.where(areas > 0, shared / np.where(areas > 0, areas, 1.0), 0.0)
-    ok = point[ref_idx] | ((areas > 0) & (share >= overlap))
-    ref_idx, bld_idx = ref_idx[ok], bld_idx[ok]
-    if max_distance is None:
-        return ref_idx, bld_idx
-    loose = np.flatnonzero(point & ~np.isin(np.arange(len(geoms)), ref_idx))
-    if len(loose) == 0:
-        return ref_idx, bld_idx
-    crs, metre = _metric(footprints)
-    metric = gpd.GeoSeries(polygons, crs=footprints.crs).to_crs(crs).values
-    points = gpd.GeoSeries(geoms[loose], crs=footprints.crs).to_crs(crs).values
-    (near_ref, near_bld), _ = shapely.STRtree(np.asarray(metric)).query_nearest(
-        np.asarray(points),
-        max_distance=max_distance * metre,
-        return_distance=True,
-        all_matches=True,
-    )
-    # Ties: the first footprint of the tied ones.
-    first = pd.DataFrame({"r": near_ref, "b": near_bld}).groupby("r")["b"].min()
-    return (
-        np.concatenate([ref_idx, loose[first.index.to_numpy()]]),
-        np.concatenate([bld_idx, first.to_numpy()]),
-    )
 
 
 def join_damage(
@@ -574,38 +426,11 @@ def join_damage(
             )
             continue
         result.features += len(ref)
-        has_geom = ref.geometry.notna() & ~ref.geometry.is_empty
-        result.unmatched += int((~has_geom).sum())
-        ref = ref[has_geom].to_crs(footprints.crs)
-        if ids is not None and id_field in ref.columns:
-            ref_ids = pd.to_numeric(ref[id_field], errors="coerce").to_numpy()
-            if not ids.is_unique:
-                raise ValueError("footprint_ids must be unique")
-            rows = ids.get_indexer(ref_ids)
-            found = rows >= 0
-            result.unmatched += int((~found).sum())
-            ref_idx, bld_idx = np.flatnonzero(found), rows[found]
-        else:
-            distance = max_distance if kind == "ems" else None
-            ref_idx, bld_idx = _spatial_pairs(footprints, ref, overlap, distance)
-            hit = np.zeros(len(ref), dtype=bool)
-            hit[ref_idx] = True
-            result.unmatched += int((~hit).sum())
-        labels = ref["damage_label"].to_numpy(dtype=np.int64)[ref_idx]
-        grades = ref["damage_grade"].to_numpy(dtype=object)[ref_idx]
-        hits.append(
-            pd.DataFrame(
-                {
-                    "building": bld_idx,
-                    "severity": [
-                        _severity(g, int(v))
-                        for g, v in zip(grades.tolist(), labels.tolist(), strict=True)
-                    ],
-                    "label": labels,
-                    "grade": grades,
-                }
-            )
+        pairs, unmatched = _match(
+            footprints, ref, kind, ids, id_field, overlap, max_distance
         )
+        hits.append(pairs)
+        result.unmatched += unmatched
     graded = "ems" in result.schemas.values()
     if ungraded == "exclude":
         if not graded:
@@ -618,32 +443,125 @@ def join_damage(
         result.labels[:] = -1
         result.grades[:] = NOT_GRADED
     if hits:
-        table = pd.concat(hits, ignore_index=True).sort_values(
-            "severity", kind="stable"
-        )
-        best = table.drop_duplicates("building", keep="last")
-        rows = best["building"].to_numpy(dtype=np.intp)
-        result.labels[rows] = best["label"].to_numpy(dtype=np.int64)
-        result.grades[rows] = best["grade"].to_numpy(dtype=object)
+        _keep_most_severe(result, hits)
     if result.unmatched:
-        nearest = (
-            f", EMS points outside every footprint to the nearest one within "
-            f"{max_distance:g} m"
-            if graded
-            else ""
-        )
         warnings.warn(
-            f"{context}: {result.unmatched} of {result.features} damage features "
-            f"in {paths} match no footprint (joined by {id_field}, else spatially: "
-            f"polygons by overlap, points inside{nearest}; features without "
-            "geometry match nothing); they are counted (unmatched_damage). "
-            "Check that the damage layer and the footprints cover the same area"
-            + (
-                " (or raise damage_max_distance)."
-                if graded
-                else " and come from the same OSM export."
-            ),
+            _unmatched_message(result, paths, context, id_field, max_distance),
             UserWarning,
             stacklevel=stacklevel,
         )
     return result
+
+
+def _match(
+    footprints: gpd.GeoDataFrame,
+    ref: gpd.GeoDataFrame,
+    kind: Literal["hotosm", "ems"],
+    ids: pd.Index | None,
+    id_field: str,
+    overlap: float,
+    max_distance: float,
+) -> tuple[pd.DataFrame, int]:
+    """Match the features of one reference to footprints.
+
+    By id when the reference has an *id_field* column and footprint ids are
+    given, else spatially (see :func:`join_damage`).
+
+    Args:
+        footprints: footprint polygons
+        ref: the reference's features (:func:`read_damage_reference`)
+        kind: its schema
+        ids: numeric id of every footprint, or None
+        id_field: id column of the reference
+        overlap: minimum share of a footprint's area a polygon must cover
+        max_distance: metres of the nearest-footprint join of EMS points
+
+    Returns:
+        The ``building`` (footprint position), ``severity``, ``label`` and
+        ``grade`` of every (footprint, feature) pair, and the number of
+        features that match nothing (features without geometry included).
+
+    Raises:
+        ValueError: If the footprint ids are not unique.
+    """
+    has_geom = ref.geometry.notna() & ~ref.geometry.is_empty
+    unmatched = int((~has_geom).sum())
+    ref = ref[has_geom].to_crs(footprints.crs)
+    if ids is not None and id_field in ref.columns:
+        ref_ids = pd.to_numeric(ref[id_field], errors="coerce").to_numpy()
+        ref_idx, bld_idx = _id_pairs(ids, ref_ids)
+        unmatched += len(ref) - len(ref_idx)
+    else:
+        distance = max_distance if kind == "ems" else None
+        ref_idx, bld_idx = _spatial_pairs(footprints, ref, overlap, distance)
+        hit = np.zeros(len(ref), dtype=bool)
+        hit[ref_idx] = True
+        unmatched += int((~hit).sum())
+    labels = ref["damage_label"].to_numpy(dtype=np.int64)[ref_idx]
+    grades = ref["damage_grade"].to_numpy(dtype=object)[ref_idx]
+    pairs = pd.DataFrame(
+        {
+            "building": bld_idx,
+            "severity": [
+                _severity(g, int(v))
+                for g, v in zip(grades.tolist(), labels.tolist(), strict=True)
+            ],
+            "label": labels,
+            "grade": grades,
+        }
+    )
+    return pairs, unmatched
+
+
+def _keep_most_severe(result: DamageJoin, hits: list[pd.DataFrame]) -> None:
+    """Label every footprint that features hit by the most severe of them.
+
+    Args:
+        result: the join, whose labels and grades are changed in place
+        hits: the pairs of every reference (:func:`_match`)
+    """
+    table = pd.concat(hits, ignore_index=True).sort_values("severity", kind="stable")
+    best = table.drop_duplicates("building", keep="last")
+    rows = best["building"].to_numpy(dtype=np.intp)
+    result.labels[rows] = best["label"].to_numpy(dtype=np.int64)
+    result.grades[rows] = best["grade"].to_numpy(dtype=object)
+
+
+def _unmatched_message(
+    result: DamageJoin,
+    paths: list[str],
+    context: str,
+    id_field: str,
+    max_distance: float,
+) -> str:
+    """The warning about damage features that match no footprint.
+
+    Args:
+        result: the join
+        paths: the reference files
+        context: prefix of the warning
+        id_field: id column of the references
+        max_distance: metres of the nearest-footprint join of EMS points
+
+    Returns:
+        The message.
+    """
+    graded = "ems" in result.schemas.values()
+    nearest = (
+        f", EMS points outside every footprint to the nearest one within "
+        f"{max_distance:g} m"
+        if graded
+        else ""
+    )
+    return (
+        f"{context}: {result.unmatched} of {result.features} damage features "
+        f"in {paths} match no footprint (joined by {id_field}, else spatially: "
+        f"polygons by overlap, points inside{nearest}; features without "
+        "geometry match nothing); they are counted (unmatched_damage). "
+        "Check that the damage layer and the footprints cover the same area"
+        + (
+            " (or raise damage_max_distance)."
+            if graded
+            else " and come from the same OSM export."
+        )
+    )

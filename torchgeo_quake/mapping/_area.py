@@ -29,17 +29,10 @@ import pandas as pd
 import shapely
 from pyproj import CRS
 
-from ._inputs import (
-    InputFiles,
-    check_dsm_values,
-    check_sar_values,
-    maybe_usable,
-    metric_crs,
-    no_footprint_error,
-    open_sar,
-    read_footprints,
-    to_crs_xy,
-)
+from ._crs import metric_crs, to_crs_xy
+from ._footprint_checks import maybe_usable, no_footprint_error
+from ._inputs import InputFiles, read_footprints
+from ._rasters import check_dsm_values, check_sar_values, open_sar
 from .summary import EXPOSURE_COLUMNS, admin_units, grid_cells
 
 if TYPE_CHECKING:

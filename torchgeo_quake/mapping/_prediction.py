@@ -11,8 +11,9 @@ batches would take much memory is warned about (:func:`check_batch_memory`).
 
 from __future__ import annotations
 
+import contextlib
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -309,3 +310,22 @@ def predict_windows(
         "processes": int(trainer.world_size),
     }
     return probs, run_info
+
+
+@contextlib.contextmanager
+def torch_threads(count: int | None) -> Iterator[None]:
+    """Run a block with another number of PyTorch CPU threads.
+
+    Args:
+        count: threads, or None to keep PyTorch's
+
+    Yields:
+        Nothing.
+    """
+    threads = torch.get_num_threads()
+    if count is not None:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)

@@ -36,10 +36,11 @@ at a time writes to an output folder (a lock file beside it); what killed runs
 leave behind is cleaned up by the next one.
 
 This module is the entry point and the pipeline (:func:`run_map`); each stage
-has its own private module: reading and checking the inputs (``_inputs``), the
-mapped area and the buildings to score (``_area``), the prediction
-(``_prediction``), the writing (``_writing``) and the staging of the outputs
-(``_staging``). The options are the fields of
+has its own private module: reading and checking the inputs (``_inputs``, with
+``_rasters``, ``_footprint_checks`` and ``_crs``), the mapped area and the
+buildings to score (``_area``), the prediction (``_prediction``), what the map
+says about its model and inputs (``_about``), the writing (``_writing``) and
+the staging of the outputs (``_staging``). The options are the fields of
 :class:`~torchgeo_quake.mapping.settings.MapSettings`, written out there once;
 :func:`map_damage`'s signature repeats them, for backwards compatibility.
 
@@ -53,19 +54,20 @@ import gc
 import math
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import torch
 
 from ..utils import is_global_zero
+from ._about import about, plan
 from ._area import (
     SUB_PIXEL,
-    Footprints,
+    Area,
+    Units,
     read_exposure,
     read_inputs,
     read_units,
@@ -78,7 +80,7 @@ from ._inputs import (
     check_not_outputs,
     model_inputs,
 )
-from ._prediction import check_batch_memory, predict_windows
+from ._prediction import check_batch_memory, predict_windows, torch_threads
 from ._staging import (
     check_output,
     check_writable,
@@ -375,25 +377,6 @@ def run_map(settings: MapSettings) -> DamageMap:
     return _run_map(settings)
 
 
-@contextlib.contextmanager
-def _torch_threads(count: int | None) -> Iterator[None]:
-    """Run a block with another number of PyTorch CPU threads.
-
-    Args:
-        count: threads, or None to keep PyTorch's
-
-    Yields:
-        Nothing.
-    """
-    threads = torch.get_num_threads()
-    if count is not None:
-        torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
 def _run_map(settings: MapSettings) -> DamageMap:
     """Check the output folder and the inputs, load the model, make the map.
 
@@ -434,7 +417,7 @@ def _run_map(settings: MapSettings) -> DamageMap:
         if "dsm" in files.available and "dsm" not in model.modalities:
             say("the model does not use the DSM: it is ignored")
         spec = model_inputs(model, settings.radiometry)
-        with staging_folder(out) as staging, _torch_threads(settings.num_threads):
+        with staging_folder(out) as staging, torch_threads(settings.num_threads):
             summary = _make_map(
                 settings, files, model, used_fallback, spec, staging, start, say
             )
@@ -499,7 +482,7 @@ def _make_map(
     cx, cy = footprints.cx, footprints.cy
     area.order_by(spatial_order(cx[area.rows], cy[area.rows], s.tile_size))
     n, scored = len(footprints), len(area.rows)
-    for line in _plan(model, spec, sar_info):
+    for line in plan(model, spec, sar_info):
         say(line)
     say(f"{scored} buildings to score, {n - scored} skipped")
 
@@ -519,25 +502,15 @@ def _make_map(
     )
     if prediction is None:
         return None
-    probs = np.full(n, np.nan, dtype=np.float64)
-    probs[area.rows] = prediction[0]
-    # Footprint masks without a pixel: nothing of the building in its window.
-    empty = area.rows[np.isnan(prediction[0])]
-    area.reasons[empty] = SUB_PIXEL
-    if len(empty):
-        say(f"{len(empty)} footprints smaller than a SAR pixel were not scored")
-    predicted = np.isfinite(probs)
-    damaged = predicted & (probs.astype(np.float32) >= np.float32(model.threshold))
+    results = _results(area, prediction[0], n, model.threshold, units, say)
     predict_end = time.perf_counter()
-    say(f"predicted {int(predicted.sum())} buildings in {predict_end - read_end:.1f} s")
-    results = Results(
-        area.reasons, probs, damaged, model.threshold, units, area.exposure
-    )
+    predicted = int(np.isfinite(results.probs).sum())
+    say(f"predicted {predicted} buildings in {predict_end - read_end:.1f} s")
     # The rasters and the data layer's footprints are not needed any more.
     del area, image, gem
     gc.collect()
 
-    about = _about(model, used_fallback, spec, files, footprints, sar_info, s)
+    sections = about(model, used_fallback, spec, files, footprints, sar_info, s)
     summary = write_map(
         staging,
         footprints,
@@ -548,7 +521,7 @@ def _make_map(
         tile_size=s.tile_size,
         basemap=s.basemap,
         basemap_attribution=s.basemap_attribution,
-        about=about,
+        about=sections,
         prediction=prediction[1],
         files=OUTPUT_FILES,
     )
@@ -557,80 +530,37 @@ def _make_map(
     return summary
 
 
-def _plan(
-    model: LoadedModel, spec: dict[str, Any], sar_info: dict[str, Any]
-) -> list[str]:
-    """Progress messages on the model and what it sees.
+def _results(
+    area: Area,
+    scores: npt.NDArray[np.float32],
+    n: int,
+    threshold: float,
+    units: Units,
+    say: Callable[[str], None],
+) -> Results:
+    """What the map says of every input feature, from the predicted scores.
+
+    Buildings whose footprint mask holds no pixel got no probability (NaN):
+    they are skipped as :data:`~torchgeo_quake.mapping._area.SUB_PIXEL`.
 
     Args:
-        model: the model run
-        spec: SAR radiometry, pixel size and patch size
-        sar_info: what was done to the SAR image
+        area: the buildings scored and the reasons of the others (updated)
+        scores: probability of every building of *area*, in its order
+        n: number of input features
+        threshold: the model's decision threshold
+        units: unit of every feature
+        say: function printing progress messages
 
     Returns:
-        The messages.
+        The reasons, probabilities and classes of every input feature.
     """
-    pixels, patch_size = sar_info["pixel_size_m"], int(spec["patch_size"])
-    return [
-        f"model {model.path.name}: inputs {', '.join(model.modalities)}; "
-        f"threshold {model.threshold:.3f}",
-        f"SAR in {spec['radiometry']}"
-        + (f", {pixels:g} m pixels" if pixels is not None else "")
-        + f", {patch_size} x {patch_size}-pixel windows"
-        + ("" if spec["recorded"] else " (not recorded in the checkpoint)"),
-    ]
-
-
-def _about(
-    model: LoadedModel,
-    used_fallback: bool,
-    spec: dict[str, Any],
-    files: InputFiles,
-    footprints: Footprints,
-    sar_info: dict[str, Any],
-    settings: MapSettings,
-) -> dict[str, Any]:
-    """The sections of the summary on the model, the inputs and the grids.
-
-    Args:
-        model: the model run
-        used_fallback: whether it is the fallback model
-        spec: SAR radiometry, pixel size and patch size
-        files: the input files
-        footprints: the footprints
-        sar_info: what was done to the SAR image
-        settings: the map's settings
-
-    Returns:
-        ``model``, ``inputs``, ``sar_grid`` and ``output_crs``.
-    """
-    fp_crs = footprints.crs.to_string()
-    return {
-        "model": {
-            "checkpoint": str(model.path),
-            "modalities": list(model.modalities),
-            "fallback": used_fallback,
-            "threshold": model.threshold,
-            "threshold_from_validation": model.threshold_from_validation,
-            "radiometry": spec["radiometry"],
-            "sar_pixel_size_m": spec["sar_res"],
-            "patch_size": int(spec["patch_size"]),
-            "input_spec_recorded": spec["recorded"],
-        },
-        "inputs": {
-            "sar": str(files.sar),
-            "footprints": str(files.footprints),
-            "dsm": None if files.dsm is None else str(files.dsm),
-            "exposure": None if files.exposure is None else str(files.exposure),
-            "footprints_crs": fp_crs,
-            "sar_crs": sar_info["native_crs"],
-            "sar_pixel_size_m": sar_info["native_pixel_size_m"],
-            "max_nodata": settings.max_nodata,
-        },
-        "sar_grid": {
-            "crs": footprints.work_crs.to_string(),
-            "pixel_size_m": sar_info["pixel_size_m"],
-            "resampled": sar_info["resampled"],
-        },
-        "output_crs": {"damage.gpkg": fp_crs, "damage.geojson": "EPSG:4326"},
-    }
+    probs = np.full(n, np.nan, dtype=np.float64)
+    probs[area.rows] = scores
+    # Footprint masks without a pixel: nothing of the building in its window.
+    empty = area.rows[np.isnan(scores)]
+    area.reasons[empty] = SUB_PIXEL
+    if len(empty):
+        say(f"{len(empty)} footprints smaller than a SAR pixel were not scored")
+    predicted = np.isfinite(probs)
+    damaged = predicted & (probs.astype(np.float32) >= np.float32(threshold))
+    return Results(area.reasons, probs, damaged, threshold, units, area.exposure)

@@ -17,17 +17,15 @@ over seeds (Table IV, one run per city and seed; without repeated seeds only the
 value is shown). The best configuration per metric (per city in Table IV) is in
 bold; ties at the shown precision are all bold.
 
-(About 620 lines, over the package's 600: the layouts of the three tables, their
-notes and the three file formats share the :class:`Cell` and :class:`Table`
-types and read best in one place.)
+This module builds the tables (:func:`build_table`) and formats them as
+Markdown (:func:`format_markdown`); their CSV and JSON files and ``runs.csv``
+are written by the private module ``_table_files``.
 
 .. versionadded:: 0.1
 """
 
 from __future__ import annotations
 
-import csv
-import json
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -38,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from ..paper import CITY_NAMES
+from ._table_files import write_runs_csv, write_table_files
 
 __all__ = [
     "METRICS",
@@ -521,35 +520,6 @@ def format_markdown(table: Table, digits: int = 3) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _rows_long(table: Table) -> list[dict[str, Any]]:
-    """One row per cell: the long format of the CSV and JSON files.
-
-    Args:
-        table: the table
-
-    Returns:
-        Dicts with the index, column, mean, std, n, total, best and quoted.
-    """
-    out = []
-    for row in table.rows:
-        for column in table.columns:
-            cell = table.cells.get((row, column))
-            if cell is None:
-                continue
-            entry: dict[str, Any] = dict(zip(table.index_names, row, strict=True))
-            entry.update(
-                column=column,
-                mean=None if math.isnan(cell.mean) else round(cell.mean, 6),
-                std=None if math.isnan(cell.std) else round(cell.std, 6),
-                n=cell.n,
-                total=cell.total,
-                best=cell.bold,
-                quoted=cell.quoted,
-            )
-            out.append(entry)
-    return out
-
-
 def write_tables(
     records: Sequence[Mapping[str, Any]],
     out: str | os.PathLike[str],
@@ -581,47 +551,7 @@ def write_tables(
     written: list[Path] = []
     for policy in POLICIES:
         table = build_table(records, protocol, policy, order, labels)
-        md = folder / f"{table.stem}.md"
-        md.write_text(format_markdown(table), encoding="utf-8")
-        long = _rows_long(table)
-        csv_path = folder / f"{table.stem}.csv"
-        with csv_path.open("w", newline="", encoding="utf-8") as f:
-            writer = csv.DictWriter(f, fieldnames=list(long[0]))
-            writer.writeheader()
-            writer.writerows(long)
-        json_path = folder / f"{table.stem}.json"
-        json_path.write_text(
-            json.dumps(
-                {
-                    "table": table.number,
-                    "protocol": protocol,
-                    "threshold_policy": policy,
-                    "threshold_description": POLICIES[policy][1],
-                    "caption": table.caption,
-                    "index": table.index_names,
-                    "columns": table.columns,
-                    "cells": long,
-                    "notes": table.notes,
-                    "std": "population standard deviation (ddof=0) over runs",
-                },
-                indent=1,
-            ),
-            encoding="utf-8",
-        )
-        written += [md, csv_path, json_path]
-    keys = sorted({k for r in records for k in r["metrics"]})
-    runs_csv = folder / "runs.csv"
-    with runs_csv.open("w", newline="", encoding="utf-8") as f:
-        fields = ["config", "label", "split", "seed", "val_threshold", "best_epoch"]
-        writer = csv.DictWriter(f, fieldnames=[*fields, *keys, "wall_s"])
-        writer.writeheader()
-        for record in records:
-            writer.writerow(
-                {
-                    **{k: record.get(k) for k in fields},
-                    **{k: record["metrics"].get(k) for k in keys},
-                    "wall_s": record.get("wall_s"),
-                }
-            )
-    written.append(runs_csv)
+        markdown = format_markdown(table)
+        written += write_table_files(table, folder, markdown, POLICIES[policy][1])
+    written.append(write_runs_csv(records, folder))
     return written

@@ -12,15 +12,24 @@ Modules, one job each:
 * :mod:`.cities` - city specifications (:data:`CITIES`), Table I/II numbers;
 * :mod:`.fields` - Gaussian random fields;
 * :mod:`.terrain` - terrain elevation and slope;
-* :mod:`.gem` - GEM exposure: province tables, neighbourhood mixes, ``gem.csv``;
-* :mod:`.layout` - street grid, blocks, footprints, image extent;
+* :mod:`.gem_tables` - GEM's published province tables (:func:`load_exposure`),
+  with the built-in summary of :mod:`.gem_fallback`;
+* :mod:`.gem_neighbourhoods` - neighbourhood grid and building-stock mixes;
+* :mod:`.gem` - GEM point assets, ``gem.csv``;
+* :mod:`.layout` - street grid and blocks;
+* :mod:`.footprints` - building footprints placed along the blocks;
+* :mod:`.selection` - the city's buildings and the SAR image extent;
 * :mod:`.damage` - shaking field, vulnerability, exact-count damage draw;
 * :mod:`.city` - layout + damage of one city without rendering
   (:func:`simulate_layout`);
 * :mod:`.landcover` - surface model (land cover, heights, debris);
-* :mod:`.sar` - SAR ray casting, speckle, ``sar.tif``;
+* :mod:`.sar_radiometry` - backscatter of every surface, speckle;
+* :mod:`.sar_raycast` - SAR ray casting (layover, shadow, double bounce);
+* :mod:`.sar` - the SAR image of a city, ``sar.tif``, single buildings;
 * :mod:`.dsm` - pre-event DSM, ``dsm.tif``;
 * :mod:`.vectors` - ``buildings.gpkg``, ``destroyed.geojson``, ``truth.csv``;
+* :mod:`.city_files` - one city simulated into its six files;
+* :mod:`.scene_record` - ``scene.json``: parameters, hashes, re-run checks;
 * :mod:`.scene` - :func:`simulate_scene`, re-run rules, atomic writes;
 * :mod:`.command` - :func:`simulate_cli` for ``torchgeo-quake simulate``.
 
@@ -30,9 +39,10 @@ Modules, one job each:
 from .cities import CITIES, CITY_SLUGS, CitySpec, get_city, scaled_counts
 from .city import CitySimulation, simulate_layout
 from .command import simulate_cli
-from .gem import DEFAULT_GEM_DIR, ExposureTable, load_exposure
+from .gem_tables import DEFAULT_GEM_DIR, ExposureTable, load_exposure
 from .sar import SingleBuilding, render_single_building
-from .scene import CITY_FILES, SCENE_FILE, simulate_scene
+from .scene import simulate_scene
+from .scene_record import CITY_FILES, SCENE_FILE
 
 __all__ = [
     "CITIES",

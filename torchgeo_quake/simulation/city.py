@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -29,15 +29,11 @@ from pyproj import Transformer
 
 from .cities import CITIES, CitySpec, scaled_counts
 from .damage import Damage, shaking_field, simulate_damage
-from .gem import PERIODS, ExposureTable, NeighbourhoodGrid, build_neighbourhoods
-from .layout import (
-    Candidates,
-    Selection,
-    StreetGrid,
-    city_radius,
-    generate_candidates,
-    select_buildings,
-)
+from .footprints import Candidates
+from .gem_neighbourhoods import PERIODS, NeighbourhoodGrid, build_neighbourhoods
+from .gem_tables import ExposureTable
+from .layout import StreetGrid, generate_candidates
+from .selection import Selection, city_radius, select_buildings
 from .terrain import Terrain, build_terrain
 
 __all__ = [
@@ -282,6 +278,72 @@ def _heights(
     return storeys * storey + roof, storey
 
 
+class _Layout(NamedTuple):
+    """The layout stage of a city (see :func:`_lay_out`)."""
+
+    radius: float
+    terrain: Terrain
+    grid: NeighbourhoodGrid
+    streets: StreetGrid
+    candidates: Candidates
+    selection: Selection
+
+
+def _lay_out(
+    city: CitySpec, stock: pd.DataFrame, count: int, scale: float, seed: int
+) -> _Layout:
+    """Terrain, neighbourhoods, streets, candidates and selection of a city.
+
+    The working area starts just large enough for *count* buildings at the
+    city's density and grows by 20 % per attempt until the selection fits.
+
+    Args:
+        city: the city
+        stock: the province's GEM exposure rows
+        count: buildings inside the valid SAR area
+        scale: scene scale (seeds the generators)
+        seed: scene seed
+
+    Returns:
+        The layout.
+
+    Raises:
+        RuntimeError: If no attempt fits *count* buildings.
+    """
+    r_need = city_radius(city, count)
+    stretch = math.sqrt(max(city.elongation, 1.0 / city.elongation))
+    radius = 1.3 * r_need * stretch + 400.0
+    for attempt in range(8):
+        rng = city_rng(seed, city, scale, "layout", attempt)
+        terrain = build_terrain(city, radius, rng)
+        grid = build_neighbourhoods(stock, city, radius, r_need, rng)
+        streets, candidates = generate_candidates(city, grid, radius, rng)
+        selection = select_buildings(city, candidates, count, radius, rng)
+        if selection is not None:
+            return _Layout(radius, terrain, grid, streets, candidates, selection)
+        radius *= 1.2
+    raise RuntimeError(  # pragma: no cover - guarded by the city specifications
+        f"could not lay out {count} buildings in {city.name}"
+    )
+
+
+def _osm_ids(city: CitySpec, n: int, rng: np.random.Generator) -> IntArray:
+    """OSM ids of a city's buildings, unique across the scene.
+
+    Args:
+        city: the city
+        n: number of buildings
+        rng: random generator
+
+    Returns:
+        Increasing ids with random steps, ending in the city's index, shuffled.
+    """
+    index = [c.slug for c in CITIES].index(city.slug)
+    steps = rng.integers(3, 40_000, size=n)
+    osm_id = (150_000_000 + np.cumsum(steps)) * len(CITIES) + index
+    return rng.permutation(osm_id).astype(np.int64)
+
+
 def simulate_layout(
     city: CitySpec,
     exposure: ExposureTable,
@@ -294,7 +356,7 @@ def simulate_layout(
     Args:
         city: the city
         exposure: GEM exposure (see
-            :func:`~torchgeo_quake.simulation.gem.load_exposure`)
+            :func:`~torchgeo_quake.simulation.gem_tables.load_exposure`)
         scale: factor in (0, 1] applied to the Table II counts
         seed: scene seed
         n_buildings: if given, the number of buildings the valid SAR area must
@@ -317,25 +379,11 @@ def simulate_layout(
         scale = effective_scale(city, n_buildings)
     else:
         n_intact, n_damaged = scaled_counts(city, scale)
-    count = n_intact + n_damaged
     stock = exposure.province(city.province_id)
-    r_need = city_radius(city, count)
-    stretch = math.sqrt(max(city.elongation, 1.0 / city.elongation))
-    radius = 1.3 * r_need * stretch + 400.0
-    for attempt in range(8):
-        rng = city_rng(seed, city, scale, "layout", attempt)
-        terrain = build_terrain(city, radius, rng)
-        grid = build_neighbourhoods(stock, city, radius, r_need, rng)
-        streets, candidates = generate_candidates(city, grid, radius, rng)
-        selection = select_buildings(city, candidates, count, radius, rng)
-        if selection is not None:
-            break
-        radius *= 1.2
-    else:  # pragma: no cover - guarded by the city specifications
-        raise RuntimeError(f"could not lay out {count} buildings in {city.name}")
-
+    layout = _lay_out(city, stock, n_intact + n_damaged, scale, seed)
+    selection = layout.selection
     keep = np.concatenate([selection.valid, selection.extra])
-    buildings = candidates.subset(keep)
+    buildings = layout.candidates.subset(keep)
     counted = np.zeros(keep.size, dtype=bool)
     counted[: selection.valid.size] = True
     rows = stock.iloc[buildings.taxonomy]
@@ -344,19 +392,15 @@ def simulate_layout(
     )
 
     rng = city_rng(seed, city, scale, "attributes")
-    period = grid.draw_periods(
+    period = layout.grid.draw_periods(
         attributes["code"].to_numpy(object), buildings.cell, rng.random(keep.size)
     )
     material = attributes["material_group"].to_numpy(object)
     height, storey_height = _heights(buildings.kind, material, buildings.storeys, rng)
-    index = [c.slug for c in CITIES].index(city.slug)
-    steps = rng.integers(3, 40_000, size=keep.size)
-    osm_id = (150_000_000 + np.cumsum(steps)) * len(CITIES) + index
-    osm_id = rng.permutation(osm_id).astype(np.int64)
+    osm_id = _osm_ids(city, keep.size, rng)
 
     rng = city_rng(seed, city, scale, "damage")
-    pga = shaking_field(city, radius, rng).sample(buildings.x, buildings.y)
-    slope = terrain.slope_deg(buildings.x, buildings.y)
+    pga = shaking_field(city, layout.radius, rng).sample(buildings.x, buildings.y)
     damage = simulate_damage(
         city,
         attributes,
@@ -365,7 +409,7 @@ def simulate_layout(
         np.asarray(shapely.area(buildings.polygons), dtype=np.float64),
         height,
         pga,
-        slope,
+        layout.terrain.slope_deg(buildings.x, buildings.y),
         counted,
         n_damaged,
         rng,
@@ -375,12 +419,12 @@ def simulate_layout(
         scale=scale,
         seed=seed,
         origin=_origin(city),
-        radius=radius,
+        radius=layout.radius,
         n_intact=n_intact,
         n_damaged=n_damaged,
-        terrain=terrain,
-        neighbourhoods=grid,
-        streets=streets,
+        terrain=layout.terrain,
+        neighbourhoods=layout.grid,
+        streets=layout.streets,
         buildings=buildings,
         counted=counted,
         selection=selection,

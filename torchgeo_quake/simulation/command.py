@@ -8,7 +8,8 @@ from __future__ import annotations
 import argparse
 
 from .cities import resolve_cities
-from .scene import SCENE_FILE, simulate_scene
+from .scene import simulate_scene
+from .scene_record import SCENE_FILE
 
 __all__ = ["simulate_cli"]
 

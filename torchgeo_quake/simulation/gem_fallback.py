@@ -1,13 +1,13 @@
 # ruff: noqa: E501
 """Built-in fallback of the GEM Turkey exposure (study provinces).
 
-Used by :func:`~torchgeo_quake.simulation.gem.load_exposure` when the GEM
+Used by :func:`~torchgeo_quake.simulation.gem_tables.load_exposure` when the GEM
 Global Exposure Model files (``Exposure_{Res,Com,Ind}_Turkey_Adm1.csv``) are not
 available. Per province (TR-27 Gaziantep, TR-46 Kahramanmaraş, TR-80 Osmaniye) it
 lists the most common taxonomies (with known material and height) until they cover
 90 % of the buildings, with the number of buildings and the per-building floor
 area (m²), replacement costs (USD) and occupants (day, night, transit). Made with
-:func:`~torchgeo_quake.simulation.gem.summarise_exposure` from the GEM
+:func:`~torchgeo_quake.simulation.gem_tables.summarise_exposure` from the GEM
 Global Exposure Model (Yepes-Estrada et al. 2023), CC BY-NC-SA 4.0,
 © GEM Foundation; values are rounded.
 

@@ -375,35 +375,22 @@ def _heaps(
         win_d[free] = i
 
 
-def build_surface(
-    sim: CitySimulation,
-    fields: CityFields,
-    grid: PixelGrid,
-    post_event: bool,
-    rng: np.random.Generator,
-) -> Surface:
-    """Build the surface model of a city on a grid.
+def _blocks_and_roads(
+    sim: CitySimulation, grid: PixelGrid
+) -> tuple[npt.NDArray[np.int32], IntArray, BoolArray, BoolArray]:
+    """Urban blocks (with the parks next to buildings) and streets on a grid.
 
     Args:
         sim: the city
-        fields: the city's random fields
-        grid: target grid (local metres)
-        post_event: render the post-event surface (debris, reduced heights) or
-            the pre-event one (all buildings intact)
-        rng: random generator (debris roughness)
+        grid: target grid
 
     Returns:
-        The surface.
-
-    .. versionadded:: 0.1
+        (block raster holding 1 + block index, 0 outside urban blocks; indices
+        of the parks kept; True inside urban blocks; True on streets).
     """
     city = sim.city
     streets = sim.streets
     b = sim.buildings
-    xs, ys = grid.centres()
-    xx, yy = np.meshgrid(xs, ys)
-
-    # Urban blocks and parks next to buildings.
     used = np.unique(b.block)
     parks = np.flatnonzero(streets.kind == "park")
     if parks.size:
@@ -432,6 +419,78 @@ def build_surface(
         grid,
     )
     road = (near_block & ~in_block) | ((avenues > 0) & ~in_block)
+    return block, parks, in_block, road
+
+
+def _standing_and_debris(
+    sim: CitySimulation,
+    grid: PixelGrid,
+    post_event: bool,
+    cover: npt.NDArray[np.uint8],
+    height: F32Array,
+    rng: np.random.Generator,
+) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int32]]:
+    """Burn the standing buildings and (post-event) their debris into a surface.
+
+    Args:
+        sim: the city
+        grid: target grid
+        post_event: reduce the heights of damaged buildings, drop collapsed ones
+            and add debris
+        cover: land-cover raster, updated in place
+        height: height raster, updated in place
+        rng: random generator (debris roughness)
+
+    Returns:
+        (index of the standing building per pixel, index of the building whose
+        debris covers the pixel), -1 elsewhere.
+    """
+    b = sim.buildings
+    residual = sim.damage.residual if post_event else np.ones(len(b))
+    standing = residual > 0
+    ids = np.flatnonzero(standing)
+    building = rasterize(b.polygons[ids], ids + 1, grid) - 1
+    roof = building >= 0
+    heights = (sim.height * residual).astype(np.float32)
+    height[roof] = heights[building[roof]]
+    cover[roof] = LandCover.ROOF
+    debris = np.full(grid.shape, -1, dtype=np.int32)
+    if post_event:
+        debris_height = np.zeros(grid.shape, dtype=np.float32)
+        _heaps(sim, grid, debris_height, debris, rng)
+        rubble = (debris >= 0) & ~roof
+        debris[~rubble] = -1
+        height[rubble] = debris_height[rubble]
+        cover[rubble] = LandCover.DEBRIS
+    return building, debris
+
+
+def build_surface(
+    sim: CitySimulation,
+    fields: CityFields,
+    grid: PixelGrid,
+    post_event: bool,
+    rng: np.random.Generator,
+) -> Surface:
+    """Build the surface model of a city on a grid.
+
+    Args:
+        sim: the city
+        fields: the city's random fields
+        grid: target grid (local metres)
+        post_event: render the post-event surface (debris, reduced heights) or
+            the pre-event one (all buildings intact)
+        rng: random generator (debris roughness)
+
+    Returns:
+        The surface.
+
+    .. versionadded:: 0.1
+    """
+    city = sim.city
+    xs, ys = grid.centres()
+    xx, yy = np.meshgrid(xs, ys)
+    block, parks, in_block, road = _blocks_and_roads(sim, grid)
 
     cover = np.full(grid.shape, LandCover.GROUND, dtype=np.uint8)
     cover[road] = LandCover.ROAD
@@ -458,23 +517,7 @@ def build_surface(
     height = np.where(tree, tree_height, 0.0).astype(np.float32)
     cover[tree] = LandCover.VEGETATION
 
-    # Buildings (standing) and debris.
-    residual = sim.damage.residual if post_event else np.ones(len(b))
-    standing = residual > 0
-    ids = np.flatnonzero(standing)
-    building = rasterize(b.polygons[ids], ids + 1, grid) - 1
-    roof = building >= 0
-    heights = (sim.height * residual).astype(np.float32)
-    height[roof] = heights[building[roof]]
-    cover[roof] = LandCover.ROOF
-    debris = np.full(grid.shape, -1, dtype=np.int32)
-    if post_event:
-        debris_height = np.zeros(grid.shape, dtype=np.float32)
-        _heaps(sim, grid, debris_height, debris, rng)
-        rubble = (debris >= 0) & ~roof
-        debris[~rubble] = -1
-        height[rubble] = debris_height[rubble]
-        cover[rubble] = LandCover.DEBRIS
+    building, debris = _standing_and_debris(sim, grid, post_event, cover, height, rng)
     moisture = fields.moisture.sample_grid(grid.left, grid.top, grid.res, grid.shape)
     return Surface(
         grid=grid,

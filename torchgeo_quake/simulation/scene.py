@@ -39,13 +39,16 @@ Atomic writes
     and ``scene.json`` is replaced last. An error leaves ``ROOT`` as it was;
     entries that are not simulator files are never deleted.
 
+The scene record (``scene.json``, its parameters and the checks above) lives in
+:mod:`~torchgeo_quake.simulation.scene_record` and the simulation of one city
+in :mod:`~torchgeo_quake.simulation.city_files`; their public names are
+re-exported here, where they were defined before.
+
 .. versionadded:: 0.1
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import shutil
 import tempfile
@@ -54,425 +57,28 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import rasterio
-from rasterio.errors import RasterioIOError
-
-from .. import __version__
 from .cities import CITIES, CitySpec, resolve_cities
-from .city import CitySimulation, city_rng, simulate_layout
-from .dsm import DSM_RES, render_dsm, write_dsm
-from .gem import DEFAULT_GEM_DIR, ExposureTable, gem_assets, load_exposure
-from .landcover import make_fields
-from .sar import SAR_RES, render_sar, write_sar
-from .vectors import (
-    destroyed_features,
-    footprints_frame,
-    write_buildings,
-    write_destroyed,
-    write_truth,
+
+# "X as X": names defined here before, re-exported (documented where defined).
+from .city_files import simulate_city_files as simulate_city_files
+from .gem_tables import ExposureTable, load_exposure
+from .scene_record import CITY_FILES as CITY_FILES
+from .scene_record import SCENE_FILE as SCENE_FILE
+from .scene_record import SIMULATOR_VERSION as SIMULATOR_VERSION
+from .scene_record import (
+    _check_existing,
+    _check_regenerable,
+    _compatible,
+    _complete,
+    _parameters,
+    _scene_summary,
+    _write_scene_file,
 )
+from .scene_record import file_sha256 as file_sha256
+from .scene_record import read_scene as read_scene
+from .scene_record import resolve_gem_source as resolve_gem_source
 
-__all__ = [
-    "CITY_FILES",
-    "SCENE_FILE",
-    "SIMULATOR_VERSION",
-    "file_sha256",
-    "read_scene",
-    "resolve_gem_source",
-    "simulate_city_files",
-    "simulate_scene",
-]
-
-#: Version of the simulation model; bump when outputs change for a given seed.
-SIMULATOR_VERSION = 1
-#: Name of the scene summary / simulated marker in the root.
-SCENE_FILE = "scene.json"
-#: Files written per city.
-CITY_FILES: tuple[str, ...] = (
-    "sar.tif",
-    "dsm.tif",
-    "buildings.gpkg",
-    "destroyed.geojson",
-    "gem.csv",
-    "truth.csv",
-)
-_CRS = "EPSG:32637"
-_HINT = "pass overwrite=True (--overwrite) to replace it, or choose another root"
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    """SHA-256 of a file, read in blocks.
-
-    Args:
-        path: the file
-
-    Returns:
-        Hex digest.
-
-    .. versionadded:: 0.1
-    """
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def resolve_gem_source(gem_dir: str | os.PathLike[str] | None) -> str:
-    """Where the GEM exposure will come from, without reading it.
-
-    Args:
-        gem_dir: as for
-            :func:`~torchgeo_quake.simulation.gem.load_exposure`
-
-    Returns:
-        ``"builtin"`` or the absolute folder path.
-
-    Raises:
-        FileNotFoundError: If an explicitly given folder does not exist.
-
-    .. versionadded:: 0.1
-    """
-    if gem_dir is not None and str(gem_dir) == "builtin":
-        return "builtin"
-    if gem_dir is None:
-        return str(DEFAULT_GEM_DIR) if DEFAULT_GEM_DIR.is_dir() else "builtin"
-    folder = Path(gem_dir).expanduser().resolve()
-    if not folder.is_dir():
-        raise FileNotFoundError(
-            f"GEM exposure folder {str(folder)!r} does not exist. Pass the folder "
-            "holding Exposure_{Res,Com,Ind}_Turkey_Adm1.csv, or 'builtin' for the "
-            "built-in summary table."
-        )
-    return str(folder)
-
-
-def _bounds_utm(
-    bounds: tuple[float, float, float, float], origin: tuple[float, float]
-) -> list[float]:
-    """Local bounds shifted to UTM 37N.
-
-    Args:
-        bounds: (left, bottom, right, top) in local metres
-        origin: UTM coordinates of the local origin
-
-    Returns:
-        [left, bottom, right, top] in UTM metres.
-    """
-    left, bottom, right, top = bounds
-    ox, oy = origin
-    return [left + ox, bottom + oy, right + ox, top + oy]
-
-
-def _city_summary(
-    sim: CitySimulation,
-    sar_shape: tuple[int, int],
-    nodata_fraction: float,
-    dsm_shape: tuple[int, int],
-    dsm_bounds: tuple[float, float, float, float],
-    gem_rows: int,
-    gem_points: int,
-) -> dict[str, Any]:
-    """Summary of one simulated city for ``scene.json``.
-
-    Args:
-        sim: the city
-        sar_shape: (rows, cols) of the SAR image
-        nodata_fraction: share of nodata pixels in the SAR image
-        dsm_shape: (rows, cols) of the DSM
-        dsm_bounds: DSM bounds in local metres
-        gem_rows: number of GEM asset rows
-        gem_points: number of GEM locations
-
-    Returns:
-        JSON-serialisable summary.
-    """
-    city = sim.city
-    dmg = sim.damage
-    intact, damaged = sim.reference_counts()
-    counted = sim.counted
-    return {
-        "name": city.name,
-        "province": f"{city.province_id} {city.province_name}",
-        "buildings": len(sim.buildings),
-        "buildings_in_sar": int(counted.sum()),
-        "buildings_outside_sar": int((~counted).sum()),
-        "intact_reference": intact,
-        "damaged_reference": damaged,
-        "collapsed_true": int((dmg.grade[counted] == 2).sum()),
-        "partial_true": int((dmg.grade[counted] == 1).sum()),
-        "false_negatives": int(((dmg.grade == 2) & ~dmg.in_reference).sum()),
-        "sar": {
-            "width": sar_shape[1],
-            "height": sar_shape[0],
-            "res": SAR_RES,
-            "crs": _CRS,
-            "bounds": _bounds_utm(sim.selection.bounds, sim.origin),
-            "nodata_fraction": round(nodata_fraction, 4),
-            "incidence_angle": city.incidence_deg,
-            "orbit_direction": city.orbit,
-            "sensor_side": city.sensor_side,
-            "acquisition_date": city.acquisition_date,
-            "looks": city.looks,
-        },
-        "dsm": {
-            "width": dsm_shape[1],
-            "height": dsm_shape[0],
-            "res": DSM_RES,
-            "crs": _CRS,
-            "bounds": _bounds_utm(dsm_bounds, sim.origin),
-        },
-        "gem": {"assets": gem_rows, "locations": gem_points},
-        "files": list(CITY_FILES),
-    }
-
-
-def simulate_city_files(
-    city: CitySpec,
-    exposure: ExposureTable,
-    folder: str | os.PathLike[str],
-    scale: float = 1.0,
-    seed: int = 0,
-    buildings: int | None = None,
-) -> dict[str, Any]:
-    """Simulate one city and write its files into *folder* (which must exist).
-
-    Args:
-        city: the city
-        exposure: GEM exposure
-        folder: output folder
-        scale: factor in (0, 1] applied to the Table II counts
-        seed: scene seed
-        buildings: if given, buildings inside the valid SAR area instead of the
-            scaled Table II counts (see
-            :func:`~torchgeo_quake.simulation.city.simulate_layout`)
-
-    Returns:
-        The city's summary (as stored in ``scene.json``), with the SHA-256 of
-        every file written under ``sha256``.
-
-    .. versionadded:: 0.1
-    """
-    out = Path(folder)
-    sim = simulate_layout(city, exposure, scale, seed, n_buildings=buildings)
-    scale = sim.scale  # the effective scale of a building count override
-    fields = make_fields(sim, city_rng(seed, city, scale, "fields"))
-    provenance = {
-        "GENERATOR": f"torchgeo_quake {__version__} simulator v{SIMULATOR_VERSION}",
-        "SEED": str(seed),
-        "SCALE": f"{scale:g}",
-    }
-    image = render_sar(sim, fields)
-    write_sar(out / "sar.tif", image, sim.origin, provenance)
-    sar_shape = image.amplitude.shape
-    nodata_fraction = float(1.0 - image.valid.mean())
-    del image
-    dsm = render_dsm(sim, fields)
-    write_dsm(out / "dsm.tif", dsm, sim.origin, {"CITY": city.name, **provenance})
-    dsm_shape, dsm_bounds = dsm.height.shape, dsm.grid.bounds
-    del dsm
-    frame = footprints_frame(sim)
-    write_buildings(out / "buildings.gpkg", frame)
-    write_destroyed(out / "destroyed.geojson", destroyed_features(sim, frame))
-    assets = gem_assets(
-        sim.neighbourhoods,
-        city,
-        sim.buildings.x,
-        sim.buildings.y,
-        sim.origin,
-        city_rng(seed, city, scale, "gem"),
-    )
-    assets.to_csv(out / "gem.csv", index=False)
-    write_truth(out / "truth.csv", sim)
-    points = int(assets[["lon", "lat"]].drop_duplicates().shape[0])
-    summary = _city_summary(
-        sim,
-        (int(sar_shape[0]), int(sar_shape[1])),
-        nodata_fraction,
-        (int(dsm_shape[0]), int(dsm_shape[1])),
-        dsm_bounds,
-        len(assets),
-        points,
-    )
-    summary["sha256"] = {name: file_sha256(out / name) for name in CITY_FILES}
-    return summary
-
-
-def _parameters(
-    cities: Iterable[CitySpec],
-    scale: float,
-    seed: int,
-    gem_source: str,
-    buildings: int | None = None,
-) -> dict[str, Any]:
-    """The parameters that identify a simulated scene.
-
-    Args:
-        cities: simulated cities
-        scale: scene scale
-        seed: scene seed
-        gem_source: resolved GEM source
-        buildings: building count override (recorded only when given)
-
-    Returns:
-        Parameter dictionary (stored in ``scene.json``).
-    """
-    parameters: dict[str, Any] = {
-        "simulator_version": SIMULATOR_VERSION,
-        "seed": int(seed),
-        "scale": float(scale),
-        "cities": [c.slug for c in cities],
-        "gem_source": gem_source,
-    }
-    if buildings is not None:
-        parameters["buildings"] = int(buildings)
-    return parameters
-
-
-def read_scene(root: str | os.PathLike[str]) -> dict[str, Any] | None:
-    """Read ``ROOT/scene.json`` if present and valid.
-
-    Args:
-        root: scene root
-
-    Returns:
-        The summary (a simulated scene has ``"simulated": true``), or None when
-        the file is absent or not a JSON object.
-
-    .. versionadded:: 0.1
-    """
-    path = Path(root) / SCENE_FILE
-    if not path.is_file():
-        return None
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def _complete(root: Path, city: CitySpec) -> bool:
-    """Whether a city folder holds every simulator file.
-
-    Args:
-        root: scene root
-        city: the city
-
-    Returns:
-        True if nothing is missing.
-    """
-    return all((root / city.slug / name).is_file() for name in CITY_FILES)
-
-
-def _compatible(scene: dict[str, Any] | None, parameters: dict[str, Any]) -> bool:
-    """Whether *scene* is a simulation with *parameters*, cities aside.
-
-    Args:
-        scene: the current ``scene.json`` (None if absent)
-        parameters: parameters of this call
-
-    Returns:
-        True if cities of this call may be added to or completed in the scene.
-    """
-    if scene is None or scene.get("simulated") is not True:
-        return False
-    stored = scene.get("parameters")
-    if not isinstance(stored, dict) or not isinstance(stored.get("cities"), list):
-        return False
-    others = {k: v for k, v in stored.items() if k != "cities"}
-    wanted = {k: v for k, v in parameters.items() if k != "cities"}
-    return others == wanted
-
-
-def _simulated_sar(path: Path) -> bool:
-    """Whether a GeoTIFF carries the simulator's ``SIMULATED=TRUE`` tag.
-
-    Args:
-        path: the ``sar.tif``
-
-    Returns:
-        True if the file opens and is tagged as simulated.
-    """
-    try:
-        with rasterio.open(path) as src:
-            return bool(src.tags().get("SIMULATED") == "TRUE")
-    except (RasterioIOError, OSError):
-        return False
-
-
-def _check_regenerable(folder: Path, listed: dict[str, Any] | None) -> None:
-    """Refuse to replace an incomplete city folder that may hold user data.
-
-    Args:
-        folder: the city folder
-        listed: the city's summary in ``scene.json`` (None if not listed)
-
-    Raises:
-        FileExistsError: If the folder holds anything but simulator files, a
-            ``sar.tif`` not tagged as simulated, or a file whose SHA-256 differs
-            from the one recorded in ``scene.json``.
-    """
-    if not folder.is_dir():
-        return
-    entries = sorted(folder.iterdir())
-    if listed is None and entries:
-        raise FileExistsError(
-            f"{str(folder)!r} holds files but scene.json does not list this city "
-            f"(real data?); {_HINT}."
-        )
-    for entry in entries:
-        if entry.name not in CITY_FILES or not entry.is_file():
-            raise FileExistsError(
-                f"{str(folder)!r} is incomplete and would be simulated again, but "
-                f"holds {entry.name!r}, which the simulator does not write; move "
-                f"it away, or {_HINT}."
-            )
-    recorded = (listed or {}).get("sha256") or {}
-    for entry in entries:
-        if entry.name == "sar.tif" and not _simulated_sar(entry):
-            raise FileExistsError(
-                f"{str(entry)!r} is not tagged SIMULATED=TRUE (replaced by real "
-                f"data?), so the incomplete city is not simulated again; {_HINT}."
-            )
-        expected = recorded.get(entry.name)
-        if expected is not None and file_sha256(entry) != expected:
-            raise FileExistsError(
-                f"{str(entry)!r} differs from the file the simulator wrote (its "
-                "SHA-256 is not the one recorded in scene.json), so the incomplete "
-                f"city is not simulated again; {_HINT}."
-            )
-
-
-def _check_existing(
-    root: Path, cities: Iterable[CitySpec], scene: dict[str, Any] | None
-) -> None:
-    """Refuse to replace data that this call did not make.
-
-    Args:
-        root: scene root
-        cities: cities about to be written
-        scene: the current ``scene.json`` (None if absent)
-
-    Raises:
-        FileExistsError: If a city folder holds files (or ``scene.json`` marks a
-            different simulation).
-    """
-    simulated = scene is not None and scene.get("simulated") is True
-    for city in cities:
-        folder = root / city.slug
-        if folder.is_dir() and any(folder.iterdir()):
-            if simulated:
-                reason = "holds a simulation made with different parameters"
-            else:
-                reason = "holds files but is not marked as simulated (real data?)"
-            raise FileExistsError(f"{str(folder)!r} {reason}; {_HINT}.")
-    if scene is not None:
-        path = root / SCENE_FILE
-        raise FileExistsError(
-            f"{str(path)!r} describes another scene ({scene.get('parameters')}); "
-            f"{_HINT}."
-        )
+__all__ = ["simulate_scene"]
 
 
 def _user_entries(folder: Path) -> list[str]:
@@ -523,6 +129,126 @@ def _swap_city(target: Path, new: Path, aside: Path) -> list[str]:
             os.rename(new / name, target / name)
         raise
     return kept
+
+
+def _check_arguments(scale: float, seed: int, buildings: int | None) -> None:
+    """Refuse invalid scene parameters.
+
+    Args:
+        scale: factor applied to the Table II counts
+        seed: random seed
+        buildings: building count override, or None
+
+    Raises:
+        ValueError: If *scale* is not in (0, 1], *seed* not a non-negative
+            integer or *buildings* not an integer >= 2.
+    """
+    if not 0.0 < float(scale) <= 1.0:
+        raise ValueError(f"scale must be in (0, 1], got {scale}")
+    if int(seed) != seed or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed}")
+    if buildings is not None and (int(buildings) != buildings or buildings < 2):
+        raise ValueError(f"buildings must be an integer >= 2, got {buildings}")
+
+
+def _plan(
+    root: Path,
+    specs: tuple[CitySpec, ...],
+    parameters: dict[str, Any],
+    scene: dict[str, Any] | None,
+    overwrite: bool,
+) -> tuple[tuple[CitySpec, ...], dict[str, Any]] | None:
+    """Apply the re-run rules of the module docstring.
+
+    Args:
+        root: scene root
+        specs: requested cities
+        parameters: parameters of this call
+        scene: the current ``scene.json`` (None if absent)
+        overwrite: replace existing simulator files
+
+    Returns:
+        (cities to simulate, summaries of the scene's other cities to keep by
+        slug), or None when every requested city is complete.
+
+    Raises:
+        FileExistsError: If *root* holds data this call would replace and
+            *overwrite* is False.
+    """
+    if overwrite:
+        return specs, {}
+    if not _compatible(scene, parameters):
+        _check_existing(root, specs, scene)
+        return specs, {}
+    assert scene is not None
+    listed: dict[str, Any] = scene.get("cities") or {}
+    known = set(scene["parameters"]["cities"])
+    todo = tuple(c for c in specs if not (c.slug in known and _complete(root, c)))
+    if not todo:
+        return None
+    for city in todo:
+        info = listed.get(city.slug) if city.slug in known else None
+        _check_regenerable(root / city.slug, info)
+    redo = {c.slug for c in todo}
+    kept = {
+        c.slug: listed[c.slug]
+        for c in CITIES
+        if c.slug in known and c.slug not in redo and c.slug in listed
+    }
+    return todo, kept
+
+
+def _write_scene(
+    root: Path,
+    todo: tuple[CitySpec, ...],
+    kept: dict[str, Any],
+    parameters: dict[str, Any],
+    exposure: ExposureTable,
+    scale: float,
+    seed: int,
+    buildings: int | None,
+) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    """Simulate cities in a staging folder, then move them and the summary in.
+
+    Args:
+        root: scene root (must exist)
+        todo: cities to simulate
+        kept: summaries of the scene's other cities, by slug
+        parameters: parameters of the scene, with every city of it
+        exposure: GEM exposure
+        scale: scene scale
+        seed: scene seed
+        buildings: building count override, or None
+
+    Returns:
+        (scene summary as written to ``scene.json``, names of the entries kept
+        in each replaced city folder by slug).
+    """
+    staging = Path(tempfile.mkdtemp(prefix=".simulate-", dir=root))
+    try:
+        made: dict[str, Any] = {}
+        for city in todo:
+            folder = staging / city.slug
+            folder.mkdir()
+            made[city.slug] = simulate_city_files(
+                city, exposure, folder, scale, seed, buildings=buildings
+            )
+        summaries = {
+            slug: made.get(slug, kept.get(slug)) for slug in parameters["cities"]
+        }
+        summary = _scene_summary(
+            parameters, parameters["gem_source"], scale, seed, summaries
+        )
+        _write_scene_file(staging / SCENE_FILE, summary)
+        kept_entries: dict[str, list[str]] = {}
+        for city in todo:
+            target = root / city.slug
+            aside = staging / f"{city.slug}.replaced"
+            kept_entries[city.slug] = _swap_city(target, staging / city.slug, aside)
+        os.replace(staging / SCENE_FILE, root / SCENE_FILE)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return summary, kept_entries
 
 
 def simulate_scene(
@@ -584,64 +310,25 @@ def simulate_scene(
     todo = specs
     if not overwrite and _compatible(scene, parameters):
         assert scene is not None
-        listed: dict[str, Any] = scene.get("cities") or {}
-        known = set(scene["parameters"]["cities"])
-        todo = tuple(
-            c for c in specs if not (c.slug in known and _complete(root_path, c))
-        )
-        if not todo:
-            return scene
-        for city in todo:
-            info = listed.get(city.slug) if city.slug in known else None
-            _check_regenerable(root_path / city.slug, info)
-        redo = {c.slug for c in todo}
-        kept = {
-            c.slug: listed[c.slug]
-            for c in CITIES
-            if c.slug in known and c.slug not in redo and c.slug in listed
-        }
-    elif not overwrite:
-        _check_existing(root_path, specs, scene)
+    specs = resolve_cities(cities)
+    _check_arguments(scale, seed, buildings)
+    root_path = Path(root).expanduser()
+    gem_source = resolve_gem_source(gem_dir)
+    parameters = _parameters(specs, scale, seed, gem_source, buildings)
+    scene = read_scene(root_path)
+    plan = _plan(root_path, specs, parameters, scene, overwrite)
+    if plan is None:
+        assert scene is not None
+        return scene
+    todo, kept = plan
     every = {c.slug for c in todo} | set(kept)
     parameters["cities"] = [c.slug for c in CITIES if c.slug in every]
 
     exposure = load_exposure(gem_source)
     root_path.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".simulate-", dir=root_path))
-    try:
-        made: dict[str, Any] = {}
-        for city in todo:
-            folder = staging / city.slug
-            folder.mkdir()
-            made[city.slug] = simulate_city_files(
-                city, exposure, folder, scale, seed, buildings=buildings
-            )
-        summaries = {
-            slug: made.get(slug, kept.get(slug)) for slug in parameters["cities"]
-        }
-        summary: dict[str, Any] = {
-            "simulated": True,
-            "generator": "torchgeo_quake.simulation",
-            "version": __version__,
-            "simulator_version": SIMULATOR_VERSION,
-            "seed": int(seed),
-            "scale": float(scale),
-            "crs": _CRS,
-            "parameters": parameters,
-            "gem_source": gem_source,
-            "cities": summaries,
-        }
-        with open(staging / SCENE_FILE, "w", encoding="utf-8") as f:
-            json.dump(summary, f, ensure_ascii=False, indent=2)
-            f.write("\n")
-        kept_entries: dict[str, list[str]] = {}
-        for city in todo:
-            target = root_path / city.slug
-            aside = staging / f"{city.slug}.replaced"
-            kept_entries[city.slug] = _swap_city(target, staging / city.slug, aside)
-        os.replace(staging / SCENE_FILE, root_path / SCENE_FILE)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    summary, kept_entries = _write_scene(
+        root_path, todo, kept, parameters, exposure, scale, seed, buildings
+    )
     for slug, names in kept_entries.items():
         if names:
             warnings.warn(

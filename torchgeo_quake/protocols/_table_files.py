@@ -1,0 +1,121 @@
+"""The files of a protocol's tables: CSV, JSON and ``runs.csv`` (private helpers).
+
+:func:`~torchgeo_quake.protocols.tables.write_tables` writes every table in
+three formats: the Markdown of
+:func:`~torchgeo_quake.protocols.tables.format_markdown`, and the long format
+(one row per cell, :func:`rows_long`) as CSV and as JSON with the caption and
+notes (:func:`write_table_files`). ``runs.csv`` holds one row per run with
+every test metric, so any table can be re-derived (:func:`write_runs_csv`).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .tables import Table
+
+
+def rows_long(table: Table) -> list[dict[str, Any]]:
+    """One row per cell: the long format of the CSV and JSON files.
+
+    Args:
+        table: the table
+
+    Returns:
+        Dicts with the index, column, mean, std, n, total, best and quoted.
+    """
+    out = []
+    for row in table.rows:
+        for column in table.columns:
+            cell = table.cells.get((row, column))
+            if cell is None:
+                continue
+            entry: dict[str, Any] = dict(zip(table.index_names, row, strict=True))
+            entry.update(
+                column=column,
+                mean=None if math.isnan(cell.mean) else round(cell.mean, 6),
+                std=None if math.isnan(cell.std) else round(cell.std, 6),
+                n=cell.n,
+                total=cell.total,
+                best=cell.bold,
+                quoted=cell.quoted,
+            )
+            out.append(entry)
+    return out
+
+
+def write_table_files(
+    table: Table, folder: Path, markdown: str, description: str
+) -> list[Path]:
+    """Write a table as Markdown, CSV and JSON.
+
+    Args:
+        table: the table
+        folder: output folder (exists)
+        markdown: the table as Markdown
+        description: what its threshold policy means
+
+    Returns:
+        The Markdown, CSV and JSON files.
+    """
+    md = folder / f"{table.stem}.md"
+    md.write_text(markdown, encoding="utf-8")
+    long = rows_long(table)
+    csv_path = folder / f"{table.stem}.csv"
+    with csv_path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=list(long[0]))
+        writer.writeheader()
+        writer.writerows(long)
+    json_path = folder / f"{table.stem}.json"
+    json_path.write_text(
+        json.dumps(
+            {
+                "table": table.number,
+                "protocol": table.protocol,
+                "threshold_policy": table.policy,
+                "threshold_description": description,
+                "caption": table.caption,
+                "index": table.index_names,
+                "columns": table.columns,
+                "cells": long,
+                "notes": table.notes,
+                "std": "population standard deviation (ddof=0) over runs",
+            },
+            indent=1,
+        ),
+        encoding="utf-8",
+    )
+    return [md, csv_path, json_path]
+
+
+def write_runs_csv(records: Sequence[Mapping[str, Any]], folder: Path) -> Path:
+    """Write ``runs.csv``: one row per run with every test metric.
+
+    Args:
+        records: finished runs
+        folder: output folder (exists)
+
+    Returns:
+        The file.
+    """
+    keys = sorted({k for r in records for k in r["metrics"]})
+    runs_csv = folder / "runs.csv"
+    with runs_csv.open("w", newline="", encoding="utf-8") as f:
+        fields = ["config", "label", "split", "seed", "val_threshold", "best_epoch"]
+        writer = csv.DictWriter(f, fieldnames=[*fields, *keys, "wall_s"])
+        writer.writeheader()
+        for record in records:
+            writer.writerow(
+                {
+                    **{k: record.get(k) for k in fields},
+                    **{k: record["metrics"].get(k) for k in keys},
+                    "wall_s": record.get("wall_s"),
+                }
+            )
+    return runs_csv
