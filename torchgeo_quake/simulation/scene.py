@@ -296,21 +296,6 @@ def simulate_scene(
     .. versionadded:: 0.1
     """
     specs = resolve_cities(cities)
-    if not 0.0 < float(scale) <= 1.0:
-        raise ValueError(f"scale must be in (0, 1], got {scale}")
-    if int(seed) != seed or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed}")
-    if buildings is not None and (int(buildings) != buildings or buildings < 2):
-        raise ValueError(f"buildings must be an integer >= 2, got {buildings}")
-    root_path = Path(root).expanduser()
-    gem_source = resolve_gem_source(gem_dir)
-    parameters = _parameters(specs, scale, seed, gem_source, buildings)
-    scene = read_scene(root_path)
-    kept: dict[str, Any] = {}
-    todo = specs
-    if not overwrite and _compatible(scene, parameters):
-        assert scene is not None
-    specs = resolve_cities(cities)
     _check_arguments(scale, seed, buildings)
     root_path = Path(root).expanduser()
     gem_source = resolve_gem_source(gem_dir)
