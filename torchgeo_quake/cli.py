@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import shlex
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .paper import CITY_SLUGS
+from .utils import plain_warnings
 
 if TYPE_CHECKING:
     from .mapping.settings import MapOption
@@ -218,7 +220,9 @@ def _add_protocol(
         default=list(PROTOCOL_CONFIGS),
         metavar="YAML",
         help="experiment configuration files, one per input configuration "
-        f"(default: {' '.join(PROTOCOL_CONFIGS)})",
+        f"(default: {' '.join(PROTOCOL_CONFIGS)}; a path experiments/NAME.yaml "
+        "that is not in the current folder is read from the copy installed with "
+        "the package, so the defaults work from any folder)",
     )
     parser.add_argument("--out", required=True, help="output folder, e.g. runs/cv")
     parser.add_argument(
@@ -261,6 +265,12 @@ def _add_protocol(
         "--devices", default=None, help="number of devices, a list (0,1) or auto"
     )
     lightning.add_argument("--strategy", default=None, help="e.g. ddp, auto")
+    lightning.add_argument(
+        "--precision",
+        default=None,
+        help="e.g. 32-true (float32) or bf16-mixed (the configurations'; "
+        "float32 where the hardware has no bfloat16)",
+    )
     lightning.add_argument(
         "--num-nodes", type=_integer(1), default=None, help="number of nodes"
     )
@@ -423,7 +433,8 @@ EXIT_INTERRUPTED = 130
 _INTERRUPTED = {
     "map": "nothing was written (a map is put in place only once complete); "
     "run the command again to start over",
-    "protocol": "the finished runs are kept; run the command again to resume",
+    "protocol": "the finished runs are kept, and an unfinished one resumes from "
+    "its last epoch; to resume, run",
     "simulate": "run the command again with --overwrite to start over",
 }
 
@@ -498,19 +509,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         invalid usage, 130 when interrupted (Ctrl-C).
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.2
+       Warnings print as ``torchgeo-quake <command>: warning: <message>``
+       (:func:`~torchgeo_quake.utils.plain_warnings`); an interrupted
+       ``protocol`` prints the command that resumes it.
     """
     parser = build_parser()
-    args = parser.parse_args(_debug_first(list(sys.argv[1:] if argv is None else argv)))
+    words = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(_debug_first(words))
     if getattr(args, "func", None) is None:
         parser.print_help(sys.stderr)
         return 2
     command = f"{parser.prog} {args.command}"
     try:
-        return int(args.func(args))
+        with plain_warnings(f"{command}: warning"):
+            return int(args.func(args))
     except KeyboardInterrupt:
         if args.debug:
             traceback.print_exc()
         hint = _INTERRUPTED.get(args.command, "run the command again")
+        if args.command == "protocol":
+            again = shlex.join([parser.prog, *words])
+            hint = f"{hint}: {again}"
         print(f"{command}: interrupted: {hint}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as err:

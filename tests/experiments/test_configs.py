@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
 import re
 import shutil
 import sys
@@ -44,6 +46,8 @@ def test_configs_share_hyperparameters(name: str) -> None:
     data = dict(config["data"]["init_args"])
     assert model["modalities"] == data["modalities"]
     assert config["trainer"]["accelerator"] == "auto"
+    # bfloat16 where the hardware has it (the task falls back to float32).
+    assert config["trainer"]["precision"] == "bf16-mixed"
     for section, values in (("model", model), ("data", data)):
         ref = dict(reference[section]["init_args"])
         for key in ("modalities", "splits_file"):
@@ -73,8 +77,15 @@ def test_fast_dev_run(name: str, sim_root: Path, in_tmp: Path) -> None:
     assert not (ids[0] & ids[1] or ids[0] & ids[2] or ids[1] & ids[2])
 
 
-def test_fit_test_predict_with_one_file(sim_root: Path, in_tmp: Path) -> None:
+def test_fit_test_predict_with_one_file(
+    sim_root: Path, in_tmp: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     config = str(EXPERIMENTS / "sar_ftp.yaml")
+    # One setting moves every output: logs, checkpoints, predictions, splits.
+    run = in_tmp / "elsewhere" / "run"
+    cwd = in_tmp / "cwd"
+    cwd.mkdir()
+    os.chdir(cwd)
     common = [
         "--config",
         config,
@@ -82,24 +93,31 @@ def test_fit_test_predict_with_one_file(sim_root: Path, in_tmp: Path) -> None:
         "--data.init_args.scale=0.05",
         "--data.init_args.batch_size=8",
         "--trainer.accelerator=cpu",
+        f"--trainer.default_root_dir={run}",
     ]
-    torchgeo_main(
-        [
-            "fit",
-            *common,
-            "--trainer.max_epochs=1",
-            "--trainer.limit_train_batches=2",
-            "--trainer.limit_val_batches=2",
-            "--trainer.log_every_n_steps=1",
-        ]
-    )
-    run = in_tmp / "runs" / "sar_ftp"
+    with caplog.at_level(logging.INFO, logger="lightning.pytorch"):
+        torchgeo_main(
+            [
+                "fit",
+                *common,
+                "--trainer.max_epochs=1",
+                "--trainer.limit_train_batches=2",
+                "--trainer.limit_val_batches=2",
+                "--trainer.log_every_n_steps=1",
+            ]
+        )
     # The best epoch under a fixed name (what the docs point at), and the last.
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [
         "best.ckpt",
         "last.ckpt",
     ]
     best = run / "checkpoints" / "best.ckpt"
+    # The end-of-fit summary: best epoch, its metrics, the files.
+    summary = caplog.text[caplog.text.index("fit done") :]
+    assert "best epoch 0 (by val_f1): val_f1 " in summary
+    assert "at val_threshold" in summary
+    assert f"best checkpoint: {best}" in summary
+    assert f"last checkpoint: {run / 'checkpoints' / 'last.ckpt'}" in summary
     checkpoint = torch.load(best, map_location="cpu", weights_only=True)
     assert bool(checkpoint["state_dict"]["threshold_set"])
     assert checkpoint[INPUT_SPEC_KEY] == {
@@ -126,6 +144,14 @@ def test_fit_test_predict_with_one_file(sim_root: Path, in_tmp: Path) -> None:
                 f"--trainer.limit_{command}_batches=2",
             ]
         )
+    files = {p.relative_to(run).as_posix() for p in run.rglob("*") if p.is_file()}
+    assert {
+        "csv/version_0/metrics.csv",
+        "csv/version_0/config.yaml",
+        "predictions.csv",
+        "splits.json",
+    } <= files
+    assert list(cwd.iterdir()) == []  # nothing in the current folder
     table = pd.read_csv(run / "predictions.csv")
     assert tuple(table.columns) == PREDICTION_COLUMNS
     assert len(table) == 16  # 2 batches of 8
@@ -386,3 +412,43 @@ def test_own_event_in_the_protocol_runner(own_event_root: Path, in_tmp: Path) ->
         .read_text()
     )
     assert record["test_city"] == "east_town" and record["n_test"] > 0
+
+
+# ------------------------------------------------------------ package data
+def test_installed_configs_equal_experiments() -> None:
+    # torchgeo_quake/experiments is the copy installed with the package; it
+    # must stay equal to the top-level experiments/ (copy the files over after
+    # editing them: cp experiments/*.yaml torchgeo_quake/experiments/).
+    from torchgeo_quake.utils import EXPERIMENTS_DIR
+
+    top = {p.name: p.read_bytes() for p in EXPERIMENTS.glob("*.yaml")}
+    installed = {p.name: p.read_bytes() for p in EXPERIMENTS_DIR.glob("*.yaml")}
+    assert sorted(installed) == sorted(top)
+    for name, content in top.items():
+        assert installed[name] == content, f"torchgeo_quake/experiments/{name}"
+    # ... and setuptools installs them (package data of a wheel).
+    pyproject = (EXPERIMENTS.parent / "pyproject.toml").read_text()
+    assert '"experiments/*.yaml"' in pyproject
+
+
+def test_protocol_finds_configs_from_any_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from torchgeo_quake.cli import PROTOCOL_CONFIGS
+    from torchgeo_quake.protocols import load_config
+    from torchgeo_quake.utils import EXPERIMENTS_DIR, experiment_config
+
+    monkeypatch.chdir(tmp_path)
+    for path in PROTOCOL_CONFIGS:
+        config = load_config(path)
+        assert Path(config.path) == EXPERIMENTS_DIR / Path(path).name
+    assert experiment_config("sar_ftp") == EXPERIMENTS_DIR / "sar_ftp.yaml"
+    # A file in the current folder comes first.
+    (tmp_path / "experiments").mkdir()
+    mine = tmp_path / "experiments" / "sar_ftp.yaml"
+    mine.write_bytes((EXPERIMENTS / "sar_ftp.yaml").read_bytes())
+    assert load_config("experiments/sar_ftp.yaml").path == "experiments/sar_ftp.yaml"
+    with pytest.raises(FileNotFoundError, match=r"mine\.yaml.*installed: all_inputs"):
+        load_config("experiments/mine.yaml")
+    with pytest.raises(FileNotFoundError, match="no experiment configuration"):
+        experiment_config("elsewhere/sar_ftp.yaml")

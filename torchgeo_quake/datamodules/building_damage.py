@@ -26,6 +26,7 @@ from ..datasets.csk import CSKSAR
 from ..datasets.splits import Strategy, make_splits
 from ..paper import MODALITIES
 from ..trainers.input_spec import SAR_RES_TOLERANCE
+from ..utils import under_root_dir
 
 __all__ = ["BuildingDamageDataModule", "PairedFlipRotate", "sar_pixel_size"]
 
@@ -292,7 +293,9 @@ class BuildingDamageDataModule(NonGeoDataModule):
             batch_size: mini-batch size
             num_workers: data-loader workers
             splits_file: if given, write the split (building ids and areas per
-                split) to this JSON file at set-up, so results can be re-derived
+                split) to this JSON file at set-up, so results can be re-derived;
+                a relative path is relative to the trainer's ``default_root_dir``
+                (the current folder without a trainer or when it is not set)
             block_size: side of the spatial blocks of ``"blocked"``, in metres
             id_field: unique building id column of the footprints
             label_field: column of the footprint file holding the label (0/1 or
@@ -382,7 +385,7 @@ class BuildingDamageDataModule(NonGeoDataModule):
                 block_size=self.block_size,
             )
             if self.splits_file is not None:
-                self.save_splits(self.splits_file)
+                self.save_splits(under_root_dir(self.splits_file, self.trainer))
         self.train_dataset = Subset(dataset, self.indices["train"].tolist())
         self.val_dataset = Subset(dataset, self.indices["val"].tolist())
         self.test_dataset = Subset(dataset, self.indices["test"].tolist())

@@ -35,7 +35,8 @@ class KahramanmarasDamageDataModule(BuildingDamageDataModule):
 
     .. versionadded:: 0.1
     .. versionchanged:: 0.2
-       A subclass of :class:`BuildingDamageDataModule`.
+       A subclass of :class:`BuildingDamageDataModule`; a relative
+       ``splits_file`` is relative to the trainer's ``default_root_dir``.
     """
 
     def __init__(
@@ -83,7 +84,8 @@ class KahramanmarasDamageDataModule(BuildingDamageDataModule):
             batch_size: mini-batch size
             num_workers: data-loader workers
             splits_file: if given, write the split (building ids and cities per
-                split) to this JSON file at set-up, so results can be re-derived
+                split) to this JSON file at set-up, so results can be re-derived;
+                a relative path is relative to the trainer's ``default_root_dir``
             block_size: side of the spatial blocks of ``"blocked"``, in metres
         """
         super().__init__(

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 
 from .builder import Area
 from .gem import GEM_FEATURE_NAMES
@@ -96,7 +97,11 @@ def _area_report(area: Area, counts: pd.DataFrame) -> dict[str, int]:
 
 
 def _area_arrays(
-    area: Area, city: str, modalities: Sequence[str], size: int
+    area: Area,
+    city: str,
+    modalities: Sequence[str],
+    size: int,
+    progress: bool | None = None,
 ) -> dict[str, np.ndarray]:
     """Read every sample of an area into arrays.
 
@@ -105,6 +110,8 @@ def _area_arrays(
         city: its name
         modalities: the inputs to keep
         size: patch size in pixels
+        progress: show a progress bar (None: when stderr is a terminal); it
+            disappears once the area is read
 
     Returns:
         Arrays with the sample axis first: the requested modalities,
@@ -121,7 +128,16 @@ def _area_arrays(
     labels = np.empty(n, np.int64)
     ids = np.empty(n, np.int64)
     centroids = np.empty((n, 2), np.float64)
-    for i, sample in enumerate(area.samples()):
+    samples = tqdm(
+        area.samples(),
+        total=n,
+        desc=f"extract {city}",
+        unit="building",
+        disable=None if progress is None else not progress,
+        leave=False,
+        dynamic_ncols=True,
+    )
+    for i, sample in enumerate(samples):
         for key, array in arrays.items():
             array[i] = sample[key].numpy()
         labels[i] = int(sample["label"])

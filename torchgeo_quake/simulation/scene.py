@@ -207,6 +207,7 @@ def _write_scene(
     scale: float,
     seed: int,
     buildings: int | None,
+    progress: bool | None = None,
 ) -> tuple[dict[str, Any], dict[str, list[str]]]:
     """Simulate cities in a staging folder, then move them and the summary in.
 
@@ -219,15 +220,27 @@ def _write_scene(
         scale: scene scale
         seed: scene seed
         buildings: building count override, or None
+        progress: show a progress bar per city (None: when stderr is a
+            terminal)
 
     Returns:
         (scene summary as written to ``scene.json``, names of the entries kept
         in each replaced city folder by slug).
     """
+    from tqdm.auto import tqdm
+
     staging = Path(tempfile.mkdtemp(prefix=".simulate-", dir=root))
     try:
         made: dict[str, Any] = {}
-        for city in todo:
+        bar = tqdm(
+            todo,
+            desc="simulate",
+            unit="city",
+            disable=None if progress is None else not progress,
+            dynamic_ncols=True,
+        )
+        for city in bar:
+            bar.set_postfix_str(city.slug)
             folder = staging / city.slug
             folder.mkdir()
             made[city.slug] = simulate_city_files(
@@ -259,6 +272,7 @@ def simulate_scene(
     overwrite: bool = False,
     gem_dir: str | os.PathLike[str] | None = None,
     buildings: int | None = None,
+    progress: bool | None = None,
 ) -> dict[str, Any]:
     """Simulate the post-earthquake scene of the paper's cities into *root*.
 
@@ -280,6 +294,8 @@ def simulate_scene(
             buildings (the Table II damaged share is kept) instead of the scaled
             Table II counts, and *scale* is ignored; e.g. one city of 100,000
             buildings for the mapping benchmark. The area grows accordingly.
+        progress: show a progress bar, one step per city (None: only when
+            standard error is a terminal)
 
     Returns:
         The scene summary, also written to ``ROOT/scene.json``: ``simulated``,
@@ -294,6 +310,8 @@ def simulate_scene(
         FileNotFoundError: If *gem_dir* is given but missing.
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.2
+       The *progress* bar.
     """
     specs = resolve_cities(cities)
     _check_arguments(scale, seed, buildings)
@@ -312,7 +330,7 @@ def simulate_scene(
     exposure = load_exposure(gem_source)
     root_path.mkdir(parents=True, exist_ok=True)
     summary, kept_entries = _write_scene(
-        root_path, todo, kept, parameters, exposure, scale, seed, buildings
+        root_path, todo, kept, parameters, exposure, scale, seed, buildings, progress
     )
     for slug, names in kept_entries.items():
         if names:

@@ -14,6 +14,8 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 
+from ..utils import under_root_dir
+
 __all__ = ["PREDICTION_COLUMNS", "DamagePredictionWriter"]
 
 #: Columns of the prediction table, in order.
@@ -68,13 +70,17 @@ class DamagePredictionWriter(BasePredictionWriter):
     its own file, ``<stem>.rank<N><suffix>``.
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.2
+       A relative ``output_file`` is relative to the trainer's
+       ``default_root_dir`` (the current folder when it is not set, as before).
     """
 
     def __init__(self, output_file: str | os.PathLike[str] = "predictions.csv") -> None:
         """Initialize a new DamagePredictionWriter instance.
 
         Args:
-            output_file: CSV file to write (parent folders are created).
+            output_file: CSV file to write (parent folders are created); a
+                relative path is relative to the trainer's ``default_root_dir``.
         """
         super().__init__(write_interval="batch")
         self.output_file = Path(output_file)
@@ -90,12 +96,13 @@ class DamagePredictionWriter(BasePredictionWriter):
             trainer: The trainer.
 
         Returns:
-            :attr:`output_file`, with the rank inserted when distributed.
+            :attr:`output_file` (below the trainer's ``default_root_dir`` when
+            relative), with the rank inserted when distributed.
         """
+        out = under_root_dir(self.output_file, trainer)
         if trainer.world_size > 1:
-            out = self.output_file
             return out.with_name(f"{out.stem}.rank{trainer.global_rank}{out.suffix}")
-        return self.output_file
+        return out
 
     def on_predict_epoch_start(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule
