@@ -1,24 +1,30 @@
-"""Throughput of LateFusionNet (fused encoders) against a plain reference.
+"""Throughput of LateFusionNet (fused encoders, float32 and bf16) against a reference.
 
 The reference is the same late-fusion network built from three stock
-torchvision ResNet-18s (``LateFusionNet(fused=False)``); the candidate is the
-default ``LateFusionNet`` with the grouped encoder. Both take all four
-modalities (GEM vector of ``len(GEM_FEATURE_NAMES)`` features) on 32×32
-patches and start from the same weights. On every device (the CPU, and CUDA
-when present), for each batch size they are timed side by side (alternating,
-after a warm-up; median of the iterations):
+torchvision ResNet-18s (``LateFusionNet(fused=False)``) in float32
+(``plain_fp32``); the candidates are the default ``LateFusionNet`` with the
+grouped encoder in float32 (``fused_fp32``) and under bfloat16 autocast
+(``fused_bf16``, what ``trainer.precision="bf16-mixed"`` runs: weights,
+optimiser and loss stay float32). All take all four modalities (GEM vector of
+``len(GEM_FEATURE_NAMES)`` features) on 32×32 patches and start from the same
+weights. On every device (the CPU, and CUDA when present), for each batch size
+they are timed side by side (interleaved, after a warm-up; median of the
+iterations), so that a load on the machine slows them alike and their ratios
+(``train_speedup``, ``infer_speedup``: samples/s over ``plain_fp32``'s) hold:
 
 * ``train``: forward, binary cross-entropy, backward and an AdamW step
   (PyTorch's fused AdamW, as ``DamageDetectionTask`` uses it; the default
   foreach AdamW with ``--foreach-adamw``);
 * ``infer``: forward in eval mode under :func:`torch.inference_mode`.
 
-Training is also timed for the stock reference, the plain network with
-PyTorch's default (foreach) AdamW (``plain_stock_adamw``,
-``train_speedup_vs_stock_adamw``): the package's whole training step against
-three stock ResNet-18s with a stock optimiser.
+Training is also timed for the stock reference, the plain network in float32
+with PyTorch's default (foreach) AdamW (``plain_fp32_stock_adamw``): three
+stock ResNet-18s with a stock optimiser. Whether the device computes bf16 at
+full speed (``bf16_supported``, see
+:func:`torchgeo_quake.trainers.precision.bf16_support`) is reported; bf16 is
+timed either way (``--precisions fp32`` leaves it out).
 
-On CUDA both run under bf16 autocast. The input pipeline is timed too, so
+The input pipeline is timed too, so
 that one can see whether it keeps up with training: the real
 ``KahramanmarasDamageDataModule`` on a simulated scene (the full five-city
 scene by default, simulated into a temporary folder; ``--data-root`` reuses
@@ -30,6 +36,7 @@ Prints one JSON object.
 Usage::
 
     python benchmarks/train.py            # batch 64 and 256, CPU (+ CUDA)
+    python benchmarks/train.py --no-data --iters 20   # the networks only
     python benchmarks/train.py --quick    # fewer iterations, small scene
 """
 
@@ -53,9 +60,14 @@ from torch import Tensor, nn
 from torchgeo_quake.datamodules import KahramanmarasDamageDataModule, PairedFlipRotate
 from torchgeo_quake.datasets import GEM_FEATURE_NAMES
 from torchgeo_quake.models import MODALITIES, LateFusionNet
+from torchgeo_quake.trainers.precision import bf16_support
 
 GEM_FEATURES = len(GEM_FEATURE_NAMES)
 PATCH = 32
+#: Precisions that can be timed: autocast dtype (None: float32).
+PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16}
+#: The reference every speed-up is relative to.
+REFERENCE = "plain_fp32"
 
 
 def device_name(device: torch.device) -> str:
@@ -112,10 +124,12 @@ def timed(fn: Callable[[], None], device: torch.device) -> float:
     return time.perf_counter() - start
 
 
-def autocast(device: torch.device, amp: bool) -> AbstractContextManager[Any]:
-    """bf16 autocast when *amp*, else nothing."""
-    if amp:
-        return torch.autocast(device.type, dtype=torch.bfloat16)
+def autocast(
+    device: torch.device, dtype: torch.dtype | None
+) -> AbstractContextManager[Any]:
+    """Autocast to *dtype* (bf16), or nothing for float32 (None)."""
+    if dtype is not None:
+        return torch.autocast(device.type, dtype=dtype)
     return nullcontext()
 
 
@@ -124,9 +138,9 @@ def make_train_step(
     opt: torch.optim.Optimizer,
     inputs: dict[str, Tensor],
     label: Tensor,
-    amp: bool,
+    amp: torch.dtype | None,
 ) -> Callable[[], None]:
-    """One optimisation step on a fixed batch."""
+    """One optimisation step on a fixed batch (autocast to *amp* unless None)."""
     device = label.device
 
     def step() -> None:
@@ -142,9 +156,9 @@ def make_train_step(
 
 
 def make_infer_step(
-    model: nn.Module, inputs: dict[str, Tensor], amp: bool
+    model: nn.Module, inputs: dict[str, Tensor], amp: torch.dtype | None
 ) -> Callable[[], None]:
-    """One inference forward pass on a fixed batch."""
+    """One inference forward pass on a fixed batch (autocast to *amp*)."""
     device = next(iter(inputs.values())).device
 
     def step() -> None:
@@ -180,13 +194,13 @@ def bench_models(
     warmup: int,
     iters: int,
     fused_adamw: bool,
+    precisions: list[str],
 ) -> dict[str, Any]:
-    """Time the fused and the plain network on one device.
+    """Time the fused network (in each precision) and the plain one on a device.
 
     Returns:
         Output differences, optimiser and samples/s per batch size.
     """
-    amp = device.type == "cuda"
     torch.manual_seed(0)
     plain = LateFusionNet(MODALITIES, gem_features=GEM_FEATURES, fused=False)
     fused = LateFusionNet(MODALITIES, gem_features=GEM_FEATURES)
@@ -205,6 +219,14 @@ def bench_models(
             with torch.no_grad():
                 outs.append(model(**inputs).float())
         diffs[mode] = float((outs[0] - outs[1]).abs().max())
+    # bf16 against float32, fused network, eval mode: the rounding of bf16.
+    fused.eval()
+    with torch.no_grad():
+        reference = fused(**inputs).float()
+        with autocast(device, torch.bfloat16):
+            diffs["bf16_vs_fp32_eval"] = float(
+                (fused(**inputs).float() - reference).abs().max()
+            )
     # The check ran train-mode forwards: restore identical BN statistics.
     fused.load_plain_state_dict(plain.state_dict())
 
@@ -219,14 +241,18 @@ def bench_models(
         label = batch["label"]
         train_steps: dict[str, Callable[[], None]] = {}
         infer_steps: dict[str, Callable[[], None]] = {}
-        for name, model in models.items():
+        # The reference first: plain network, float32.
+        variants = [("plain", "fp32")] + [("fused", p) for p in precisions]
+        for name, tag in variants:
+            model, dtype = models[name], PRECISIONS[tag]
             opt = make_optimizer(model, fused_adamw)
-            train_steps[name] = make_train_step(model, opt, inputs, label, amp)
-            infer_steps[name] = make_infer_step(model, inputs, amp)
+            key = f"{name}_{tag}"
+            train_steps[key] = make_train_step(model, opt, inputs, label, dtype)
+            infer_steps[key] = make_infer_step(model, inputs, dtype)
         # The stock reference: the plain network with PyTorch's default AdamW.
         stock_opt = make_optimizer(plain, fused=False)
-        train_steps["plain_stock_adamw"] = make_train_step(
-            plain, stock_opt, inputs, label, amp
+        train_steps[f"{REFERENCE}_stock_adamw"] = make_train_step(
+            plain, stock_opt, inputs, label, None
         )
         train = side_by_side(train_steps, device, warmup, iters)
         infer = side_by_side(infer_steps, device, warmup, iters)
@@ -239,18 +265,27 @@ def bench_models(
                 "infer_samples_per_s": {
                     k: round(batch_size / v, 1) for k, v in infer.items()
                 },
-                "train_speedup": round(train["plain"] / train["fused"], 2),
-                "train_speedup_vs_stock_adamw": round(
-                    train["plain_stock_adamw"] / train["fused"], 2
-                ),
-                "infer_speedup": round(infer["plain"] / infer["fused"], 2),
+                # Samples/s over the plain float32 network's (same run).
+                "train_speedup": {
+                    k: round(train[REFERENCE] / v, 2)
+                    for k, v in train.items()
+                    if k != REFERENCE
+                },
+                "infer_speedup": {
+                    k: round(infer[REFERENCE] / v, 2)
+                    for k, v in infer.items()
+                    if k != REFERENCE
+                },
             }
         )
         del train_steps, infer_steps
+    supported, reason = bf16_support(device)
     return {
         "device": device_name(device),
         "device_type": device.type,
-        "amp": "bf16" if amp else None,
+        "precisions": precisions,
+        "bf16_supported": supported,
+        "bf16_support": reason,
         "optimizer": opt_name,
         "max_abs_output_diff": diffs,
         "results": results,
@@ -362,6 +397,13 @@ def main() -> None:
         default=["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"],
         help="devices to measure (default: the CPU, and CUDA when present)",
     )
+    parser.add_argument(
+        "--precisions",
+        nargs="+",
+        choices=sorted(PRECISIONS),
+        default=["fp32", "bf16"],
+        help="precisions of the fused network (the reference is plain fp32)",
+    )
     parser.add_argument("--threads", type=int, default=None, help="CPU threads")
     parser.add_argument("--warmup", type=int, default=None)
     parser.add_argument("--iters", type=int, default=None)
@@ -407,7 +449,9 @@ def main() -> None:
     load_start = os.getloadavg()
 
     per_device = [
-        bench_models(d, args.batch_sizes, warmup, iters, not args.foreach_adamw)
+        bench_models(
+            d, args.batch_sizes, warmup, iters, not args.foreach_adamw, args.precisions
+        )
         for d in devices
     ]
     loader = None
@@ -425,7 +469,8 @@ def main() -> None:
     print(
         json.dumps(
             {
-                "benchmark": "LateFusionNet fused vs plain (3x torchvision ResNet-18)",
+                "benchmark": "LateFusionNet fused (fp32, bf16) vs plain fp32 "
+                "(3x torchvision ResNet-18)",
                 "torch": torch.__version__,
                 "threads": torch.get_num_threads(),
                 "cpu": device_name(torch.device("cpu")),

@@ -49,6 +49,7 @@ def settings_from_args(args: argparse.Namespace) -> ProtocolSettings:
         root=args.root,
         accelerator=args.accelerator,
         devices=_devices(args.devices),
+        precision=args.precision,
         strategy=args.strategy,
         num_nodes=args.num_nodes,
         limit_train_batches=args.limit_train_batches,
