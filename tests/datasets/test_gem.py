@@ -304,6 +304,50 @@ class TestBadInput:
         assert "['structural', 'nonstructural', 'day', 'night']" in message
         assert "cost_structural_usd" in message  # accepted aliases
         assert "occupants_per_asset_night" in message
+        # What the feature vector needs them for.
+        assert "occupants_day_per_building" in message
+
+    def test_only_some_occupancy_periods(self, tmp_path: Path) -> None:
+        path = tmp_path / "night_only.csv"
+        lines = (DATA / "points.csv").read_text().splitlines()
+        header = lines[0].split(",")
+        day = header.index("day")
+        path.write_text(
+            "\n".join(
+                ",".join(v for i, v in enumerate(line.split(",")) if i != day)
+                for line in lines
+            )
+            + "\n"
+        )
+        # The feature vector (a model, training) needs day-time occupants.
+        with pytest.raises(ValueError, match=r"night_only\.csv.*\['day'\]"):
+            GEMExposure(path)
+        # A reader that needs less gets them as unknown (NaN), not 0.
+        gem = GEMExposure(path, required_columns=("taxonomy", "number"))
+        full = GEMExposure(DATA / "points.csv")
+        assert gem.absent_columns == ("total", "day")  # total: the sum of costs
+        assert gem.missing_features == {"occupants_day_per_building": "day"}
+        day_feature = GEM_FEATURE_NAMES.index("occupants_day_per_building")
+        assert np.isnan(gem.features[:, day_feature]).all()
+        others = np.delete(np.arange(len(GEM_FEATURE_NAMES)), day_feature)
+        np.testing.assert_allclose(
+            gem.features[:, others], full.features[:, others], rtol=1e-6
+        )
+        with pytest.raises(ValueError, match=r"\['occupants'\] are not GEM"):
+            GEMExposure(path, required_columns=("occupants",))
+
+    def test_features_without_columns(self) -> None:
+        from torchgeo_quake.datasets.gem_features import features_without
+
+        assert features_without(["night"]) == {"occupants_night_per_building": "night"}
+        # The replacement cost needs a total or its components.
+        assert "log_replacement_cost_per_building" not in features_without(
+            ["structural"]
+        )
+        assert features_without(["total", "structural"]) == {
+            "log_replacement_cost_per_building": "total and structural",
+            "log_structural_cost_per_building": "structural",
+        }
 
     def test_missing_coordinates(self, tmp_path: Path) -> None:
         path = tmp_path / "no_xy.csv"

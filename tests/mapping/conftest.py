@@ -32,6 +32,8 @@ class _Samples(LightningDataModule):
     def __init__(self, dataset: KahramanmarasDamage) -> None:
         super().__init__()
         self.dataset = dataset
+        # The training split (all of it): the task records its statistics.
+        self.train_dataset = dataset
 
     def normalization_stats(self) -> dict[str, Tensor]:
         arrays = self.dataset.arrays()

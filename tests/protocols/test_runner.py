@@ -149,6 +149,9 @@ def test_cv_writes_tables_and_figures(cv_run: Path) -> None:
             assert (cv_run / f"table_III_cv_{policy}.{ext}").is_file()
     for name in ("confusion_matrix", "pr_roc_curves", "training_curves"):
         assert (cv_run / f"{name}.png").stat().st_size > 1000
+    assert (cv_run / "reliability.png").stat().st_size > 1000
+    calibration = (cv_run / "calibration_cv.md").read_text()
+    assert "| fold0 | SAR + FTP |" in calibration
     markdown = (cv_run / "table_III_cv_bestf1.md").read_text()
     assert "| Metric | SAR + FTP | SAR + FTP + DSM |" in markdown
     assert "2 folds × 1 seed(s)" in markdown
@@ -210,7 +213,17 @@ def test_metrics_match_saved_predictions(cv_run: Path) -> None:
         metrics = record["metrics"]
         with np.load(Path(record["directory"]) / "predictions.npz") as data:
             probs, labels, ids = data["probs"], data["labels"], data["building_ids"]
-            cities = data["cities"]
+            cities, logits = data["cities"], data["logits"]
+        # The probabilities are the logits under the run's calibration.
+        calibration = record["calibration"]
+        assert calibration["calibrated"]
+        np.testing.assert_allclose(
+            probs,
+            1 / (1 + np.exp(-(calibration["scale"] * logits + calibration["bias"]))),
+            rtol=1e-6,
+        )
+        assert metrics["test_count_expected"] == pytest.approx(probs.sum(), rel=1e-5)
+        assert metrics["test_count_observed"] == labels.sum()
         tested = set(zip(cities.tolist(), ids.tolist(), strict=True))
         assert tested == splits_of(record)["test"]
         # The paper's columns: best-F1 threshold of the test split (logged values
@@ -409,8 +422,8 @@ def test_interrupted_run_resumes_with_its_whole_log(
     class Interrupt(RuntimeError):
         pass
 
-    def interrupting(bar: Any) -> Any:
-        callback = real(bar)
+    def interrupting(bar: Any, *args: Any) -> Any:
+        callback = real(bar, *args)
 
         def on_train_epoch_start(trainer: Any, module: Any) -> None:
             if trainer.current_epoch == 1:  # after epoch 0 and its checkpoint
@@ -454,6 +467,7 @@ def test_trainer_arguments_pass_through() -> None:
     assert "max_time" not in plain  # ... but never a protocol run
     assert plain["max_epochs"] == config.trainer["max_epochs"]
     assert plain["accelerator"] == "auto" and plain["devices"] == 1
+    assert plain["precision"] == "bf16-mixed"  # float32 where bf16 is slow
     for key in ("logger", "callbacks", "default_root_dir"):
         assert key not in plain
     settings = ProtocolSettings(
@@ -466,9 +480,12 @@ def test_trainer_arguments_pass_through() -> None:
         num_nodes=2,
         max_time="00:01:00:00",
         max_epochs=3,
+        precision="32-true",
     ).resolved()
     kwargs = _trainer_kwargs(settings, config)
     assert kwargs["accelerator"] == "gpu" and kwargs["devices"] == "4"
+    assert kwargs["precision"] == "32-true"
+    assert settings.fingerprint()["precision"] == "32-true"
     assert kwargs["strategy"] == "ddp" and kwargs["num_nodes"] == 2
     assert kwargs["max_time"] == "00:01:00:00" and kwargs["max_epochs"] == 3
     # The command line reaches the same settings.
@@ -476,10 +493,17 @@ def test_trainer_arguments_pass_through() -> None:
 
     argv = ["protocol", "cv", "--out", "o", "--devices", "4", "--strategy", "ddp"]
     argv += ["--num-nodes", "2", "--accelerator", "gpu", "--max-time", "00:01:00:00"]
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args([*argv, "--precision", "32-true"])
     from_cli = settings_from_args(args)
     assert (from_cli.devices, from_cli.strategy, from_cli.num_nodes) == (4, "ddp", 2)
     assert (from_cli.accelerator, from_cli.max_time) == ("gpu", "00:01:00:00")
+    assert from_cli.precision == "32-true"
+
+
+def test_unknown_precision_is_refused() -> None:
+    settings = ProtocolSettings("cv", ["a.yaml"], "out", precision="bf17")
+    with pytest.raises(ValueError, match=r"precision must be one of .*'bf17'"):
+        settings.resolved()
 
 
 def test_time_limit_is_fingerprinted_and_flagged(
@@ -541,38 +565,56 @@ def test_progress_bar_counts_every_epoch(
         def __init__(self, total: int, initial: int = 0, **kwargs: Any) -> None:
             self.total, self.n, self.initial = total, initial, initial
             self.postfixes: list[str] = []
+            self.updates: list[float] = []
             self.closed = False
             bars.append(self)
 
-        def update(self, n: int = 1) -> None:
+        def update(self, n: float = 1) -> None:
             self.n += n
+            self.updates.append(n)
 
-        def set_postfix_str(self, text: str) -> None:
+        def set_postfix_str(self, text: str, refresh: bool = True) -> None:
             self.postfixes.append(text)
 
         def close(self) -> None:
             self.closed = True
 
-    monkeypatch.setattr(tqdm.auto, "tqdm", Bar)
-    config = make_config(tmp_path, "sar_ftp.yaml", "sar_ftp", num_folds=2)
+    real = tqdm.auto.tqdm
+
+    def make(*args: Any, **kwargs: Any) -> Any:
+        # The protocol's bar; the others (e.g. sample extraction) as they are.
+        if str(kwargs.get("desc", "")).startswith("protocol"):
+            return Bar(**kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", make)
+    config = make_config(tmp_path, "sar_ftp.yaml", "sar_ftp", num_folds=2, batch_size=8)
     settings = tiny_settings(
         "islahiye",
         [config],
         tmp_path / "out",
         sim_root,
         max_epochs=2,
+        limit_train_batches=2,
         progress=True,
     )
     run_protocol(settings)
     (bar,) = bars
-    assert (bar.total, bar.initial, bar.n) == (4, 0, 4) and bar.closed
-    assert bar.postfixes == ["sar_ftp/fold0/seed0", "sar_ftp/fold1/seed0"]
+    assert (bar.total, bar.initial) == (4, 0) and bar.closed
+    assert bar.n == pytest.approx(4)
+    # It moves per batch (half an epoch each) and names the run's epoch.
+    assert bar.updates[:2] == [0.5, 0.5]
+    runs = ("sar_ftp/fold0/seed0", "sar_ftp/fold1/seed0")
+    assert bar.postfixes == [
+        text for run in runs for text in (run, f"{run} epoch 1/2", f"{run} epoch 2/2")
+    ]
     # Resumed with one run left: the bar starts at the finished run's epochs.
     (
         tmp_path / "out" / "runs" / "sar_ftp" / "fold1" / "seed0" / "metrics.json"
     ).unlink()
     run_protocol(settings)
-    assert (bars[1].total, bars[1].initial, bars[1].n) == (4, 2, 4)
+    assert (bars[1].total, bars[1].initial) == (4, 2)
+    assert bars[1].n == pytest.approx(4)
 
 
 def test_unknown_or_mismatched_modalities_are_refused(tmp_path: Path) -> None:
@@ -648,3 +690,15 @@ def test_quick_cv_protocol_as_documented(
     for config in ("sar_ftp", "all_inputs"):
         tested = [splits_of(r)["test"] for r in records if r["config"] == config]
         assert sum(len(t) for t in tested) == len(set().union(*tested))
+
+
+def test_output_paths_are_not_an_edit_of_a_configuration() -> None:
+    # The runner writes its own splits.json: where the file would put it does
+    # not change results, so an output folder made before stays resumable.
+    from torchgeo_quake.protocols.records import _effective
+
+    before = {"class_path": "X", "init_args": {"root": "d", "splits_file": "a.json"}}
+    after = {"class_path": "X", "init_args": {"root": "d", "splits_file": "b.json"}}
+    assert _effective("data", before) == _effective("data", after)
+    other = {"class_path": "X", "init_args": {"root": "e"}}
+    assert _effective("data", before) != _effective("data", other)

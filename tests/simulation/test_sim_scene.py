@@ -506,3 +506,13 @@ def test_failed_run_leaves_root_untouched(
     with pytest.raises(RuntimeError, match="disk full"):
         simulate_scene(tmp_path, cities=["osmaniye"], scale=0.05)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_progress_bar_per_city(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    simulate_scene(tmp_path, cities=["nurdagi"], scale=0.02, seed=0, progress=True)
+    err = capsys.readouterr().err
+    assert "simulate" in err and "1/1" in err and "nurdagi" in err
+    simulate_scene(tmp_path / "quiet", cities=["nurdagi"], scale=0.02, seed=0)
+    assert capsys.readouterr().err == ""  # not a terminal: no bar

@@ -164,6 +164,8 @@ def test_fast_dev_run_fit_validate_test_predict(
     } | {
         f"test_{k}_valthr" for k in ("precision", "recall", "f1", "kappa", "threshold")
     }
+    expected |= {f"test_{k}" for k in ("brier", "ece")}
+    expected |= {f"test_count_{k}" for k in ("expected", "observed", "thresholded")}
     assert set(test) == expected
     batches = trainer.predict(task, datamodule=dm)
     assert batches is not None
@@ -182,6 +184,8 @@ def test_epoch_metrics_and_predictions(tmp_path: Path) -> None:
     trainer = _trainer(tmp_path, max_epochs=1, limit_train_batches=1)
     trainer.fit(task, datamodule=dm)
     metrics = trainer.callback_metrics
+    # The two numbers to watch are on the training bar.
+    assert set(trainer.progress_bar_metrics) == {"val_f1", "val_loss"}
     val = task.last_predictions["val"]
     assert val.probs.shape == (12,) and val.labels.shape == (12,)
     assert val.building_ids is not None
@@ -609,6 +613,9 @@ def test_state_dict_keys_unchanged() -> None:
         "normalization_set",
         "threshold",
         "threshold_set",
+        "calibration_scale",
+        "calibration_bias",
+        "calibration_set",
     ]
     # An old-format state dict (the same keys) loads strictly.
     old = {
@@ -630,6 +637,8 @@ def test_single_class_validation_keeps_threshold(tmp_path: Path) -> None:
         _trainer(tmp_path, max_epochs=1, limit_train_batches=1).fit(task, datamodule=dm)
     assert float(task.threshold) == 0.5
     assert not bool(task.threshold_set)
+    # Nothing to calibrate on either: the task stays uncalibrated.
+    assert not task.calibrated and task.calibration == (1.0, 0.0)
     assert math.isnan(
         float(_trainer(tmp_path).validate(task, datamodule=dm)[0]["val_auroc"])
     )
@@ -642,6 +651,7 @@ def test_sanity_check_does_not_set_threshold(tmp_path: Path) -> None:
         def on_sanity_check_end(self, trainer: Trainer, pl_module: Any) -> None:
             seen.append(bool(pl_module.threshold_set))
             seen.append("val" in pl_module.last_predictions)
+            seen.append(bool(pl_module.calibration_set))
 
     task = _task(["sar", "footprint"])
     trainer = _trainer(
@@ -652,8 +662,8 @@ def test_sanity_check_does_not_set_threshold(tmp_path: Path) -> None:
         callbacks=[Probe()],
     )
     trainer.fit(task, datamodule=TinyDataModule())
-    assert seen == [False, False]
-    assert bool(task.threshold_set)
+    assert seen == [False, False, False]
+    assert bool(task.threshold_set) and task.calibrated
 
 
 def test_validate_before_fit(tmp_path: Path) -> None:

@@ -31,15 +31,18 @@ import pandas as pd
 from pyproj import CRS, Transformer
 from scipy.spatial import cKDTree
 
-from .gem_csv import COLUMN_ALIASES, _read_exposure
+from ._gem_files import _read_exposure
+from .gem_csv import COLUMN_ALIASES
 from .gem_features import (
     CODE_LEVEL_YEAR,
     DEFAULT_STOREYS,
     DEFAULT_YEAR,
+    FEATURE_COLUMNS,
     GEM_FEATURE_DESCRIPTIONS,
     GEM_FEATURE_NAMES,
     _aggregate,
     _row_weights,
+    features_without,
 )
 from .utils import utm_crs_of
 
@@ -49,6 +52,7 @@ __all__ = [
     "DEFAULT_MAX_DISTANCE",
     "DEFAULT_STOREYS",
     "DEFAULT_YEAR",
+    "FEATURE_COLUMNS",
     "GEM_FEATURE_DESCRIPTIONS",
     "GEM_FEATURE_NAMES",
     "GEMExposure",
@@ -109,6 +113,14 @@ class GEMExposure:
     :data:`~torchgeo_quake.datasets.gem_csv.MAX_VALUES`) are a
     :class:`ValueError` naming the file, the column and the lines.
 
+    Columns: by default a file needs every column of the feature vector
+    (:data:`~torchgeo_quake.datasets.gem_features.FEATURE_COLUMNS`), as a model
+    trained with GEM does. A reader that needs less (a map whose model does
+    not use GEM needs only ``taxonomy`` and ``number`` for its exposure
+    totals) passes *required_columns*: the value columns left out of it may
+    then be absent (:attr:`absent_columns`), and the features computed from
+    them are NaN (:attr:`missing_features`).
+
     Distance: the nearest location is looked for within *max_distance* metres
     (:data:`DEFAULT_MAX_DISTANCE`). When no query point has a location that
     close, :meth:`nearest` and :meth:`features_at` raise a :class:`ValueError`
@@ -131,8 +143,16 @@ class GEMExposure:
             location, or None for no limit
         skipped: reason -> number of rows skipped
         nan_filled: column -> number of NaN cells filled
+        absent_columns: optional value columns (``structural``,
+            ``nonstructural``, ``contents``, ``total``, ``day``, ``night``)
+            that a file lacks
+        missing_features: features that are NaN for want of a column:
+            feature name -> the column(s) it needs
 
     .. versionadded:: 0.1
+
+    .. versionchanged:: 0.2
+       *required_columns*, :attr:`absent_columns` and :attr:`missing_features`.
     """
 
     def __init__(
@@ -140,6 +160,7 @@ class GEMExposure:
         paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
         crs: CRS | str | int | None = None,
         max_distance: float | None = DEFAULT_MAX_DISTANCE,
+        required_columns: Sequence[str] = FEATURE_COLUMNS,
     ) -> None:
         """Read and aggregate GEM exposure files.
 
@@ -154,10 +175,15 @@ class GEMExposure:
             max_distance: largest distance in metres (of *crs*) between a query
                 point and the location it is joined to (see :meth:`nearest`);
                 None for no limit
+            required_columns: canonical columns (:data:`COLUMN_ALIASES`) every
+                file must have besides ``taxonomy``, ``number`` and its
+                coordinates or admin unit; by default those of the feature
+                vector
 
         Raises:
             FileNotFoundError: If a file or directory does not exist.
-            ValueError: If *max_distance* is not positive, or a file is empty,
+            ValueError: If *max_distance* is not positive, *required_columns*
+                names an unknown column, or a file is empty,
                 malformed (a record with another number of fields than the
                 header), lacks required columns (the message lists them, the
                 file and the accepted names), has non-numeric, infinite,
@@ -178,8 +204,10 @@ class GEMExposure:
             if max_distance is None or math.isinf(max_distance)
             else float(max_distance)
         )
-        exposure = _read_exposure(paths, stacklevel=3)
+        exposure = _read_exposure(paths, stacklevel=3, required=required_columns)
         self.paths = exposure.paths
+        self.absent_columns: tuple[str, ...] = exposure.absent
+        self.missing_features: dict[str, str] = features_without(exposure.absent)
         self.feature_names: tuple[str, ...] = GEM_FEATURE_NAMES
         self.skipped = exposure.skipped
         self.nan_filled = exposure.nan_filled
@@ -204,6 +232,10 @@ class GEMExposure:
                 geometry=gpd.GeoSeries([None] * len(self.admin_units)),
                 crs="EPSG:4326",
             )
+        # Features of an absent column are unknown, not the 0 of an empty sum.
+        for table in (self.locations, self.admin_units):
+            if table is not None and self.missing_features:
+                table[list(self.missing_features)] = np.nan
         self._features: npt.NDArray[np.float32] = self.locations[
             list(GEM_FEATURE_NAMES)
         ].to_numpy(np.float32)

@@ -1,12 +1,16 @@
 """Reading and cleaning of GEM / OpenQuake exposure CSV files.
 
-Turns the files given to :class:`~torchgeo_quake.datasets.gem.GEMExposure` into
-one table of canonical rows (one row per asset): column names are matched
+Turns each file given to :class:`~torchgeo_quake.datasets.gem.GEMExposure` into
+a table of canonical rows (one row per asset; the files are put together by
+the private ``_gem_files``): column names are matched
 against :data:`COLUMN_ALIASES`, numbers are parsed, rows that cannot be used are
 skipped and NaN cells filled (both counted and warned about per file), periods
 and taxonomy strings are parsed. Two kinds of files are read: point assets
 (``lon``/``lat``) and GEM's aggregated admin-unit files (``ID_1``/``NAME_1``).
-What the rows then become is in :mod:`~torchgeo_quake.datasets.gem_features`.
+Only the columns a reader needs are required (by default those of the GEM
+feature vector, :data:`~torchgeo_quake.datasets.gem_features.FEATURE_COLUMNS`);
+the other value columns may be absent, their cells then unknown (NaN). What the
+rows then become is in :mod:`~torchgeo_quake.datasets.gem_features`.
 
 The underscored names are internal to :mod:`torchgeo_quake.datasets`.
 
@@ -19,16 +23,14 @@ import csv
 import math
 import os
 import re
-import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from .gem_features import FEATURE_COLUMNS, features_without
 from .taxonomy import GEMTaxonomy, parse_taxonomy
 
 __all__ = ["COLUMN_ALIASES", "MAX_VALUES"]
@@ -51,7 +53,10 @@ COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
     "name_1": ("name_1",),
 }
 
-_REQUIRED = ("taxonomy", "number", "structural", "nonstructural", "day", "night")
+#: Columns every file needs, whatever is computed from it.
+_ALWAYS = ("taxonomy", "number")
+#: Value columns that may be absent (unless required): their cells are NaN.
+_OPTIONAL = ("structural", "nonstructural", "contents", "total", "day", "night")
 _NUMERIC = frozenset(
     {"lon", "lat", "number", "structural", "nonstructural", "contents"}
     | {"total", "day", "night"}
@@ -115,15 +120,47 @@ class _MissingColumnsError(ValueError):
         self.missing = missing
 
 
-class _CsvRows:
-    """Canonical rows of one GEM CSV file plus the bookkeeping of its cleaning."""
+def check_required(required: Sequence[str]) -> tuple[str, ...]:
+    """Check the names of required columns.
 
-    def __init__(self, path: str) -> None:
+    Args:
+        required: canonical column names (keys of :data:`COLUMN_ALIASES`)
+
+    Returns:
+        The names, as a tuple.
+
+    Raises:
+        ValueError: If a name is not a canonical column.
+    """
+    names = (required,) if isinstance(required, str) else tuple(required)
+    unknown = [c for c in names if c not in COLUMN_ALIASES]
+    if unknown:
+        raise ValueError(
+            f"required_columns {unknown} are not GEM exposure columns; use "
+            f"names of {sorted(COLUMN_ALIASES)}"
+        )
+    return names
+
+
+class _CsvRows:
+    """Canonical rows of one GEM CSV file plus the bookkeeping of its cleaning.
+
+    Args:
+        path: the CSV file
+        required: canonical columns it must have (besides taxonomy, number and
+            lon/lat or an admin unit); the other value columns may be absent
+            (:attr:`absent`), their cells NaN
+    """
+
+    def __init__(self, path: str, required: Sequence[str] = FEATURE_COLUMNS) -> None:
         self.path = path
+        self.required = tuple(required)
         self.skipped: dict[str, int] = {}
         self.nan_filled: dict[str, int] = {}
         raw = self._read()
         columns = self._resolve(raw)
+        #: Optional value columns the file lacks.
+        self.absent = tuple(c for c in _OPTIONAL if c not in columns)
         self.kind = self._kind(columns)
         self.frame = self._clean(raw, columns)
 
@@ -199,7 +236,8 @@ class _CsvRows:
                 if alias in lower:
                     columns[canonical] = lower[alias]
                     break
-        missing = [c for c in _REQUIRED if c not in columns]
+        wanted = dict.fromkeys([*_ALWAYS, *self.required])
+        missing = [c for c in wanted if c not in columns]
         has_points = "lon" in columns or "lat" in columns
         if has_points:
             missing += [c for c in ("lon", "lat") if c not in columns]
@@ -212,6 +250,12 @@ class _CsvRows:
                 extra = (
                     " (or, for GEM's aggregated admin files, "
                     f"{_aliases('id_1')} or {_aliases('name_1')} instead of lon/lat)"
+                )
+            needed = features_without(missing)
+            if needed:
+                extra += (
+                    ". The GEM feature vector (the exposure input of models and "
+                    f"training) needs them for {', '.join(needed)}"
                 )
             raise _MissingColumnsError(
                 f"GEM exposure file {self.path!r} lacks required column(s) "
@@ -304,7 +348,9 @@ class _CsvRows:
             )
         for canonical in _ZERO_FILLED:
             if canonical not in frame:
-                frame[canonical] = 0.0
+                # An absent value column is unknown (NaN), but for the contents
+                # cost, which only adds to a replacement cost.
+                frame[canonical] = 0.0 if canonical == "contents" else np.nan
                 continue
             nan = frame[canonical].isna()
             self._count(self.nan_filled, canonical, int(nan.sum()))
@@ -360,216 +406,3 @@ class _CsvRows:
                     f"GEM exposure file {self.path!r}, line {line}: {err}"
                 ) from err
         return parsed
-
-
-def _expand(
-    paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
-) -> list[tuple[str, bool]]:
-    """Turn the *paths* argument into a list of CSV files.
-
-    Args:
-        paths: a file, a directory or a sequence of them
-
-    Returns:
-        ``(file, found_in_directory)`` pairs; directories give their ``*.csv``
-        files, sorted.
-
-    Raises:
-        FileNotFoundError: If a path does not exist or a directory has no CSV.
-        ValueError: If no path is given.
-    """
-    items = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
-    if not items:
-        raise ValueError("GEMExposure needs at least one path")
-    files: list[tuple[str, bool]] = []
-    for item in items:
-        path = Path(item)
-        if path.is_dir():
-            found = sorted(str(p) for p in path.glob("*.csv"))
-            if not found:
-                raise FileNotFoundError(f"no *.csv GEM exposure file in {str(path)!r}")
-            files.extend((f, True) for f in found)
-        elif not path.exists():
-            raise FileNotFoundError(f"GEM exposure file {str(path)!r} does not exist")
-        else:
-            files.append((str(path), False))
-    return files
-
-
-def _read_all(files: list[tuple[str, bool]], stacklevel: int = 2) -> list[_CsvRows]:
-    """Read every file; directory members without a taxonomy column are skipped.
-
-    Args:
-        files: ``(file, found_in_directory)`` pairs from :func:`_expand`
-        stacklevel: stack level of the warning about a skipped file, as seen
-            from the caller (2: the line calling this function)
-
-    Returns:
-        The cleaned tables.
-
-    Raises:
-        ValueError: If a file is invalid or none is left.
-    """
-    tables: list[_CsvRows] = []
-    for path, from_dir in files:
-        try:
-            tables.append(_CsvRows(path))
-        except _MissingColumnsError as err:
-            if not (from_dir and "taxonomy" in err.missing):
-                raise
-            warnings.warn(
-                f"skipping {path!r}: no taxonomy column",
-                UserWarning,
-                stacklevel=stacklevel,
-            )
-    if not tables:
-        raise ValueError(
-            f"no GEM exposure file with a taxonomy column in {[f for f, _ in files]}"
-        )
-    return tables
-
-
-@dataclass
-class _ExposureRows:
-    """The canonical rows of a set of GEM exposure files, read and checked.
-
-    Attributes:
-        paths: the files read (directory members without taxonomy left out)
-        kind: ``"points"`` or ``"admin"``, common to all files
-        rows: canonical rows of all files (admin files: those with a unit)
-        taxonomies: parsed taxonomy of every string in *rows*
-        unit: admin-unit column present in every file (``id_1``, else
-            ``name_1``), or None
-        skipped: reason -> number of rows skipped
-        nan_filled: column -> number of NaN cells filled
-    """
-
-    paths: list[str]
-    kind: Literal["points", "admin"]
-    rows: pd.DataFrame
-    taxonomies: dict[str, GEMTaxonomy]
-    unit: str | None
-    skipped: dict[str, int]
-    nan_filled: dict[str, int]
-
-
-def _admin_key(tables: list[_CsvRows]) -> str | None:
-    """Admin-unit column present in every file: ``id_1``, else ``name_1``.
-
-    Args:
-        tables: the cleaned tables
-
-    Returns:
-        The column, or None if neither is in every file.
-    """
-    for name in ("id_1", "name_1"):
-        if all(name in t.frame for t in tables):
-            return name
-    return None
-
-
-def _common_kind(tables: list[_CsvRows]) -> Literal["points", "admin"]:
-    """The kind of all files.
-
-    Args:
-        tables: the cleaned tables
-
-    Returns:
-        ``"points"`` or ``"admin"``.
-
-    Raises:
-        ValueError: If files of both kinds are mixed.
-    """
-    kinds = {t.kind for t in tables}
-    if len(kinds) > 1:
-        listing = ", ".join(f"{t.path} ({t.kind})" for t in tables)
-        raise ValueError(
-            "GEM exposure files mix point assets and admin aggregates: " + listing
-        )
-    return tables[0].kind
-
-
-def _rows_with_unit(
-    rows: pd.DataFrame, tables: list[_CsvRows], unit: str | None
-) -> pd.DataFrame:
-    """Rows of admin-level files that name their admin unit.
-
-    The others are counted in the ``skipped`` table of their file as
-    ``missing_admin_unit``.
-
-    Args:
-        rows: canonical rows of all *tables*
-        tables: the cleaned admin-level tables
-        unit: their common admin-unit column
-
-    Returns:
-        The rows with a unit, reindexed from 0.
-
-    Raises:
-        ValueError: If the files have no common unit column or no row has one.
-    """
-    if unit is None:
-        listing = ", ".join(t.path for t in tables)
-        raise ValueError(
-            "GEM admin-level files must all have ID_1 or all have NAME_1: " + listing
-        )
-    present = (rows[unit].notna() & (rows[unit] != "")).to_numpy()
-    for table in tables:
-        lines = table.frame[unit]
-        n = int((lines.isna() | (lines == "")).sum())
-        if n:
-            table.skipped["missing_admin_unit"] = n
-    rows = rows[present].reset_index(drop=True)
-    if rows.empty:
-        raise ValueError(f"no GEM exposure row has an admin unit {unit}")
-    return rows
-
-
-def _read_exposure(
-    paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
-    stacklevel: int = 2,
-) -> _ExposureRows:
-    """Read, clean and concatenate GEM exposure files.
-
-    Per file, a :class:`UserWarning` summarises skipped rows and filled cells.
-
-    Args:
-        paths: CSV file(s) or directories of ``*.csv`` files
-        stacklevel: stack level of the warnings, as seen from the caller
-            (2: the line calling this function)
-
-    Returns:
-        The rows and the bookkeeping of their cleaning.
-
-    Raises:
-        FileNotFoundError: If a file or directory does not exist.
-        ValueError: If a file is invalid (see
-            :class:`~torchgeo_quake.datasets.gem.GEMExposure`) or files of both
-            kinds are mixed.
-    """
-    tables = _read_all(_expand(paths), stacklevel=stacklevel + 1)
-    kind = _common_kind(tables)
-    taxonomies: dict[str, GEMTaxonomy] = {}
-    for table in tables:
-        taxonomies |= table.parse_taxonomies()
-    rows = pd.concat([t.frame for t in tables], ignore_index=True)
-    unit = _admin_key(tables)
-    if kind == "admin":
-        rows = _rows_with_unit(rows, tables, unit)
-    skipped: dict[str, int] = {}
-    nan_filled: dict[str, int] = {}
-    for table in tables:
-        for key, n in table.skipped.items():
-            skipped[key] = skipped.get(key, 0) + n
-        for key, n in table.nan_filled.items():
-            nan_filled[key] = nan_filled.get(key, 0) + n
-        if table.skipped or table.nan_filled:
-            warnings.warn(
-                f"GEM exposure file {table.path!r}: skipped rows "
-                f"{table.skipped}, NaN cells filled {table.nan_filled}",
-                UserWarning,
-                stacklevel=stacklevel,
-            )
-    return _ExposureRows(
-        [t.path for t in tables], kind, rows, taxonomies, unit, skipped, nan_filled
-    )

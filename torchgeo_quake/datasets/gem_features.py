@@ -69,8 +69,10 @@ __all__ = [
     "CODE_LEVEL_YEAR",
     "DEFAULT_STOREYS",
     "DEFAULT_YEAR",
+    "FEATURE_COLUMNS",
     "GEM_FEATURE_DESCRIPTIONS",
     "GEM_FEATURE_NAMES",
+    "features_without",
 ]
 
 _OCCUPANCIES = ("res", "com", "ind")
@@ -122,6 +124,50 @@ GEM_FEATURE_DESCRIPTIONS: dict[str, str] = {
     "frac_com": "fraction of buildings with commercial/public occupancy",
     "frac_ind": "fraction of buildings with industrial/agricultural occupancy",
 }
+
+#: Canonical CSV columns (:data:`~.gem_csv.COLUMN_ALIASES`) the feature vector
+#: is computed from: a model that uses the GEM vector needs all of them.
+FEATURE_COLUMNS: tuple[str, ...] = (
+    "taxonomy",
+    "number",
+    "structural",
+    "nonstructural",
+    "day",
+    "night",
+)
+
+#: Features computed from each optional value column (the replacement cost also
+#: from ``structural`` and ``nonstructural`` when there is no ``total``).
+_FEATURES_OF_COLUMN: dict[str, str] = {
+    "structural": "log_structural_cost_per_building",
+    "nonstructural": "log_nonstructural_cost_per_building",
+    "day": "occupants_day_per_building",
+    "night": "occupants_night_per_building",
+}
+
+
+def features_without(absent: tuple[str, ...] | list[str]) -> dict[str, str]:
+    """Features that cannot be computed without some CSV columns.
+
+    Args:
+        absent: canonical columns missing from the files (e.g. ``["day"]``)
+
+    Returns:
+        Feature name -> the missing column(s) it needs, in
+        :data:`GEM_FEATURE_NAMES` order.
+
+    .. versionadded:: 0.2
+    """
+    missing: dict[str, str] = {}
+    for column in absent:
+        feature = _FEATURES_OF_COLUMN.get(column)
+        if feature is not None:
+            missing[feature] = column
+    costs = [c for c in ("structural", "nonstructural") if c in absent]
+    if costs and "total" in absent:
+        missing["log_replacement_cost_per_building"] = " and ".join(["total", *costs])
+    return {name: missing[name] for name in GEM_FEATURE_NAMES if name in missing}
+
 
 #: Construction-year proxy of each code level (midpoints of the Turkish seismic
 #: code eras: before 1975, 1975-1997, 1998-2007, 2008-2018).

@@ -36,6 +36,7 @@ __all__ = [
     "DEFAULT_GRADE_MAP",
     "EMS_FIELD",
     "EMS_GRADES",
+    "HOTOSM_FIELDS",
     "DamageJoin",
     "detect_schema",
     "join_damage",
@@ -69,6 +70,10 @@ DEFAULT_GRADE_MAP: Mapping[str, int] = MappingProxyType(
         "Destroyed": 1,
     }
 )
+
+#: Columns that mark a layer as HOTOSM's "destroyed buildings" export (with
+#: ``strict`` schema detection, see :func:`detect_schema`).
+HOTOSM_FIELDS: tuple[str, ...] = ("destroyed_building", "destroyed:building")
 
 #: Grade recorded for a feature of a HOTOSM-like layer (every feature is damaged).
 LISTED = "listed as damaged"
@@ -165,7 +170,10 @@ def check_options(
 
 
 def detect_schema(
-    frame: pd.DataFrame, path: str | os.PathLike[str], schema: str = "auto"
+    frame: pd.DataFrame,
+    path: str | os.PathLike[str],
+    schema: str = "auto",
+    strict: bool = False,
 ) -> Literal["hotosm", "ems"]:
     """Schema of a damage reference.
 
@@ -175,13 +183,18 @@ def detect_schema(
         schema: ``"auto"`` (a layer with a ``damage_gra`` column is a Copernicus
             EMS grading product, any other layer is HOTOSM-like: every feature
             is damaged), or ``"hotosm"`` / ``"ems"`` to force one
+        strict: with ``"auto"``, take a layer for HOTOSM-like only if it has
+            one of :data:`HOTOSM_FIELDS` (HOTOSM's ``destroyed:building``
+            tag), and refuse a layer of neither schema
 
     Returns:
         ``"hotosm"`` or ``"ems"``.
 
     Raises:
-        ValueError: If *schema* is unknown, or ``"ems"`` and the layer has no
-            ``damage_gra`` column.
+        ValueError: If *schema* is unknown, ``"ems"`` and the layer has no
+            ``damage_gra`` column, or *strict* and the layer is of neither
+            schema (the message names the file, its columns and the schemas
+            accepted).
 
     .. versionadded:: 0.2
     """
@@ -189,6 +202,19 @@ def detect_schema(
     if schema == "hotosm":
         return "hotosm"
     has_grades = EMS_FIELD in frame.columns
+    listed = any(name in frame.columns for name in HOTOSM_FIELDS)
+    if strict and schema == "auto" and not (has_grades or listed):
+        columns = ", ".join(str(c) for c in frame.columns if str(c) != "geometry")
+        raise ValueError(
+            f"damage reference {str(path)!r} is in an unknown schema (columns: "
+            f"{columns or 'none'}). Accepted: a Copernicus EMS grading product "
+            f"(points or polygons with a {EMS_FIELD!r} column graded "
+            f"{', '.join(map(repr, EMS_GRADES))}) or HOTOSM's destroyed "
+            f"buildings export (a {HOTOSM_FIELDS[0]!r} or {HOTOSM_FIELDS[1]!r} "
+            "column; every feature a damaged building). Force the schema "
+            "('hotosm': every feature marks a damaged building) if the layer "
+            "is one of these under other column names."
+        )
     if schema == "ems" and not has_grades:
         columns = ", ".join(map(str, frame.columns)) or "none"
         raise ValueError(
@@ -204,6 +230,7 @@ def read_damage_reference(
     path: str | os.PathLike[str],
     schema: DamageSchema = "auto",
     grade_map: Mapping[str, int] | None = None,
+    strict: bool = False,
 ) -> tuple[gpd.GeoDataFrame, Literal["hotosm", "ems"]]:
     """Read a damage reference and give each feature its grade and label.
 
@@ -213,6 +240,7 @@ def read_damage_reference(
         schema: ``"auto"``, ``"hotosm"`` or ``"ems"`` (see :func:`detect_schema`)
         grade_map: EMS grade -> label (1 damaged, 0 intact, -1 excluded);
             None for :data:`DEFAULT_GRADE_MAP`
+        strict: refuse a layer of neither schema (see :func:`detect_schema`)
 
     Returns:
         The features with two added columns, ``damage_grade`` (the EMS grade,
@@ -222,7 +250,8 @@ def read_damage_reference(
     Raises:
         FileNotFoundError: If *path* does not exist.
         ValueError: If the file cannot be read, the schema is forced and does
-            not match, or an EMS grade is not in the mapping.
+            not match (or, *strict*, the layer is of neither schema), or an EMS
+            grade is not in the mapping.
 
     .. versionadded:: 0.2
     """
@@ -230,7 +259,7 @@ def read_damage_reference(
 
     table = _grade_table(grade_map)
     frame = read_vector(path)
-    kind = detect_schema(frame, path, schema)
+    kind = detect_schema(frame, path, schema, strict)
     frame = frame.copy()
     if kind == "ems":
         labels, grades = _grade_features(frame[EMS_FIELD], table, str(path), EMS_FIELD)
@@ -347,6 +376,7 @@ def join_damage(
     ungraded: Ungraded = "intact",
     context: str = "join_damage",
     stacklevel: int = 2,
+    strict: bool = False,
 ) -> DamageJoin:
     """Label footprints from damage reference layers.
 
@@ -387,6 +417,8 @@ def join_damage(
             feature matches when a reference is graded
         context: prefix of warnings (e.g. the calling class)
         stacklevel: stack level of warnings, as in :func:`warnings.warn`
+        strict: refuse a reference of neither schema instead of taking it
+            for HOTOSM-like (see :func:`detect_schema`)
 
     Returns:
         Labels, grades and counts.
@@ -394,8 +426,9 @@ def join_damage(
     Raises:
         FileNotFoundError: If a reference does not exist.
         ValueError: If a reference cannot be read, its schema is forced and does
-            not match, a grade is not in the mapping, an option is invalid, or
-            ``ungraded="exclude"`` is used without a graded reference.
+            not match (or, *strict*, is of neither schema), a grade is not in
+            the mapping, an option is invalid, or ``ungraded="exclude"`` is
+            used without a graded reference.
 
     .. versionadded:: 0.2
     """
@@ -413,7 +446,7 @@ def join_damage(
         labels=np.zeros(n, dtype=np.int64), grades=np.full(n, "", dtype=object)
     )
     for path in paths:
-        ref, kind = read_damage_reference(path, schema, grade_map)
+        ref, kind = read_damage_reference(path, schema, grade_map, strict)
         result.schemas[path] = kind
         if ref.empty:
             result.empty.append(path)

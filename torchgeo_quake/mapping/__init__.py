@@ -18,48 +18,70 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .damage_map import OUTPUT_FILES, DamageMap, spatial_order
     from .html import HTMLMapWriter, write_html_map
+    from .intervals import Interval, count_interval, sum_interval
     from .model import LoadedModel, fold_batch_norms, load_damage_model, select_model
     from .overview import plot_overview
-    from .predict import OUTPUT_FILES, DamageMap, map_damage, run_map, spatial_order
+    from .predict import map_damage, run_map
+    from .recalibration import (
+        CalibrationLabels,
+        Recalibration,
+        read_calibration_labels,
+        recalibrate,
+    )
     from .rings import RingCollector, Rings
     from .settings import MapSettings
+    from .shift import measure_shift, radiometric_adaptation
     from .summary import EXPOSURE_COLUMNS, admin_units, grid_cells, summarise
     from .writers import GeoJSONWriter, GeoPackageWriter, layer_geometry_type
 
 __all__ = [
     "EXPOSURE_COLUMNS",
     "OUTPUT_FILES",
+    "CalibrationLabels",
     "DamageMap",
     "GeoJSONWriter",
     "GeoPackageWriter",
     "HTMLMapWriter",
+    "Interval",
     "LoadedModel",
     "MapSettings",
+    "Recalibration",
     "RingCollector",
     "Rings",
     "admin_units",
+    "count_interval",
     "fold_batch_norms",
     "grid_cells",
     "layer_geometry_type",
     "load_damage_model",
     "map_damage",
+    "measure_shift",
     "plot_overview",
+    "radiometric_adaptation",
+    "read_calibration_labels",
+    "recalibrate",
     "run_map",
     "select_model",
     "spatial_order",
+    "sum_interval",
     "summarise",
     "write_html_map",
 ]
 
 #: Modules holding the names of ``__all__``.
 _MODULES: tuple[str, ...] = (
+    "damage_map",
     "html",
+    "intervals",
     "model",
     "overview",
     "predict",
+    "recalibration",
     "rings",
     "settings",
+    "shift",
     "summary",
     "writers",
 )

@@ -72,6 +72,7 @@ def about(
             "fallback": used_fallback,
             "threshold": model.threshold,
             "threshold_from_validation": model.threshold_from_validation,
+            "calibrated": model.calibrated,
             "radiometry": spec["radiometry"],
             "sar_pixel_size_m": spec["sar_res"],
             "patch_size": int(spec["patch_size"]),

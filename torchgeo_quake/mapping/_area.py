@@ -4,7 +4,7 @@ The footprints are located on the SAR image's grid (and refused when they miss
 it, :func:`read_inputs`); the units of the per-unit totals (admin units, or a
 grid laid out in metres) and the GEM exposure are read before the prediction,
 so that a wrong file stops the run early (:func:`read_units`,
-:func:`read_exposure`). The data layer is the one of training
+``_exposure.read_exposure``). The data layer is the one of training
 (:func:`torchgeo_quake.datasets.build_area`: one window per building), and
 every input feature gets a status: scored, or skipped with the reason
 (:func:`select_buildings`). Private helpers of
@@ -326,35 +326,6 @@ def read_units(
         "label": "lower-left corner of the cell, '<x>_<y>'",
     }
     return Units(labels, table, info)
-
-
-def read_exposure(path: Path | None) -> GEMExposure | None:
-    """Read GEM point assets.
-
-    Args:
-        path: GEM exposure CSV, or None
-
-    Returns:
-        The exposure, or None without a file.
-
-    Raises:
-        ValueError: If the file is not GEM point assets.
-    """
-    from ..datasets import GEMExposure
-
-    if path is None:
-        return None
-    try:
-        gem = GEMExposure(path)
-    except ValueError as err:
-        raise ValueError(f"exposure file {str(path)!r}: {err}") from err
-    if gem.kind != "points":
-        raise ValueError(
-            f"exposure file {str(path)!r} holds admin-level aggregates "
-            "without coordinates; mapping needs GEM point assets (OpenQuake "
-            "exposure CSV with lon and lat)."
-        )
-    return gem
 
 
 # ------------------------------------------------------ buildings to score

@@ -14,6 +14,11 @@ from __future__ import annotations
 
 import html
 
+import numpy as np
+import numpy.typing as npt
+
+from ._html_notes import NOTES_STYLE
+
 _STYLE = """
 html, body { margin: 0; height: 100%; overflow: hidden;
   font: 13px/1.35 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; }
@@ -103,6 +108,7 @@ _SCRIPT = r"""
   var W = 0, H = 0, dpr = 1;
   var mode = "all";
   var showSkipped = true;
+  var auditOnly = false;
   var selected = -1;
   var pending = false;
 
@@ -126,6 +132,7 @@ _SCRIPT = r"""
   function wx(px) { return view.cx + (px - W / 2) * view.res; }
   function wy(py) { return view.cy - (py - H / 2) * view.res; }
   function visible(i) {
+    if (auditOnly && !(D.au && D.au[i] > 0)) return false;
     var p = D.p[i];
     if (p < 0) return showSkipped && mode !== "damaged";
     if (mode === "skipped") return false;
@@ -211,6 +218,7 @@ _SCRIPT = r"""
     ctx.lineWidth = 1;
     ctx.strokeStyle = "#3b0000";
     ctx.stroke(outline);
+    if (D.au) drawAudit(x0v, x1v, y0v, y1v);
     if (selected >= 0) {
       var sel = new Path2D();
       traceBuilding(sel, selected);
@@ -219,6 +227,21 @@ _SCRIPT = r"""
       ctx.stroke(sel);
     }
     drawScale();
+  }
+
+  // Reference audit: likely omissions (magenta) and commissions (cyan).
+  function drawAudit(x0v, x1v, y0v, y1v) {
+    var paths = [null, new Path2D(), new Path2D()];
+    for (var i = 0; i < n; i++) {
+      if (!D.au[i] || bb[4 * i + 2] < x0v || bb[4 * i] > x1v ||
+          bb[4 * i + 3] < y0v || bb[4 * i + 1] > y1v || !visible(i)) continue;
+      traceBuilding(paths[D.au[i]], i);
+    }
+    ctx.lineWidth = 2;
+    ctx.strokeStyle = "#d500f9";
+    ctx.stroke(paths[1]);
+    ctx.strokeStyle = "#00acc1";
+    ctx.stroke(paths[2]);
   }
 
   function drawScale() {
@@ -281,6 +304,10 @@ _SCRIPT = r"""
     } else {
       s += "damage probability " + (p / 1000).toFixed(3) + "<br>";
       s += p >= thr ? "<b class='dmg'>predicted damaged</b>" : "predicted intact";
+    }
+    if (D.au && D.au[i] > 0) {
+      s += "<br>reference: " + (D.au[i] === 1 ?
+        "intact: likely omission" : "damaged: likely commission");
     }
     return s;
   }
@@ -352,6 +379,10 @@ _SCRIPT = r"""
   document.getElementById("skipped").onchange = function () {
     showSkipped = this.checked; schedule();
   };
+  var auditBox = document.getElementById("auditonly");
+  if (auditBox) auditBox.onchange = function () {
+    auditOnly = this.checked; selected = -1; schedule();
+  };
   // Legend: the colour ramp with the threshold.
   var legend = document.getElementById("legend");
   var lctx = legend.getContext("2d");
@@ -370,11 +401,52 @@ _SCRIPT = r"""
 """
 
 
+def audit_codes(audit: npt.NDArray[np.object_]) -> npt.NDArray[np.int64]:
+    """The reference audit of every building as codes of the page's data.
+
+    Args:
+        audit: ``"likely omission"``, ``"likely commission"`` or None per
+            building (:func:`~torchgeo_quake.mapping.audit.audit_kinds`)
+
+    Returns:
+        1 for a likely omission, 2 for a likely commission, else 0 (``au``).
+    """
+    from .audit import COMMISSION, OMISSION
+
+    kinds = np.asarray(audit, dtype=object)
+    codes = np.zeros(len(kinds), dtype=np.int64)
+    codes[kinds == OMISSION] = 1
+    codes[kinds == COMMISSION] = 2
+    return codes
+
+
+def audit_toggle(codes: npt.NDArray[np.int64]) -> str:
+    """The panel's toggle of the reference audit.
+
+    Args:
+        codes: :func:`audit_codes` of every building
+
+    Returns:
+        HTML: a check box showing only the buildings where the map and the
+        reference disagree, outlined magenta (likely omissions of the
+        reference) or cyan (likely commissions), with their numbers.
+    """
+    omissions, commissions = int((codes == 1).sum()), int((codes == 2).sum())
+    return (
+        '<label><input type="checkbox" id="auditonly"> reference audit only: '
+        f'<span style="color:#d500f9">{omissions} likely omissions</span> and '
+        f'<span style="color:#00acc1">{commissions} likely commissions</span> '
+        "(audit.csv)</label>"
+    )
+
+
 #: Where the page template receives the map's data.
 DATA_SLOT = "@@DATA@@"
 
 
-def page(title: str, subtitle: str, threshold: float, attr: str) -> str:
+def page(
+    title: str, subtitle: str, threshold: float, attr: str, notes: str = ""
+) -> str:
     """The HTML page around the data.
 
     Args:
@@ -382,6 +454,8 @@ def page(title: str, subtitle: str, threshold: float, attr: str) -> str:
         subtitle: line under the title
         threshold: decision threshold
         attr: escaped attribution text (may be empty)
+        notes: HTML block under the subtitle (escaped; may be empty), see
+            :func:`~torchgeo_quake.mapping._html_notes.notes_html`
 
     Returns:
         The page, with :data:`DATA_SLOT` where the data object goes.
@@ -392,13 +466,14 @@ def page(title: str, subtitle: str, threshold: float, attr: str) -> str:
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{html.escape(title)}</title>
-<style>{_STYLE}</style>
+<style>{_STYLE}{NOTES_STYLE}</style>
 </head>
 <body>
 <canvas id="map"></canvas>
 <div id="panel" class="box">
   <h1>{html.escape(title)}</h1>
   <div class="sub">{html.escape(subtitle)}</div>
+  {notes}
   <div>damage probability (black mark: threshold {threshold:.3f})</div>
   <canvas id="legend"></canvas>
   <div class="ticks"><span>0</span><span>0.5</span><span>1</span></div>

@@ -38,6 +38,7 @@ INPUT_FIELDS: tuple[str, ...] = (
     "exposure",
     "fallback_checkpoint",
     "units",
+    "reference",
 )
 
 
@@ -199,6 +200,8 @@ class InputFiles:
     exposure: Path | None
     #: Admin units, or None (a grid).
     units: Path | None
+    #: Reference damage map to audit, or None.
+    reference: Path | None = None
 
     @property
     def available(self) -> set[str]:
@@ -226,16 +229,22 @@ def check_files(settings: MapSettings) -> InputFiles:
 
     Raises:
         FileNotFoundError: If one does not exist.
-        ValueError: If one is a folder.
+        ValueError: If one is a folder, or the reference damage map is of an
+            unknown schema.
     """
     sar = require_file(settings.sar, "SAR image", "--sar")
     footprints = require_file(settings.footprints, "footprint file", "--footprints")
     dsm = require_file(settings.dsm, "DSM", "--dsm")
     exposure = require_file(settings.exposure, "exposure file", "--exposure")
     units = require_file(settings.units, "admin units file", "--units")
+    reference = require_file(settings.reference, "reference file", "--reference")
+    if reference is not None:
+        from .audit import check_reference_schema
+
+        check_reference_schema(reference, settings.reference_schema)
     assert sar is not None
     assert footprints is not None
-    return InputFiles(sar, footprints, dsm, exposure, units)
+    return InputFiles(sar, footprints, dsm, exposure, units, reference=reference)
 
 
 def model_inputs(model: LoadedModel, radiometry: str | None) -> dict[str, Any]:

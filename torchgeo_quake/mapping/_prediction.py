@@ -115,6 +115,7 @@ class _Patches(Dataset[dict[str, Tensor]]):
         windows: npt.NDArray[np.float64],
         res: tuple[float, float],
         keys: Sequence[str],
+        sar_affine: tuple[float, float] | None = None,
     ) -> None:
         """Initialize a new _Patches instance.
 
@@ -124,11 +125,14 @@ class _Patches(Dataset[dict[str, Tensor]]):
                 prediction order, shape (N, 4)
             res: (xres, yres) of the queries
             keys: sample keys the model needs
+            sar_affine: ``(scale, offset)`` applied to the SAR values
+                (``--adapt-radiometry``), or None
         """
         self.dataset = dataset
         self.windows = np.ascontiguousarray(windows, dtype=np.float64)
         self.res = (float(res[0]), float(res[1]))
         self.keys = tuple(keys)
+        self.sar_affine = sar_affine
 
     def __len__(self) -> int:
         """Number of buildings.
@@ -156,6 +160,9 @@ class _Patches(Dataset[dict[str, Tensor]]):
         )
         sample = self.dataset[query]
         out = {key: sample[key] for key in self.keys}
+        if self.sar_affine is not None and "sar" in out:
+            scale, offset = self.sar_affine
+            out["sar"] = out["sar"] * scale + offset
         out["index"] = torch.tensor(index, dtype=torch.long)
         mask = sample.get("footprint")
         empty = mask is not None and not bool(mask.any())
@@ -245,6 +252,7 @@ def predict_windows(
     num_workers: int,
     progress: bool,
     root: Path,
+    sar_affine: tuple[float, float] | None = None,
 ) -> tuple[npt.NDArray[np.float32], dict[str, Any]] | None:
     """The damage probability of every building window.
 
@@ -262,6 +270,8 @@ def predict_windows(
         num_workers: data-loader worker processes
         progress: show Lightning's progress bar
         root: Lightning's ``default_root_dir`` (nothing is written there)
+        sar_affine: ``(scale, offset)`` applied to the SAR values
+            (``--adapt-radiometry``), or None
 
     Returns:
         The probabilities, in window order (NaN for buildings whose footprint
@@ -277,7 +287,7 @@ def predict_windows(
             return None
         return np.zeros(0, dtype=np.float32), {"accelerator": None, "processes": 1}
     fold_batch_norms(model.task)
-    patches = _Patches(dataset, windows, res, list(model.modalities))
+    patches = _Patches(dataset, windows, res, list(model.modalities), sar_affine)
     collector = _Collector(len(windows))
     with quiet_lightning(_PREDICT_NOISE):
         trainer = Trainer(

@@ -470,10 +470,12 @@ def install(staging: Path, out: Path, files: Sequence[str]) -> None:
     two renames leaves the backup, which the next run puts back
     (:func:`clean_stale`). Where the output folder cannot be renamed (a mount
     point) or holds the working folder of this process, the result files are
-    moved one by one, with a rollback.
+    moved one by one, with a rollback. Result files of *files* that *staging*
+    lacks (optional results, such as an audit, of an earlier run) are removed
+    from *out*, not kept.
 
     Args:
-        staging: folder holding every file of *files*
+        staging: folder holding the result files
         out: output folder
         files: names of the result files
 
@@ -547,8 +549,9 @@ def _install_files(staging: Path, out: Path, files: Sequence[str]) -> None:
                 _replace(out / file, backup / file)
                 old.append(file)
         for file in files:
-            _replace(staging / file, out / file)
-            new.append(file)
+            if (staging / file).exists():  # optional results (an audit)
+                _replace(staging / file, out / file)
+                new.append(file)
     except BaseException:
         for file in new:
             with contextlib.suppress(OSError):

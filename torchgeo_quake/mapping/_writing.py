@@ -17,7 +17,7 @@ import datetime
 import gc
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,17 @@ from pyproj import CRS
 from .. import __version__
 from ..utils import atomic_write_text
 from ._area import Footprints, Units
+from ._crs import to_crs_xy
+from ._html_notes import notes_html, overview_lines
+from .audit import (
+    AUDIT_COLUMNS,
+    ReferenceLabels,
+    agreement,
+    audit_kinds,
+    audit_table,
+    building_columns,
+    write_audit,
+)
 from .html import HTMLMapWriter
 from .rings import RingCollector
 from .summary import EXPOSURE_COLUMNS, summarise
@@ -48,6 +59,7 @@ OUTPUT_COLUMNS: tuple[str, ...] = (
     "damaged",
     "unit",
     *EXPOSURE_COLUMNS,
+    *AUDIT_COLUMNS,
     "geometry",
 )
 
@@ -68,6 +80,24 @@ class Results:
     units: Units
     #: :data:`~torchgeo_quake.mapping.summary.EXPOSURE_COLUMNS`, or None.
     exposure: dict[str, npt.NDArray[np.float64]] | None
+    #: Exposure figures the exposure file cannot give: column -> why.
+    exposure_missing: dict[str, str] = field(default_factory=dict)
+    #: The reference's label of every feature (``--reference``), or None.
+    reference: ReferenceLabels | None = None
+    #: Probabilities under bootstrap replicates of a few-label recalibration,
+    #: (replicates, features), or None.
+    replicates: npt.NDArray[np.float32] | None = None
+
+    def audit(self) -> npt.NDArray[np.object_] | None:
+        """Where the map and the reference disagree.
+
+        Returns:
+            :func:`~torchgeo_quake.mapping.audit.audit_kinds` of every
+            feature, or None without a reference.
+        """
+        if self.reference is None:
+            return None
+        return audit_kinds(self.probs, self.damaged, self.reference.labels)
 
 
 def _reproject(
@@ -147,6 +177,8 @@ def _tile_frame(
     if results.exposure is not None:
         for column in EXPOSURE_COLUMNS:
             columns[column] = np.round(results.exposure[column][rows], 3)
+    if results.reference is not None:
+        columns |= building_columns(results.reference, results.audit(), rows)
     assert set(columns) - {id_field} <= set(OUTPUT_COLUMNS), "OUTPUT_COLUMNS"
     return gpd.GeoDataFrame(columns, geometry=geoms, crs=crs)
 
@@ -232,6 +264,14 @@ def _summary(
         units.labels,
         results.exposure,
         units.table,
+        missing=results.exposure_missing,
+        probs=results.probs,
+        replicates=results.replicates,
+    )
+    reference = (
+        {}
+        if results.reference is None
+        else {"reference": agreement(results.reference, results.probs, results.damaged)}
     )
     return {
         "generator": f"torchgeo_quake {__version__}",
@@ -239,6 +279,8 @@ def _summary(
         "city": name,
         "counts": totals["counts"],
         "exposure": totals["exposure"],
+        "interval": totals.get("interval"),
+        **reference,
         **about,
         "units": {**units.info, "table": totals["units"]},
         "prediction": prediction,
@@ -284,6 +326,9 @@ def write_map(
     from .overview import plot_overview, save_overview
 
     id_values = _id_values(footprints.frame, id_field)
+    kinds = results.audit()
+    if kinds is not None:
+        _write_audit(staging, footprints, results, kinds, id_values, id_field)
     html_map = HTMLMapWriter(staging / "map.html")
     try:
         overview_rings = _write_tiles(
@@ -312,7 +357,7 @@ def write_map(
             overview_rings.rings(),
             results.probs,
             results.threshold,
-            title=f"{title}\n{subtitle}",
+            title="\n".join([title, subtitle, *overview_lines(summary)]),
             units="m",
         )
         del overview_rings
@@ -328,10 +373,47 @@ def write_map(
             id_field=id_field,
             basemap=basemap,
             attribution=basemap_attribution,
+            audit=kinds,
+            notes=notes_html(summary),
         )
     finally:
         html_map.abort()
     return summary
+
+
+def _write_audit(
+    staging: Path,
+    footprints: Footprints,
+    results: Results,
+    kinds: npt.NDArray[np.object_],
+    id_values: Any,
+    id_field: str,
+) -> None:
+    """Write ``audit.csv`` and ``audit.gpkg`` (before the geometries go).
+
+    Args:
+        staging: folder receiving the outputs
+        footprints: the footprints, with their geometries
+        results: what the map says of every feature, with a reference
+        kinds: :func:`~torchgeo_quake.mapping.audit.audit_kinds`
+        id_values: nullable ids of all features
+        id_field: building id column
+    """
+    assert results.reference is not None
+    lon, lat = to_crs_xy(
+        footprints.cx, footprints.cy, footprints.work_crs, CRS.from_epsg(4326)
+    )
+    table = audit_table(
+        kinds,
+        results.probs,
+        ids=id_values,
+        grades=results.reference.grades,
+        units=results.units.labels,
+        lon=lon,
+        lat=lat,
+        id_field=id_field,
+    )
+    write_audit(staging, table, footprints.geoms, footprints.crs)
 
 
 def write_summary(

@@ -32,7 +32,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from ._html_page import DATA_SLOT, page
+from ._html_page import DATA_SLOT, audit_codes, audit_toggle, page
 from .overview import COLORMAP, SKIPPED_COLOR
 from .rings import Rings, _exterior_rings
 
@@ -169,6 +169,8 @@ class HTMLMapWriter:
         basemap: str | None = None,
         attribution: str | None = None,
         max_zoom: int = 19,
+        notes: str = "",
+        audit: npt.NDArray[np.object_] | None = None,
     ) -> None:
         """Write the page and remove the temporary files.
 
@@ -184,10 +186,19 @@ class HTMLMapWriter:
                 ``{y}``; None fetches nothing
             attribution: text shown for the basemap (e.g. its copyright)
             max_zoom: highest zoom level requested from the basemap
+            notes: HTML block shown under the subtitle (escaped by the caller):
+                the expected count, the calibration and the input shift
+            audit: reference audit of every building (``"likely omission"``,
+                ``"likely commission"`` or None; see
+                :mod:`~torchgeo_quake.mapping.audit`): outlined, with a toggle
+                showing only them; None for a map without a reference
 
         Raises:
             ValueError: If *basemap* lacks a placeholder, or the arrays differ
                 in length.
+
+        .. versionchanged:: 0.2
+           *notes*, *audit*.
         """
         if basemap is not None and not all(k in basemap for k in ("{z}", "{x}", "{y}")):
             self.abort()
@@ -212,6 +223,8 @@ class HTMLMapWriter:
                 basemap=basemap,
                 attribution=attribution,
                 max_zoom=max_zoom,
+                notes=notes,
+                audit=audit,
             )
         finally:
             self.abort()
@@ -238,6 +251,8 @@ class HTMLMapWriter:
         basemap: str | None,
         attribution: str | None,
         max_zoom: int,
+        notes: str = "",
+        audit: npt.NDArray[np.object_] | None = None,
     ) -> None:
         """Write the HTML file.
 
@@ -252,6 +267,8 @@ class HTMLMapWriter:
             basemap: XYZ tile URL template or None
             attribution: basemap attribution
             max_zoom: highest basemap zoom level
+            notes: HTML block under the subtitle
+            audit: reference audit of every building, or None
 
         Raises:
             ValueError: If the arrays differ in length.
@@ -291,7 +308,9 @@ class HTMLMapWriter:
         attr = html.escape(attribution) if attribution else ""
         if basemap and not attr:
             attr = "basemap: " + html.escape(basemap.split("/{z}")[0])
-        before, after = page(title, subtitle, threshold, attr).split(DATA_SLOT)
+        codes = None if audit is None else audit_codes(audit)
+        notes += "" if codes is None else audit_toggle(codes)
+        before, after = page(title, subtitle, threshold, attr, notes).split(DATA_SLOT)
         missing = np.asarray(id_array.isna())
         values = np.asarray(id_array.fillna(0), dtype=np.int64)
         with open(self.path, "w", encoding="utf-8") as f:
@@ -318,6 +337,9 @@ class HTMLMapWriter:
                 f.write(("," if start else "") + ",".join(part))
             f.write('],"rs":[')
             _write_ints(f, reason_codes, True)
+            if codes is not None:
+                f.write('],"au":[')
+                _write_ints(f, codes, True)
             f.write("]}")
             f.write(after)
 

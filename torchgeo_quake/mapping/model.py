@@ -2,11 +2,12 @@
 
 A checkpoint of :class:`~torchgeo_quake.trainers.DamageDetectionTask` carries
 everything a map needs: the weights, the input modalities, the normalisation
-statistics of the training split and the decision threshold chosen on the
-validation split. :func:`load_damage_model` checks that a file is such a
-checkpoint before building the model, so a wrong file gives a clear message
-instead of a stack trace; :func:`select_model` picks the model that can run on
-the inputs at hand.
+statistics of the training split, the calibration of its probabilities (Platt
+scaling, :mod:`~torchgeo_quake.trainers.calibration`) and the decision
+threshold, both chosen on the validation split. :func:`load_damage_model`
+checks that a file is such a checkpoint before building the model, so a wrong
+file gives a clear message instead of a stack trace; :func:`select_model`
+picks the model that can run on the inputs at hand.
 
 .. versionadded:: 0.1
 """
@@ -55,6 +56,8 @@ class LoadedModel:
     """A damage model ready for prediction, with what the map reports about it.
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.2
+       :attr:`calibrated`, :attr:`calibration_scale`, :attr:`calibration_bias`.
     """
 
     #: The task, in evaluation mode, on the CPU.
@@ -72,6 +75,15 @@ class LoadedModel:
     #: ``patch_size`` (pixels); None for checkpoints written before it was
     #: recorded.
     input_spec: dict[str, Any] | None = None
+    #: Whether the checkpoint holds a probability calibration fitted on
+    #: validation data; the task's probabilities (and the map's) are then
+    #: ``sigmoid(calibration_scale * logit + calibration_bias)``, else plain
+    #: sigmoids of the logits (checkpoints written before 0.2).
+    calibrated: bool = False
+    #: Platt scale of the probabilities (1 when uncalibrated).
+    calibration_scale: float = 1.0
+    #: Platt bias of the probabilities (0 when uncalibrated).
+    calibration_bias: float = 0.0
 
 
 def _input_spec(path: Path, spec: Any) -> dict[str, Any] | None:
@@ -114,6 +126,9 @@ def load_damage_model(path: str | os.PathLike[str]) -> LoadedModel:
     and the threshold. Its input specification (:data:`INPUT_SPEC_KEY`: SAR
     radiometry, pixel size and patch size of the training data) is checked too
     and returned as :attr:`LoadedModel.input_spec` (None for older checkpoints).
+    The model's probabilities are calibrated when the checkpoint holds a
+    calibration (:attr:`LoadedModel.calibrated`); checkpoints written before
+    0.2 load uncalibrated, with a warning.
 
     Args:
         path: ``.ckpt`` file
@@ -128,6 +143,8 @@ def load_damage_model(path: str | os.PathLike[str]) -> LoadedModel:
             its input specification is malformed.
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.2
+       Returns the checkpoint's calibration.
     """
     from ..datasets import GEM_FEATURE_NAMES
 
@@ -171,6 +188,9 @@ def load_damage_model(path: str | os.PathLike[str]) -> LoadedModel:
         threshold=float(task.threshold),
         threshold_from_validation=bool(task.threshold_set),
         input_spec=input_spec,
+        calibrated=task.calibrated,
+        calibration_scale=task.calibration[0],
+        calibration_bias=task.calibration[1],
     )
 
 

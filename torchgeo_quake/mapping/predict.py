@@ -51,11 +51,10 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -68,11 +67,11 @@ from ._area import (
     SUB_PIXEL,
     Area,
     Units,
-    read_exposure,
     read_inputs,
     read_units,
     select_buildings,
 )
+from ._exposure import missing_figures, read_exposure
 from ._inputs import (
     InputFiles,
     check_files,
@@ -90,119 +89,21 @@ from ._staging import (
     output_lock,
     staging_folder,
 )
+from ._trust import (
+    calibration_section,
+    check_shift,
+    read_labels,
+    recalibrated_results,
+)
 from ._writing import OUTPUT_COLUMNS, Results, write_map, write_summary
+from .audit import AUDIT_FILES, read_reference
+from .damage_map import OUTPUT_FILES as OUTPUT_FILES
+from .damage_map import DamageMap as DamageMap
+from .damage_map import spatial_order as spatial_order
 from .model import LoadedModel, select_model
 from .settings import MapSettings
 
-__all__ = ["OUTPUT_FILES", "DamageMap", "map_damage", "run_map", "spatial_order"]
-
-#: Files written into the output folder.
-OUTPUT_FILES: tuple[str, ...] = (
-    "damage.gpkg",
-    "damage.geojson",
-    "summary.json",
-    "overview.png",
-    "map.html",
-)
-
-
-@dataclass
-class DamageMap:
-    """What :func:`map_damage` produced.
-
-    .. versionadded:: 0.1
-    """
-
-    #: The output folder.
-    out: Path
-    #: The content of ``summary.json``.
-    summary: dict[str, Any] = field(default_factory=dict)
-    #: Output files by name (empty on the non-zero ranks of a DDP run).
-    files: dict[str, Path] = field(default_factory=dict)
-
-    @property
-    def counts(self) -> dict[str, Any]:
-        """Building counts (``footprints``, ``predicted``, ``skipped``, ...).
-
-        Returns:
-            The ``counts`` section of the summary.
-        """
-        counts: dict[str, Any] = self.summary.get("counts", {})
-        return counts
-
-    def report(self) -> str:
-        """Human-readable counts, as printed by ``torchgeo-quake map``.
-
-        Returns:
-            A few lines of text.
-        """
-        c = self.counts
-        if not c:
-            return ""
-        share = c["damaged_share"]
-        lines = [
-            f"{c['footprints']} footprints: {c['predicted']} predicted "
-            f"({c['damaged']} damaged"
-            + (f", {share:.1%}" if share is not None else "")
-            + f"), {c['skipped']} skipped",
-        ]
-        for reason, count in c["skipped_by_reason"].items():
-            lines.append(f"  skipped, {reason}: {count}")
-        exposure = self.summary.get("exposure")
-        if exposure:
-            lines.append(
-                "in buildings predicted damaged: "
-                f"{exposure['occupants_night_in_damaged']:,.0f} occupants at night, "
-                f"{exposure['occupants_day_in_damaged']:,.0f} by day,\n  "
-                f"{exposure['replacement_cost_usd_in_damaged']:,.0f} USD of "
-                "replacement cost (GEM)"
-            )
-        model = self.summary.get("model", {})
-        if model.get("fallback"):
-            lines.append(f"used the fallback model {model['checkpoint']}")
-        timing = self.summary.get("timing", {})
-        if timing:
-            lines.append(
-                f"{timing['seconds']:.1f} s ({timing['buildings_per_second']:.0f} "
-                "buildings/s)"
-            )
-        lines.append(f"wrote to {self.out}:\n  {', '.join(self.files)}")
-        return "\n".join(lines)
-
-
-def spatial_order(
-    x: npt.NDArray[np.float64], y: npt.NDArray[np.float64], tile_size: int
-) -> npt.NDArray[np.int64]:
-    """An order of points in compact spatial tiles of about *tile_size* points.
-
-    Points are cut into vertical strips of equal counts, each strip is walked
-    alternately up and down, so consecutive runs of *tile_size* points form
-    compact tiles. Points with NaN coordinates come last.
-
-    Args:
-        x: x coordinates
-        y: y coordinates
-        tile_size: points per tile
-
-    Returns:
-        A permutation of the point indices.
-
-    .. versionadded:: 0.1
-    """
-    n = len(x)
-    finite = np.isfinite(x) & np.isfinite(y)
-    good = np.flatnonzero(finite)
-    tiles = max(1, math.ceil(len(good) / max(tile_size, 1)))
-    strips = max(1, math.ceil(math.sqrt(tiles)))
-    by_x = good[np.argsort(x[good], kind="stable")]
-    parts = []
-    for k, strip in enumerate(np.array_split(by_x, strips)):
-        key = y[strip] if k % 2 == 0 else -y[strip]
-        parts.append(strip[np.argsort(key, kind="stable")])
-    parts.append(np.flatnonzero(~finite))
-    order = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
-    assert len(order) == n
-    return order.astype(np.int64)
+__all__ = ["map_damage", "run_map"]
 
 
 def map_damage(
@@ -221,6 +122,9 @@ def map_damage(
     name: str | None = None,
     id_field: str = "osm_id",
     max_nodata: float = 0.0,
+    reference: str | os.PathLike[str] | None = None,
+    reference_schema: str = "auto",
+    reference_distance: float = 10.0,
     batch_size: int = 256,
     num_workers: int = 0,
     num_threads: int | None = None,
@@ -229,6 +133,8 @@ def map_damage(
     tile_size: int = 4096,
     basemap: str | None = None,
     basemap_attribution: str | None = None,
+    adapt_radiometry: bool = False,
+    calibration_labels: str | os.PathLike[str] | None = None,
     overwrite: bool = False,
     progress: bool = False,
     verbose: bool = False,
@@ -245,12 +151,22 @@ def map_damage(
       ``damage_probability``, ``damaged`` (1 at or above the checkpoint's
       threshold, else 0; empty when skipped), ``unit`` (admin unit or grid
       cell) and, with *exposure*, ``occupants_day``, ``occupants_night`` and
-      ``replacement_cost_usd`` of the nearest GEM location;
+      ``replacement_cost_usd`` of the nearest GEM location (empty where the
+      exposure file lacks the column: ``summary.json`` says which figures are
+      missing and why) and, with *reference*, ``reference_grade``,
+      ``reference_damaged`` and ``audit``;
     * ``damage.geojson`` — the same in WGS84;
     * ``summary.json`` — counts, damaged share, per-unit totals, exposure in
-      buildings predicted damaged, model and inputs;
+      buildings predicted damaged, the expected number of damaged buildings
+      and exposure with 90 % intervals
+      (:mod:`~torchgeo_quake.mapping.intervals`), the input shift against the
+      training data (``shift``, :mod:`~torchgeo_quake.mapping.shift`), what
+      the probabilities are (``calibration``), model and inputs;
     * ``overview.png`` — the city with buildings coloured by probability;
-    * ``map.html`` — an interactive map that works offline.
+    * ``map.html`` — an interactive map that works offline;
+    * with *reference*, ``audit.csv`` and ``audit.gpkg`` — the likely
+      omissions and commissions of the reference, ranked by probability
+      (:mod:`~torchgeo_quake.mapping.audit`).
 
     The model sees what it was trained on: its checkpoint records the SAR
     radiometry, pixel size and patch size of its training data, and the SAR
@@ -289,6 +205,11 @@ def map_damage(
         name: name of the city in titles (default: the footprint file's folder)
         id_field: building id column of *footprints*
         max_nodata: largest share of SAR nodata pixels tolerated in a window
+        reference: reference damage map to audit (HOTOSM destroyed buildings
+            or a Copernicus EMS grading product; see
+            :mod:`~torchgeo_quake.mapping.audit`)
+        reference_schema: its schema, ``"auto"``, ``"hotosm"`` or ``"ems"``
+        reference_distance: metres of the nearest-footprint join of EMS points
         batch_size: buildings per batch
         num_workers: data-loader worker processes
         num_threads: CPU threads of PyTorch during the prediction
@@ -298,6 +219,11 @@ def map_damage(
         tile_size: buildings per output tile
         basemap: optional XYZ tile URL template for ``map.html``
         basemap_attribution: attribution text of the basemap
+        adapt_radiometry: match the SAR values to the training data's median
+            and interquartile range (needs a checkpoint with training
+            statistics)
+        calibration_labels: CSV or vector file of graded buildings of the city
+            on which the probabilities and the threshold are refitted
         overwrite: replace the results already in *out* (all of them or, if
             anything fails, none)
         progress: show Lightning's progress bar
@@ -317,12 +243,23 @@ def map_damage(
             overlap the SAR image or whose coordinates do not fit their CRS, a
             footprint file without a usable footprint or that is not a vector
             file, a SAR image in dB, a DSM without a valid height, admin units
-            that hold no footprint, an exposure file of another schema, a
-            radiometry that contradicts the checkpoint, an id column named like
-            an output column, an input that *overwrite* would replace, ...) or
-            a model needs an input that is not given.
+            that hold no footprint, an exposure file of another schema (or
+            without the columns of the GEM vector for a model that uses it), a
+            reference damage map of an unknown schema, a radiometry that
+            contradicts the checkpoint, an id column named like an output
+            column, an input that *overwrite* would replace, calibration
+            labels of an unknown schema, of one class or that match no
+            footprint, *adapt_radiometry* with a checkpoint without training
+            statistics, ...) or a model needs an input that is not given.
 
     .. versionadded:: 0.1
+
+    .. versionchanged:: 0.2
+       *reference*, *reference_schema* and *reference_distance* (the
+       reference audit); an exposure file needs only the columns the model
+       uses; expected counts with intervals, the input-shift check,
+       *adapt_radiometry* and *calibration_labels*
+       (:mod:`~torchgeo_quake.mapping.recalibration`).
     """
     settings = MapSettings(
         sar=sar,
@@ -339,6 +276,9 @@ def map_damage(
         name=name,
         id_field=id_field,
         max_nodata=max_nodata,
+        reference=reference,
+        reference_schema=reference_schema,
+        reference_distance=reference_distance,
         batch_size=batch_size,
         num_workers=num_workers,
         num_threads=num_threads,
@@ -347,6 +287,8 @@ def map_damage(
         tile_size=tile_size,
         basemap=basemap,
         basemap_attribution=basemap_attribution,
+        adapt_radiometry=adapt_radiometry,
+        calibration_labels=calibration_labels,
         overwrite=overwrite,
         progress=progress,
         verbose=verbose,
@@ -405,9 +347,9 @@ def _run_map(settings: MapSettings) -> DamageMap:
     with lock:
         if rank_zero:
             clean_stale(out, OUTPUT_FILES, say)
-        check_output(out, settings.overwrite, OUTPUT_FILES)
+        check_output(out, settings.overwrite, OUTPUT_FILES + AUDIT_FILES)
         files = check_files(settings)
-        check_not_outputs(settings, out, OUTPUT_FILES)
+        check_not_outputs(settings, out, OUTPUT_FILES + AUDIT_FILES)
         check_id_field(settings.id_field, OUTPUT_COLUMNS)
         model, used_fallback = select_model(
             settings.checkpoint, files.available, settings.fallback_checkpoint
@@ -424,8 +366,9 @@ def _run_map(settings: MapSettings) -> DamageMap:
             if summary is None:  # a non-zero rank of a DDP run: rank 0 writes
                 discard(staging)
                 return DamageMap(out=Path(settings.out))
-            commit(staging, out, OUTPUT_FILES, settings.overwrite)
-    files_out = {file: Path(settings.out) / file for file in OUTPUT_FILES}
+            commit(staging, out, OUTPUT_FILES + AUDIT_FILES, settings.overwrite)
+    written = OUTPUT_FILES + (AUDIT_FILES if settings.reference is not None else ())
+    files_out = {file: Path(settings.out) / file for file in written}
     return DamageMap(out=Path(settings.out), summary=summary, files=files_out)
 
 
@@ -464,7 +407,21 @@ def _make_map(
     name = s.name or files.footprints.resolve().parent.name
     footprints, image, sar_info = read_inputs(files, spec, s.id_field, s.tile_size, say)
     units = read_units(footprints, files.units, s.unit_field, s.cell_size)
-    gem = read_exposure(files.exposure)
+    gem = read_exposure(files.exposure, "gem" in model.modalities)
+    exposure_missing = missing_figures(gem)
+    for figure, why in exposure_missing.items():
+        say(f"exposure figure {figure} {why}")
+    reference = None
+    if files.reference is not None:
+        reference = read_reference(
+            files.reference,
+            footprints.frame,
+            s.id_field,
+            schema=s.reference_schema,
+            max_distance=s.reference_distance,
+        )
+        say(reference.describe())
+    labels = read_labels(s, footprints)
     patch_size = int(spec["patch_size"])
     area = select_buildings(
         footprints,
@@ -487,6 +444,7 @@ def _make_map(
     say(f"{scored} buildings to score, {n - scored} skipped")
 
     check_batch_memory(model.modalities, patch_size, s.batch_size, scored, say)
+    shift, sar_affine = check_shift(model, area, adapt=s.adapt_radiometry, say=say)
     read_end = time.perf_counter()
     prediction = predict_windows(
         model,
@@ -499,10 +457,13 @@ def _make_map(
         num_workers=s.num_workers,
         progress=s.progress,
         root=staging,
+        sar_affine=sar_affine,
     )
     if prediction is None:
         return None
     results = _results(area, prediction[0], n, model.threshold, units, say)
+    results, recal = recalibrated_results(results, labels, say)
+    results = replace(results, exposure_missing=exposure_missing, reference=reference)
     predict_end = time.perf_counter()
     predicted = int(np.isfinite(results.probs).sum())
     say(f"predicted {predicted} buildings in {predict_end - read_end:.1f} s")
@@ -511,6 +472,8 @@ def _make_map(
     gc.collect()
 
     sections = about(model, used_fallback, spec, files, footprints, sar_info, s)
+    sections["calibration"] = calibration_section(model, labels, recal)
+    sections["shift"] = shift
     summary = write_map(
         staging,
         footprints,
@@ -523,7 +486,7 @@ def _make_map(
         basemap_attribution=s.basemap_attribution,
         about=sections,
         prediction=prediction[1],
-        files=OUTPUT_FILES,
+        files=OUTPUT_FILES + (AUDIT_FILES if reference is not None else ()),
     )
     times = (start, read_end, predict_end, time.perf_counter())
     write_summary(staging, summary, n=n, times=times)

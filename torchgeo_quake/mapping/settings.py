@@ -32,6 +32,9 @@ __all__ = ["MapOption", "MapSettings"]
 #: that the command line does not import PyTorch to list them).
 RADIOMETRIES: tuple[str, ...] = ("db", "amplitude", "intensity")
 
+#: Schemas of a reference damage map (``--reference-schema``).
+REFERENCE_SCHEMAS: tuple[str, ...] = ("auto", "hotosm", "ems")
+
 #: How a command-line option's text is read (:attr:`MapOption.kind`).
 OptionKind = Literal[
     "text", "integer", "number", "devices", "flag", "inverse-flag", "toggle"
@@ -248,6 +251,39 @@ class MapSettings:
             high=1.0,
         ),
     )
+    #: Reference damage map to audit (HOTOSM destroyed-building polygons or
+    #: a Copernicus EMS grading product): its label is added to every building
+    #: and ``audit.csv`` / ``audit.gpkg`` list the likely omissions and
+    #: commissions (:mod:`~torchgeo_quake.mapping.audit`).
+    reference: str | os.PathLike[str] | None = field(
+        default=None,
+        metadata=_option(
+            "reference damage map to audit (HOTOSM destroyed buildings or a "
+            "Copernicus EMS grading product): writes audit.csv and audit.gpkg",
+            metavar="FILE",
+        ),
+    )
+    #: Schema of :attr:`reference`: ``"auto"`` recognises both; ``"hotosm"``
+    #: takes every feature of another layer for a damaged building.
+    reference_schema: str = field(
+        default="auto",
+        metadata=_option(
+            "schema of --reference: auto (default), hotosm (every feature a "
+            "damaged building) or ems (graded points, column damage_gra)",
+            choices=REFERENCE_SCHEMAS,
+        ),
+    )
+    #: Metres within which a graded point outside every footprint is joined to
+    #: the nearest footprint.
+    reference_distance: float = field(
+        default=10.0,
+        metadata=_option(
+            "metres within which an EMS point outside every footprint is "
+            "joined to the nearest one (default 10)",
+            kind="number",
+            low=0.0,
+        ),
+    )
     #: XYZ tile URL template (``{z}``, ``{x}``, ``{y}``) drawn under
     #: ``map.html``; by default the map needs no network.
     basemap: str | None = field(
@@ -261,6 +297,35 @@ class MapSettings:
     #: Attribution text of the basemap.
     basemap_attribution: str | None = field(
         default=None, metadata=_option("attribution of --basemap")
+    )
+    #: Match the SAR values of the new image to the training data's median and
+    #: interquartile range (stored in the checkpoint) before predicting: a
+    #: label-free adaptation to another radiometric level, see
+    #: :func:`~torchgeo_quake.mapping.shift.radiometric_adaptation`.
+    #:
+    #: .. versionadded:: 0.2
+    adapt_radiometry: bool = field(
+        default=False,
+        metadata=_option(
+            "match the SAR values to the training data's median and spread "
+            "(label-free adaptation to another radiometric level)",
+            kind="flag",
+        ),
+    )
+    #: CSV or vector file of a few graded buildings of the new city (a label
+    #: column ``damaged`` or ``label`` and the building id, or a point or
+    #: polygon per label) on which the probability scale and the threshold are
+    #: refitted; see :mod:`~torchgeo_quake.mapping.recalibration`.
+    #:
+    #: .. versionadded:: 0.2
+    calibration_labels: str | os.PathLike[str] | None = field(
+        default=None,
+        metadata=_option(
+            "CSV or vector file of graded buildings of this city (id or geometry, "
+            "and a damaged/label column of 1/0) to refit the probabilities and "
+            "the threshold on",
+            metavar="FILE",
+        ),
     )
     #: Replace the results already in :attr:`out` (all of them or, if anything
     #: fails, none).
@@ -289,9 +354,11 @@ class MapSettings:
         """Check the values.
 
         Raises:
-            ValueError: If :attr:`radiometry` is unknown, :attr:`batch_size`,
-                :attr:`tile_size`, :attr:`num_threads` or :attr:`cell_size` is
-                not positive, or :attr:`basemap` is not an XYZ URL template.
+            ValueError: If :attr:`radiometry` or :attr:`reference_schema` is
+                unknown, :attr:`batch_size`, :attr:`tile_size`,
+                :attr:`num_threads` or :attr:`cell_size` is not positive,
+                :attr:`reference_distance` is negative, or :attr:`basemap` is
+                not an XYZ URL template.
         """
         if self.radiometry is not None and self.radiometry not in RADIOMETRIES:
             raise ValueError(
@@ -304,6 +371,16 @@ class MapSettings:
             raise ValueError(f"num_threads must be positive, got {self.num_threads}")
         if not self.cell_size > 0:
             raise ValueError(f"cell_size must be positive, got {self.cell_size}")
+        if self.reference_schema not in REFERENCE_SCHEMAS:
+            raise ValueError(
+                f"reference_schema must be one of {', '.join(REFERENCE_SCHEMAS)}, "
+                f"got {self.reference_schema!r}"
+            )
+        if not self.reference_distance >= 0:
+            raise ValueError(
+                "reference_distance must be a distance >= 0 in metres, got "
+                f"{self.reference_distance!r}"
+            )
         basemap = self.basemap
         if basemap is not None and not all(k in basemap for k in ("{z}", "{x}", "{y}")):
             raise ValueError(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,8 @@ import numpy.typing as npt
 import pandas as pd
 import shapely
 from pyproj import CRS
+
+from .intervals import EXACT_LIMIT, LEVEL, count_interval, sum_interval, widen
 
 __all__ = ["EXPOSURE_COLUMNS", "admin_units", "grid_cells", "summarise"]
 
@@ -155,8 +158,17 @@ def summarise(
     units: npt.NDArray[np.object_],
     exposure: dict[str, npt.NDArray[np.float64]] | None = None,
     unit_table: pd.DataFrame | None = None,
+    probs: npt.NDArray[np.float64] | None = None,
+    missing: Mapping[str, str] | None = None,
+    replicates: npt.NDArray[np.floating[Any]] | None = None,
 ) -> dict[str, Any]:
     """Counts of the map overall and per unit.
+
+    With *probs*, the expected number of damaged buildings (the sum of the
+    probabilities) and its 90 % interval are given beside the thresholded
+    count, and the expected exposure in damaged buildings beside the exposure
+    in buildings predicted damaged, overall and per unit (see
+    :mod:`~torchgeo_quake.mapping.intervals` for what the interval assumes).
 
     Args:
         predicted: True for buildings the model scored
@@ -166,15 +178,29 @@ def summarise(
         exposure: per-building :data:`EXPOSURE_COLUMNS` (NaN where unknown)
         unit_table: extra per-unit columns (e.g. grid-cell bounds) keyed by
             ``unit``
+        probs: damage probability of every building (NaN where not scored)
+        missing: exposure columns the exposure file cannot give, with the
+            reason: their figures are None (not 0), overall and per unit, and
+            the reasons are listed in ``exposure["missing"]``
+        replicates: *probs* under bootstrap replicates of their fit,
+            (replicates, buildings): the intervals are widened by their spread
+            (:func:`~torchgeo_quake.mapping.intervals.widen`)
 
     Returns:
         ``counts`` (``footprints``, ``predicted``, ``skipped``, ``damaged``,
         ``intact``, ``damaged_share``, ``skipped_by_reason``), ``exposure``
         (totals in buildings predicted damaged and in all scored buildings, or
         None) and ``units`` (one record per unit holding a building, sorted by
-        damaged count, then name).
+        damaged count, then name). With *probs*: ``counts`` gains
+        ``expected_damaged`` with ``expected_damaged_low`` and
+        ``expected_damaged_high``, ``exposure`` gains ``<column>_expected``
+        with ``_low`` and ``_high``, the unit records likewise, and
+        ``interval`` says how the intervals were computed.
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.2
+       *probs* and *replicates*: expected counts and exposure with
+       intervals; *missing*.
     """
     n = len(predicted)
     n_pred = int(predicted.sum())
@@ -238,4 +264,100 @@ def summarise(
                 value = None
             record[key] = value
         records.append(record)
-    return {"counts": counts, "exposure": exposure_totals, "units": records}
+    result = {"counts": counts, "exposure": exposure_totals, "units": records}
+    if probs is not None:
+        _add_expected(result, probs, units, exposure, replicates)
+    if missing and result["exposure"] is not None:
+        _blank_missing(result, missing)
+    return result
+
+
+def _blank_missing(result: dict[str, Any], missing: Mapping[str, str]) -> None:
+    """Make the figures of exposure columns that are missing None, not 0.
+
+    Args:
+        result: :func:`summarise`'s result (changed in place)
+        missing: exposure column -> why the exposure file cannot give it
+    """
+    for record in [result["exposure"], *result["units"]]:
+        for key in record:
+            if key.startswith(tuple(f"{column}_" for column in missing)):
+                record[key] = None
+    result["exposure"]["missing"] = dict(missing)
+
+
+def _expected(
+    probs: npt.NDArray[np.float64],
+    exposure: dict[str, npt.NDArray[np.float64]] | None,
+    replicates: npt.NDArray[np.floating[Any]] | None = None,
+) -> dict[str, Any]:
+    """Expected damaged count and exposure, with intervals, of some buildings.
+
+    Args:
+        probs: their probabilities (NaN: not scored)
+        exposure: their :data:`EXPOSURE_COLUMNS`, or None
+        replicates: their probabilities under bootstrap replicates of the
+            fit, (replicates, buildings), or None
+
+    Returns:
+        ``expected_damaged`` (``_low``, ``_high``) and, with exposure,
+        ``<column>_expected`` (``_low``, ``_high``).
+    """
+    count = count_interval(probs)
+    if replicates is not None:
+        count = widen(count, np.nansum(replicates, axis=1), count=True)
+    out: dict[str, Any] = {
+        "expected_damaged": round(count.expected, 2),
+        "expected_damaged_low": count.low,
+        "expected_damaged_high": count.high,
+    }
+    for column in EXPOSURE_COLUMNS if exposure is not None else ():
+        assert exposure is not None
+        total = sum_interval(probs, exposure[column])
+        if replicates is not None:
+            values = np.nan_to_num(exposure[column], nan=0.0)
+            total = widen(total, np.nansum(replicates * values, axis=1))
+        out[f"{column}_expected"] = _money(total.expected)
+        out[f"{column}_expected_low"] = _money(total.low)
+        out[f"{column}_expected_high"] = _money(total.high)
+    return out
+
+
+def _add_expected(
+    result: dict[str, Any],
+    probs: npt.NDArray[np.float64],
+    units: npt.NDArray[np.object_],
+    exposure: dict[str, npt.NDArray[np.float64]] | None,
+    replicates: npt.NDArray[np.floating[Any]] | None,
+) -> None:
+    """Add the expected counts and exposure to a summary, overall and per unit.
+
+    Args:
+        result: :func:`summarise`'s result (changed in place)
+        probs: probability of every building (NaN: not scored)
+        units: unit of every building
+        exposure: per-building exposure, or None
+        replicates: probabilities under bootstrap replicates, or None
+    """
+    overall = _expected(probs, exposure, replicates)
+    for key, value in overall.items():
+        if key.startswith("expected_damaged"):
+            result["counts"][key] = value
+        elif result["exposure"] is not None:
+            result["exposure"][key] = value
+    labels = pd.Series(units, dtype=object).fillna("(none)").to_numpy(dtype=object)
+    rows_of = pd.Series(np.arange(len(labels))).groupby(labels).indices
+    for record in result["units"]:
+        rows = rows_of[record["unit"]]
+        part = None if exposure is None else {k: v[rows] for k, v in exposure.items()}
+        reps = None if replicates is None else replicates[:, rows]
+        record.update(_expected(probs[rows], part, reps))
+    result["interval"] = {
+        "level": LEVEL,
+        "count_method": (
+            "exact" if np.isfinite(probs).sum() <= EXACT_LIMIT else "refined normal"
+        ),
+        "total_method": "refined normal",
+        "assumes": "calibrated, independent probabilities; model error is not covered",
+        "label_fit_bootstrap": None if replicates is None else len(replicates),
+    }

@@ -30,12 +30,15 @@ import importlib
 import inspect
 import os
 import re
+import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+
+from ..utils import experiment_config
 
 __all__ = [
     "PROTOCOLS",
@@ -364,6 +367,32 @@ def _modalities(file: Path, model: Mapping[str, Any], data: Mapping[str, Any]) -
     return modalities
 
 
+def _config_file(path: str | os.PathLike[str]) -> Path:
+    """The configuration file a path names.
+
+    Args:
+        path: a file, or ``experiments/<name>.yaml`` of the package
+
+    Returns:
+        *path* when it is a file, else the installed ``experiments/<name>.yaml``
+        when the path names one.
+
+    Raises:
+        FileNotFoundError: If neither exists.
+    """
+    file = Path(path)
+    if file.is_file():
+        return file
+    try:
+        return experiment_config(file)
+    except FileNotFoundError as err:
+        raise FileNotFoundError(
+            f"configuration file not found: {file} (relative paths are read from "
+            f"{Path.cwd()}); give an existing file with --configs, or the name "
+            f"of one installed with the package: {err}"
+        ) from err
+
+
 def load_config(path: str | os.PathLike[str]) -> ExperimentConfig:
     """Read and check an experiment configuration file (``experiments/*.yaml``).
 
@@ -385,15 +414,12 @@ def load_config(path: str | os.PathLike[str]) -> ExperimentConfig:
 
     .. versionadded:: 0.1
     .. versionchanged:: 0.2
-       Checks the sections against their classes.
+       Checks the sections against their classes. A path
+       ``experiments/<name>.yaml`` (or ``<name>.yaml``) that is not in the
+       current folder is read from the copy installed with the package
+       (:func:`~torchgeo_quake.utils.experiment_config`).
     """
-    file = Path(path)
-    if not file.is_file():
-        raise FileNotFoundError(
-            f"configuration file not found: {file} (relative paths are read from "
-            f"{Path.cwd()}); run from the repository root, where experiments/ "
-            "lies, or give the files with --configs"
-        )
+    file = _config_file(path)
     sections = _read_sections(file)
     model, data = sections["model"], sections["data"]
     modalities = _modalities(file, model["init_args"], data["init_args"])
@@ -487,6 +513,10 @@ class ProtocolSettings:
     accelerator: str | None = None
     #: Lightning ``devices`` (None: the configuration's).
     devices: str | int | None = None
+    #: Lightning ``precision``, e.g. ``"32-true"`` (None: the configuration's).
+    #:
+    #: .. versionadded:: 0.2
+    precision: str | None = None
     #: Lightning ``strategy`` (None: the configuration's, else Lightning's).
     strategy: str | None = None
     #: Lightning ``num_nodes`` (None: the configuration's, else 1).
@@ -530,6 +560,9 @@ class ProtocolSettings:
             max_epochs = QUICK["max_epochs"]
         if max_epochs is not None and max_epochs < 1:
             raise ValueError(f"max_epochs must be at least 1, got {max_epochs}")
+        if self.precision is not None:
+            _check_precision(self.precision)
+
         root = self.root
         if root is None and scale != 1.0:
             root = (
@@ -561,7 +594,27 @@ class ProtocolSettings:
             "limit_train_batches": self.limit_train_batches,
             "limit_val_batches": self.limit_val_batches,
             "max_time": self.max_time,
+            "precision": self.precision,
         }
+
+
+def _check_precision(precision: str) -> None:
+    """Check a ``--precision`` value against Lightning's precision names.
+
+    Args:
+        precision: the value
+
+    Raises:
+        ValueError: If Lightning has no such precision.
+    """
+    from lightning.fabric.plugins.precision.precision import _PRECISION_INPUT_STR
+
+    names = typing.get_args(_PRECISION_INPUT_STR)
+    if precision not in names:
+        raise ValueError(
+            f"precision must be one of {', '.join(names)}, got {precision!r} "
+            "(32-true: float32; bf16-mixed: bfloat16 where the hardware has it)"
+        )
 
 
 def trainer_kwargs(
@@ -586,6 +639,7 @@ def trainer_kwargs(
         "limit_train_batches": settings.limit_train_batches,
         "limit_val_batches": settings.limit_val_batches,
         "max_time": settings.max_time,
+        "precision": settings.precision,
     }
     kwargs.update({k: v for k, v in overrides.items() if v is not None})
     kwargs.setdefault("max_epochs", 10)

@@ -9,9 +9,14 @@ All figures are drawn from the files the runs saved (``predictions.npz``,
 * ``pr_roc_curves.png`` — precision–recall and ROC curves per configuration:
   one thin line per split and seed, and a thick line for the pooled predictions;
 * ``training_curves.png`` — training and validation loss and validation F1 per
-  epoch, per configuration, one line per split and seed.
+  epoch, per configuration, one line per split and seed;
+* ``reliability.png`` — reliability diagram per configuration: the share of
+  damaged buildings per probability bin against the mean probability, for the
+  pooled test predictions before (``sigmoid(logit)``) and after Platt scaling.
 
 .. versionadded:: 0.1
+.. versionchanged:: 0.2
+   ``reliability.png``.
 """
 
 from __future__ import annotations
@@ -24,11 +29,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..trainers.metrics import ECE_BINS, reliability_curve
+from .calibration import run_probabilities
 from .records import read_run_log
 
 __all__ = [
     "plot_confusion_matrix",
     "plot_curves",
+    "plot_reliability",
     "plot_training_curves",
     "write_figures",
 ]
@@ -331,6 +339,82 @@ def plot_training_curves(
     return _save(fig, Path(path))
 
 
+def plot_reliability(
+    records: Sequence[Mapping[str, Any]],
+    path: str | os.PathLike[str],
+    names: Sequence[str],
+    label_of: Mapping[str, str],
+) -> Path | None:
+    """Reliability diagram per configuration, before and after calibration.
+
+    The test predictions of every run of a configuration are pooled and
+    binned in :data:`~torchgeo_quake.trainers.metrics.ECE_BINS` equal-width
+    probability bins; each panel shows the share of damaged buildings per bin
+    against the bin's mean probability (the diagonal is perfect calibration),
+    before (``sigmoid(logit)``) and after Platt scaling, with the bins' sizes
+    on a log scale below.
+
+    Args:
+        records: finished runs
+        path: output PNG
+        names: configuration names, one panel each
+        label_of: display label per configuration
+
+    Returns:
+        The path, or None when no run has predictions.
+
+    .. versionadded:: 0.2
+    """
+    plt = _pyplot()
+    shown = [n for n in names if any(r["config"] == n for r in records)]
+    if not shown:
+        return None
+    fig, axes = plt.subplots(
+        2,
+        len(shown),
+        figsize=(4 * len(shown), 5.5),
+        squeeze=False,
+        gridspec_kw={"height_ratios": [3, 1]},
+        sharex=True,
+    )
+    for column, name in enumerate(shown):
+        pooled: dict[str, list[np.ndarray]] = {"before": [], "after": [], "y": []}
+        for record in (r for r in records if r["config"] == name):
+            before, after, labels, _ = run_probabilities(record)
+            pooled["before"].append(before)
+            pooled["after"].append(before if after is None else after)
+            pooled["y"].append(labels)
+        labels = np.concatenate(pooled["y"])
+        top, bottom = axes[0, column], axes[1, column]
+        top.plot([0, 1], [0, 1], color="0.6", lw=1, ls=":")
+        for key, style in (("before", "--"), ("after", "-")):
+            probs = np.concatenate(pooled[key])
+            if probs.size == 0:
+                continue
+            curve = reliability_curve(probs, labels, ECE_BINS)
+            filled = curve.counts > 0
+            top.plot(
+                curve.mean_prob[filled],
+                curve.frac_damaged[filled],
+                ls=style,
+                marker="o",
+                label=f"{key} calibration",
+            )
+            centres = (curve.edges[:-1] + curve.edges[1:]) / 2
+            counts = np.where(curve.counts > 0, curve.counts, np.nan)
+            bottom.step(centres, counts, ls=style, where="mid")
+        top.set_title(label_of.get(name, name))
+        top.set_ylabel("share damaged")
+        top.set_xlim(0, 1)
+        top.set_ylim(0, 1)
+        top.legend(loc="upper left", fontsize=8)
+        bottom.set_yscale("log")
+        bottom.set_xlabel("predicted probability")
+        bottom.set_ylabel("buildings")
+    fig.tight_layout()
+    return _save(fig, Path(path))
+
+
 def write_figures(
     records: Sequence[Mapping[str, Any]],
     out: str | os.PathLike[str],
@@ -338,7 +422,7 @@ def write_figures(
     order: Sequence[str] | None = None,
     labels: Mapping[str, str] | None = None,
 ) -> list[Path]:
-    """Write the three figures of a protocol into *out*.
+    """Write the four figures of a protocol into *out*.
 
     Args:
         records: finished runs
@@ -351,6 +435,8 @@ def write_figures(
         The PNG files written.
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.2
+       Also ``reliability.png`` (:func:`plot_reliability`).
     """
     if not records:
         return []
@@ -362,5 +448,6 @@ def write_figures(
         plot_confusion_matrix(records, folder / "confusion_matrix.png"),
         plot_curves(records, folder / "pr_roc_curves.png", names, label_of),
         plot_training_curves(records, folder / "training_curves.png", names, label_of),
+        plot_reliability(records, folder / "reliability.png", names, label_of),
     ]
     return [p for p in written if p is not None]

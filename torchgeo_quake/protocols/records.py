@@ -7,7 +7,8 @@ Each run (:class:`RunSpec`: configuration × split × seed) has a folder
 * ``metrics.csv`` — Lightning's CSV log (training curves), with
   ``metrics.part<k>.csv`` holding the epochs of interrupted attempts
   (:func:`read_run_log` joins them);
-* ``predictions.npz`` — test probabilities, labels, building ids and cities;
+* ``predictions.npz`` — test probabilities (calibrated), logits, labels,
+  building ids and cities;
 * ``checkpoints/`` — ``best-epoch=<e>.ckpt`` (weights of the best validation F1)
   and ``last.ckpt`` (the full state after the last finished epoch, to resume);
   deleted once the run is done, unless the checkpoints are kept;
@@ -201,8 +202,8 @@ def write_run(
 
     Args:
         directory: the run's folder
-        predictions: arrays of ``predictions.npz`` (``probs``, ``labels``,
-            ``building_ids``, ``cities``)
+        predictions: arrays of ``predictions.npz`` (``probs``, ``logits``,
+            ``labels``, ``building_ids``, ``cities``)
         record: contents of ``metrics.json``
     """
     np.savez_compressed(directory / "predictions.npz", **predictions)
@@ -267,10 +268,18 @@ def _effective(section: str, values: Any) -> Any:
 
     Returns:
         JSON-normalised values; for the trainer, without the settings the
-        runner replaces (loggers, callbacks, output folders, ``max_time``).
+        runner replaces (loggers, callbacks, output folders, ``max_time``);
+        for the data, without ``splits_file`` (the runner writes its own).
     """
     if section == "trainer" and isinstance(values, dict):
         values = {k: v for k, v in values.items() if k not in RUNNER_OWNED}
+    if section == "data" and isinstance(values, dict):
+        args = {
+            k: v
+            for k, v in (values.get("init_args") or {}).items()
+            if k != "splits_file"
+        }
+        values = {**values, "init_args": args}
     return json.loads(json.dumps(jsonable(values)))
 
 

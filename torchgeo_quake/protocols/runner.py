@@ -52,6 +52,7 @@ from pathlib import Path
 from typing import Any
 
 from ..utils import is_global_zero, quiet_lightning
+from .calibration import write_calibration
 from .config import (
     ExperimentConfig,
     Protocol,
@@ -392,6 +393,9 @@ def _train_all(
             unit="epoch",
             desc=f"protocol {settings.protocol}",
             dynamic_ncols=True,
+            # The bar moves per batch (a share of an epoch): one decimal.
+            bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total_fmt} "
+            "epochs [{elapsed}<{remaining}{postfix}]",
         )
     trained = []
     try:
@@ -419,7 +423,8 @@ def run_protocol(settings: ProtocolSettings) -> ProtocolResult:
     ``metrics.json``) are skipped; the others are trained in order, resuming
     from ``checkpoints/last.ckpt`` where an interrupted attempt left one. One
     progress bar, in epochs, covers all runs and shows the ETA. Tables
-    (:mod:`~torchgeo_quake.protocols.tables`) and figures
+    (:mod:`~torchgeo_quake.protocols.tables`), the calibration table
+    (:mod:`~torchgeo_quake.protocols.calibration`) and figures
     (:mod:`~torchgeo_quake.protocols.figures`) are written from all finished
     runs at the end.
 
@@ -463,6 +468,7 @@ def run_protocol(settings: ProtocolSettings) -> ProtocolResult:
     labels = {c.name: c.label for c in configs}
     order = [c.name for c in configs]
     result.tables = write_tables(records, out, settings.protocol, order, labels)
+    result.tables += write_calibration(records, out, settings.protocol, order)
     result.figures = write_figures(records, out, settings.protocol, order, labels)
     result.wall_s = time.perf_counter() - wall
     last_call: dict[str, Any] = {

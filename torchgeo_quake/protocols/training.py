@@ -47,13 +47,19 @@ _STATISTICS = ("sar_mean", "sar_std", "dsm_mean", "dsm_std", "gem_mean", "gem_st
 
 
 class _EpochProgress:
-    """A Lightning callback advancing the protocol's bar once per epoch."""
+    """A Lightning callback advancing the protocol's bar (in epochs) per batch.
 
-    def __new__(cls, bar: Any) -> Any:
+    Each training batch advances the bar by its share of the epoch, and the
+    bar's text names the run and its epoch, so that the bar moves within a
+    run's epoch too.
+    """
+
+    def __new__(cls, bar: Any, run: str = "") -> Any:
         """Build the callback (a subclass of Lightning's ``Callback``).
 
         Args:
             bar: the tqdm bar (or None)
+            run: the run's name, shown beside the bar
 
         Returns:
             The callback instance.
@@ -63,11 +69,38 @@ class _EpochProgress:
         class EpochProgress(Callback):
             def __init__(self) -> None:
                 self.epochs = 0
+                self.done = 0.0  # share of the current epoch on the bar
+
+            def _show(self, trainer: Any) -> bool:
+                return bar is not None and bool(trainer.is_global_zero)
+
+            def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
+                self.done = 0.0
+                if self._show(trainer):
+                    epoch = f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}"
+                    bar.set_postfix_str(f"{run} {epoch}".strip(), refresh=False)
+
+            def on_train_batch_end(
+                self,
+                trainer: Any,
+                pl_module: Any,
+                outputs: Any,
+                batch: Any,
+                batch_idx: int,
+            ) -> None:
+                total = trainer.num_training_batches
+                if not self._show(trainer) or not 0 < total < float("inf"):
+                    return
+                share = min(1.0, (batch_idx + 1) / total) - self.done
+                if share > 0:
+                    self.done += share
+                    bar.update(share)
 
             def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
                 self.epochs += 1
-                if bar is not None and trainer.is_global_zero:
-                    bar.update(1)
+                if self._show(trainer):
+                    bar.update(1.0 - self.done)  # the rest of the epoch
+                self.done = 0.0
 
         return EpochProgress()
 
@@ -126,7 +159,9 @@ def data_overrides(
         "test_city": run.test_city,
         "city": run.city,
         "seed": run.seed,
-        "splits_file": str(run.directory(settings.out) / "splits.json"),
+        # Absolute: a relative one would be read below the trainer's
+        # default_root_dir, which is the run's folder already.
+        "splits_file": str((run.directory(settings.out) / "splits.json").absolute()),
     }
     data_class = section_class(config.path, "data", config.data["class_path"])
     if "scale" in inspect.signature(data_class).parameters:
@@ -134,12 +169,13 @@ def data_overrides(
     return overrides
 
 
-def _callbacks(ckpt_dir: Path, bar: Any) -> tuple[Any, Any, Any]:
+def _callbacks(ckpt_dir: Path, bar: Any, run: str = "") -> tuple[Any, Any, Any]:
     """The run's checkpoints (best and last) and progress callbacks.
 
     Args:
         ckpt_dir: the run's ``checkpoints`` folder
         bar: the progress bar (or None)
+        run: the run's name, for the bar
 
     Returns:
         The best-epoch checkpoint, the resumable one and the progress callback.
@@ -165,7 +201,7 @@ def _callbacks(ckpt_dir: Path, bar: Any) -> tuple[Any, Any, Any]:
         every_n_epochs=1,
         enable_version_counter=False,
     )
-    return best, resumable, _EpochProgress(bar)
+    return best, resumable, _EpochProgress(bar, run)
 
 
 def _record(
@@ -217,9 +253,17 @@ def _record(
         "city": run.city,
         "metrics": {k: float(v) for k, v in (results[0] if results else {}).items()},
         "val_threshold": float(model.threshold),
+        # Platt scaling of the tested checkpoint (scale 1, bias 0: none).
+        "calibration": {
+            "calibrated": bool(model.calibration_set),
+            "scale": float(model.calibration_scale),
+            "bias": float(model.calibration_bias),
+        },
         "best_epoch": int(match.group(1)) if match else None,
         "epochs": epochs,
         "max_epochs": trainer.max_epochs,
+        # After the fall-back to float32 where bfloat16 would be slow.
+        "precision": str(trainer.precision),
         # Fewer epochs than max_epochs with --max-time: the time limit stopped it.
         "stopped_by_max_time": bool(settings.max_time)
         and epochs < int(trainer.max_epochs or 0),
@@ -273,7 +317,7 @@ def train_run(
     )
     model = instantiate(config, "model")
     ckpt_dir = directory / "checkpoints"
-    checkpoint, resumable, progress = _callbacks(ckpt_dir, bar)
+    checkpoint, resumable, progress = _callbacks(ckpt_dir, bar, run.name)
     trainer = Trainer(
         **trainer_kwargs(settings, config),
         default_root_dir=str(directory),
@@ -313,6 +357,7 @@ def train_run(
         shutil.rmtree(ckpt_dir, ignore_errors=True)
     predictions = {
         "probs": preds.probs,
+        "logits": preds.logits if preds.logits is not None else np.array([]),
         "labels": preds.labels,
         "building_ids": ids if ids is not None else np.array([], dtype=np.int64),
         "cities": cities.astype(str),

@@ -21,8 +21,10 @@ import numpy.typing as npt
 import torch
 from torch import Tensor
 
+from .calibration import apply_platt, fit_platt
 from .metrics import (
     best_f1_threshold,
+    calibration_metrics,
     decision_threshold,
     ranking_metrics,
     threshold_metrics,
@@ -34,6 +36,7 @@ __all__ = [
     "all_gather_cat",
     "choose_threshold",
     "epoch_predictions",
+    "fit_calibration",
     "logged_test_values",
     "logged_validation_values",
 ]
@@ -47,14 +50,38 @@ class EpochPredictions(NamedTuple):
     """Predictions of one validation or test epoch, gathered over all processes.
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.2
+       ``probs`` are calibrated when the task is; ``logits`` added.
     """
 
-    #: Predicted probability of damage, shape (N,).
+    #: Predicted probability of damage, shape (N,): calibrated
+    #: (``sigmoid(scale * logit + bias)``) when the task holds a calibration.
     probs: npt.NDArray[np.float64]
     #: Reference labels (1 = damaged), shape (N,).
     labels: npt.NDArray[np.int64]
     #: OSM ids of the buildings, shape (N,), or None if batches had none.
     building_ids: npt.NDArray[np.int64] | None
+    #: The network's logits, shape (N,) (None when not recorded).
+    logits: npt.NDArray[np.float64] | None = None
+
+    def calibrated(self, scale: float, bias: float) -> EpochPredictions:
+        """The same predictions under another calibration.
+
+        Args:
+            scale: Platt scale (1 with bias 0: uncalibrated).
+            bias: Platt bias.
+
+        Returns:
+            Predictions whose ``probs`` are ``sigmoid(scale * logits + bias)``.
+
+        Raises:
+            ValueError: If no logits were recorded.
+
+        .. versionadded:: 0.2
+        """
+        if self.logits is None:
+            raise ValueError("these predictions hold no logits to calibrate")
+        return self._replace(probs=apply_platt(self.logits, scale, bias))
 
 
 def all_gather_cat(tensor: Tensor, all_gather: AllGather) -> Tensor:
@@ -147,6 +174,7 @@ def epoch_predictions(
     building_ids: Tensor | None,
     criterion: Callable[[Tensor, Tensor], Tensor],
     deduplicate: bool = False,
+    calibration: tuple[float, float] = (1.0, 0.0),
 ) -> tuple[EpochPredictions, float] | None:
     """Predictions and loss of a gathered epoch.
 
@@ -157,6 +185,8 @@ def epoch_predictions(
         criterion: The loss on logits and float labels.
         deduplicate: Count each building id once (its first occurrence): a
             distributed sampler repeats samples to even out the processes.
+        calibration: Platt ``(scale, bias)`` of the probabilities (the loss
+            is the criterion's, on the logits).
 
     Returns:
         The predictions and the loss; None for an empty epoch.
@@ -171,12 +201,33 @@ def epoch_predictions(
         logits, labels, building_ids = logits[keep], labels[keep], building_ids[keep]
     loss = float(criterion(logits, labels.float()))
     ids = None if building_ids is None else building_ids.cpu().numpy()
+    raw = logits.double().cpu().numpy()
     preds = EpochPredictions(
-        probs=torch.sigmoid(logits.double()).cpu().numpy(),
+        probs=apply_platt(raw, *calibration),
         labels=labels.cpu().numpy().astype(np.int64),
         building_ids=None if ids is None else ids.astype(np.int64),
+        logits=raw,
     )
     return preds, loss
+
+
+def fit_calibration(preds: EpochPredictions) -> tuple[float, float] | None:
+    """Fit Platt scaling on the logits of an epoch's predictions.
+
+    Args:
+        preds: Validation predictions, with logits.
+
+    Returns:
+        ``(scale, bias)`` (see
+        :func:`~torchgeo_quake.trainers.calibration.fit_platt`); None when the
+        labels hold one class only (nothing to calibrate on) or no logits
+        were recorded.
+
+    .. versionadded:: 0.2
+    """
+    if preds.logits is None or np.unique(preds.labels).size < 2:
+        return None
+    return fit_platt(preds.logits, preds.labels)
 
 
 def choose_threshold(preds: EpochPredictions) -> float | None:
@@ -244,7 +295,12 @@ def logged_test_values(
         ``test_kappa`` at ``test_threshold`` (the best-F1 threshold of the test
         set; NaN without damaged buildings), ``test_auroc``, ``test_ap``, and
         ``test_precision_valthr``, ``test_recall_valthr``, ``test_f1_valthr``,
-        ``test_kappa_valthr`` at ``test_threshold_valthr`` (*val_threshold*).
+        ``test_kappa_valthr`` at ``test_threshold_valthr`` (*val_threshold*),
+        and the calibration of the probabilities: ``test_brier``,
+        ``test_ece``, ``test_count_expected`` (sum of the probabilities),
+        ``test_count_observed`` (damaged buildings) and
+        ``test_count_thresholded`` (buildings at or above *val_threshold*);
+        see :func:`~torchgeo_quake.trainers.metrics.calibration_metrics`.
 
     .. versionadded:: 0.2
     """
@@ -255,6 +311,7 @@ def logged_test_values(
     else:
         at_best = threshold_metrics(preds.probs, preds.labels, best)
     at_val = threshold_metrics(preds.probs, preds.labels, val_threshold)
+    calibration = calibration_metrics(preds.probs, preds.labels, val_threshold)
     return {
         "test_loss": loss,
         **{f"test_{k}": v for k, v in at_best.items()},
@@ -263,4 +320,5 @@ def logged_test_values(
         "test_threshold": best,
         **{f"test_{k}_valthr": v for k, v in at_val.items()},
         "test_threshold_valthr": val_threshold,
+        **{f"test_{k}": v for k, v in calibration.items()},
     }

@@ -27,12 +27,14 @@ from torch import Tensor
 from torchgeo.trainers import BaseTask
 
 from ..models import MODALITIES, LateFusionNet, canonical_modalities
+from .calibration import CalibrationMixin, restore_calibration
 from .checkpoint import check_compatible, checkpoint_name, is_restoring, restoring
 from .collection import (
     EpochOutputs,
     EpochPredictions,
     choose_threshold,
     epoch_predictions,
+    fit_calibration,
     logged_test_values,
     logged_validation_values,
 )
@@ -49,9 +51,15 @@ from .finetune import (
 from .input_spec import INPUT_SPEC_KEY, InputSpec, validate_input_spec
 from .input_spec import RADIOMETRIES as RADIOMETRIES
 from .input_spec import SAR_RES_TOLERANCE as SAR_RES_TOLERANCE
+from .input_stats import (
+    INPUT_STATS_KEY,
+    datamodule_statistics,
+    validate_input_statistics,
+)
 from .normalization import NORMALIZED as NORMALIZED
 from .normalization import NormalizationMixin
 from .optimization import configure_optimization
+from .precision import resolve_precision, warn_amp_deprecated
 from .seeding import seed_epoch
 
 __all__ = [
@@ -66,7 +74,7 @@ __all__ = [
 # (.finetune) and validate_input_spec (.input_spec) are re-exported here.
 
 
-class DamageDetectionTask(NormalizationMixin, BaseTask):
+class DamageDetectionTask(NormalizationMixin, CalibrationMixin, BaseTask):
     """Binary building-damage detection (Russo et al., 2025).
 
     Trains a :class:`~torchgeo_quake.models.LateFusionNet` on batches with the
@@ -82,13 +90,22 @@ class DamageDetectionTask(NormalizationMixin, BaseTask):
     module has that method.
 
     Validation and test gather the predictions of the whole epoch (over all
-    processes) and log, for the damaged class:
+    processes). At the end of each validation epoch, Platt scaling
+    (:mod:`~torchgeo_quake.trainers.calibration`) is fitted on the epoch's
+    logits and stored in the ``calibration_scale``, ``calibration_bias`` and
+    ``calibration_set`` buffers, so that the checkpoint of the best epoch
+    carries the calibration of that epoch; every probability of the task
+    (metrics, thresholds, :meth:`predict_step`) is then
+    ``sigmoid(scale * logit + bias)``. Checkpoints written before 0.2 load
+    uncalibrated (scale 1, bias 0), with a warning. The task logs, for the
+    damaged class:
 
     * ``val_loss``, ``val_auroc``, ``val_ap`` and ``val_precision``,
       ``val_recall``, ``val_f1``, ``val_kappa`` at ``val_threshold``, the
-      threshold maximising F1 on the validation precision–recall curve (the
-      paper's choice). It is stored in the :attr:`threshold` buffer, so the
-      checkpoint of the best epoch carries it, and used by :meth:`predict_step`.
+      threshold maximising F1 on the validation precision–recall curve of the
+      calibrated probabilities (the paper's choice). It is stored in the
+      :attr:`threshold` buffer, so the checkpoint of the best epoch carries
+      it, and used by :meth:`predict_step`.
       Without damaged buildings in the validation set the stored threshold is
       kept (and logged).
     * ``test_loss``, ``test_auroc``, ``test_ap`` and ``test_precision``,
@@ -97,7 +114,10 @@ class DamageDetectionTask(NormalizationMixin, BaseTask):
       chosen on the data it is scored on), and ``test_precision_valthr``,
       ``test_recall_valthr``, ``test_f1_valthr``, ``test_kappa_valthr`` at the
       stored validation threshold (``test_threshold_valthr``), the figure a
-      deployed model would achieve.
+      deployed model would achieve; and the calibration: ``test_brier``,
+      ``test_ece``, ``test_count_expected`` (sum of the probabilities),
+      ``test_count_observed`` and ``test_count_thresholded`` (at the stored
+      validation threshold).
 
     The predictions of the last validation and test epochs are kept in
     :attr:`last_predictions` (``"val"``, ``"test"``) for curves and confusion
@@ -115,7 +135,10 @@ class DamageDetectionTask(NormalizationMixin, BaseTask):
 
     .. versionadded:: 0.1
     .. versionchanged:: 0.2
-       ``init_from``, ``init_weights`` and ``freeze_encoders``.
+       ``init_from``, ``init_weights`` and ``freeze_encoders``; statistics of
+       the training inputs (:attr:`input_stats`) in checkpoints; calibrated
+       probabilities (Platt scaling) and the ``test_brier``, ``test_ece`` and
+       ``test_count_*`` metrics.
     """
 
     #: ``sar_weights`` is a file path: not saved, so that checkpoints load
@@ -142,7 +165,7 @@ class DamageDetectionTask(NormalizationMixin, BaseTask):
         scheduler: Literal["plateau", "cosine", "none"] = "plateau",
         patience: int = 10,
         pos_weight: float | None = None,
-        amp: bool = True,
+        amp: bool | None = None,
         init_from: str | None = None,
         init_weights: Literal["all", "encoders"] = "all",
         freeze_encoders: bool = False,
@@ -174,10 +197,11 @@ class DamageDetectionTask(NormalizationMixin, BaseTask):
             pos_weight: Weight of the damaged class in the loss
                 (:class:`~torch.nn.BCEWithLogitsLoss`), e.g. negatives per
                 positive; None for none.
-            amp: On CUDA, run the network under bfloat16 autocast (mixed
-                precision) unless the trainer already sets a mixed
-                ``precision``; the loss, metrics and outputs stay float32.
-                Ignored on the CPU, so one config file serves both.
+            amp: Deprecated and ignored (a warning says so unless a
+                checkpoint is being restored): precision is Lightning's
+                ``trainer.precision``, e.g. ``bf16-mixed`` (the experiment
+                configurations'; float32 where the hardware has no bfloat16,
+                see :mod:`~torchgeo_quake.trainers.precision`) or ``32-true``.
             init_from: Optional checkpoint (``.ckpt``) of this task to start
                 from, e.g. ``runs/all_inputs/checkpoints/best.ckpt``, to
                 fine-tune on another event. Read safely
@@ -205,9 +229,12 @@ class DamageDetectionTask(NormalizationMixin, BaseTask):
             FileNotFoundError: If *sar_weights* does not exist.
 
         .. versionchanged:: 0.2
-           *init_from*, *init_weights* and *freeze_encoders*.
+           *init_from*, *init_weights* and *freeze_encoders*; *amp* is
+           deprecated for Lightning's ``trainer.precision``.
         """
         canonical_modalities(modalities)
+        if amp is not None and not is_restoring():
+            warn_amp_deprecated(amp)
         if optimizer not in ("adamw", "adam"):
             raise ValueError(f"optimizer must be 'adamw' or 'adam', got {optimizer!r}")
         if scheduler not in ("plateau", "cosine", "none"):
@@ -228,6 +255,11 @@ class DamageDetectionTask(NormalizationMixin, BaseTask):
         #: start of fitting and saved in checkpoints; None when unknown (data
         #: module without ``input_spec``, or an older checkpoint).
         self.input_spec: dict[str, Any] | None = None
+        #: Statistics of the training inputs
+        #: (:func:`~torchgeo_quake.trainers.input_stats.input_statistics`),
+        #: taken from the data module's training split at the start of fitting
+        #: and saved in checkpoints; None when unknown.
+        self.input_stats: dict[str, Any] | None = None
         self.last_predictions: dict[str, EpochPredictions] = {}
         super().__init__()
 
@@ -254,6 +286,7 @@ class DamageDetectionTask(NormalizationMixin, BaseTask):
         self.configure_normalization(self.hparams["gem_features"])
         self.register_buffer("threshold", torch.tensor(0.5))
         self.register_buffer("threshold_set", torch.tensor(False))
+        self.configure_calibration()
         # What init_from did in this process; cleared when a checkpoint of
         # this task is restored (its state replaces the init).
         self._finetune = FineTuneInit()
@@ -359,7 +392,8 @@ class DamageDetectionTask(NormalizationMixin, BaseTask):
                 ``dsm=``, ``gem=``); ignored keys are allowed.
 
         Returns:
-            Logits of the damaged class, shape ``(B,)``.
+            Logits of the damaged class, shape ``(B,)``, float32 (also
+            under a bfloat16 ``trainer.precision``).
 
         Raises:
             ValueError: If a configured modality is missing or malformed.
@@ -371,18 +405,9 @@ class DamageDetectionTask(NormalizationMixin, BaseTask):
             inputs.update(arg)
         inputs.update(kwargs)
         self._check_batch(inputs, need_label=False)
-        normalized = self.normalize(inputs)
-        device = next(iter(normalized.values())).device
-        if (
-            self.hparams.get("amp", False)
-            and device.type == "cuda"
-            and not torch.is_autocast_enabled("cuda")
-        ):
-            with torch.autocast("cuda", dtype=torch.bfloat16):
-                logits: Tensor = self.model(**normalized)
-            return logits.float()
-        logits = self.model(**normalized)
-        return logits
+        logits: Tensor = self.model(**self.normalize(inputs))
+        # Float32 under a bfloat16 trainer.precision too: loss and metrics.
+        return logits.float()
 
     def training_step(
         self, batch: Any, batch_idx: int, dataloader_idx: int = 0
@@ -448,11 +473,11 @@ class DamageDetectionTask(NormalizationMixin, BaseTask):
             dataloader_idx: Index of the current dataloader.
 
         Returns:
-            ``prob`` (probability of damage, ``(B,)``), ``pred`` (1 where
+            ``prob`` (calibrated probability of damage, ``(B,)``), ``pred`` (1 where
             ``prob >= threshold``, the stored validation threshold) and, when in
             the batch, ``building_id``, ``centroid``, ``city`` and ``label``.
         """
-        probs = torch.sigmoid(self(batch).float())
+        probs = self.calibrate(self(batch).float())
         out: dict[str, Any] = {
             "prob": probs,
             "pred": (probs >= self.threshold).long(),
@@ -462,6 +487,19 @@ class DamageDetectionTask(NormalizationMixin, BaseTask):
                 out[key] = batch[key]
         return out
 
+    def setup(self, stage: str) -> None:
+        """Train in float32 where the trainer's bfloat16 would be slow.
+
+        See :func:`~torchgeo_quake.trainers.precision.resolve_precision`.
+
+        Args:
+            stage: ``"fit"``, ``"validate"``, ``"test"`` or ``"predict"``.
+
+        .. versionadded:: 0.2
+        """
+        if self._trainer is not None:
+            resolve_precision(self._trainer)
+
     def on_fit_start(self) -> None:
         """Check the data module, take its normalisation statistics and input spec.
 
@@ -470,6 +508,10 @@ class DamageDetectionTask(NormalizationMixin, BaseTask):
         checkpoint's radiometry and patch size (another SAR pixel size only
         warns), and the statistics copied from the checkpoint are replaced by
         the data module's (kept, with a warning, when it has none).
+
+        The statistics of the training inputs are recorded too
+        (:func:`~torchgeo_quake.trainers.input_stats.datamodule_statistics`),
+        for the shift check of ``torchgeo-quake map``.
 
         Raises:
             ValueError: If the data module lacks a modality of the task, its
@@ -495,6 +537,9 @@ class DamageDetectionTask(NormalizationMixin, BaseTask):
             else:
                 warn_other_inputs(self.input_spec, spec)
             self.input_spec = spec.to_dict()
+        stats = datamodule_statistics(datamodule)
+        if stats is not None:
+            self.input_stats = stats
         self._warn_if_unnormalized()
 
     def on_train_epoch_start(self) -> None:
@@ -552,23 +597,36 @@ class DamageDetectionTask(NormalizationMixin, BaseTask):
         logits, labels, ids = self._outputs[stage].gather(
             self.device, self.all_gather if distributed else None
         )
-        return epoch_predictions(logits, labels, ids, self.criterion, distributed)
+        return epoch_predictions(
+            logits, labels, ids, self.criterion, distributed, self.calibration
+        )
 
     def _log_all(self, values: Mapping[str, float]) -> None:
         """Log epoch-level values (already equal on every process).
 
         Args:
-            values: Metric values by name.
+            values: Metric values by name (``val_f1`` and ``val_loss`` are
+                shown on the progress bar too).
         """
         for name, value in values.items():
-            self.log(name, float(value), sync_dist=True)
+            shown = name in ("val_f1", "val_loss")
+            self.log(name, float(value), sync_dist=True, prog_bar=shown)
 
     def on_validation_epoch_end(self) -> None:
-        """Choose the best-F1 threshold and log the validation metrics."""
+        """Fit the calibration, choose the best-F1 threshold, log the metrics.
+
+        Without damaged buildings (or without intact ones) in the validation
+        set, the stored calibration and threshold are kept.
+        """
         result = self._epoch_predictions("val")
         if result is None:
             return
         preds, loss = result
+        # Not on the sanity check's few batches (nothing is stored then).
+        fitted = None if self.trainer.sanity_checking else fit_calibration(preds)
+        if fitted is not None:
+            preds = preds.calibrated(*fitted)
+            self.set_calibration(*fitted)
         chosen = choose_threshold(preds)
         # Without damaged buildings, the stored threshold is kept.
         threshold = float(self.threshold) if chosen is None else chosen
@@ -630,22 +688,28 @@ class DamageDetectionTask(NormalizationMixin, BaseTask):
         return task
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Save :attr:`input_spec` under :data:`INPUT_SPEC_KEY`.
+        """Save :attr:`input_spec` and :attr:`input_stats` (when known).
 
         Args:
             checkpoint: The checkpoint being saved.
         """
         if self.input_spec is not None:
             checkpoint[INPUT_SPEC_KEY] = dict(self.input_spec)
+        if self.input_stats is not None:
+            checkpoint[INPUT_STATS_KEY] = dict(self.input_stats)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Refuse checkpoints trained with other modalities or GEM width.
 
-        Also restores :attr:`input_spec` (None for checkpoints without one) and
-        forgets what ``init_from`` loaded: the checkpoint's state replaces it.
+        Also restores :attr:`input_spec` and :attr:`input_stats` (None for
+        checkpoints without them) and forgets what ``init_from`` loaded: the
+        checkpoint's state replaces it.
 
         Args:
             checkpoint: The loaded checkpoint.
+
+        A checkpoint written before the calibration was stored gets an
+        uncalibrated one (scale 1, bias 0), with a warning.
 
         Raises:
             ValueError: If the checkpoint's modalities or GEM width differ from
@@ -658,9 +722,17 @@ class DamageDetectionTask(NormalizationMixin, BaseTask):
         check_compatible(
             checkpoint, name, self.modalities, self.hparams["gem_features"]
         )
+        # Checkpoints of 0.1 hold no calibration: load them uncalibrated.
+        state = checkpoint.get("state_dict")
+        if isinstance(state, dict):
+            restore_calibration(state, name)
         spec = checkpoint.get(INPUT_SPEC_KEY)
         self.input_spec = (
             None if spec is None else validate_input_spec(spec, f"{name} input spec")
+        )
+        stats = checkpoint.get(INPUT_STATS_KEY)
+        self.input_stats = (
+            None if stats is None else validate_input_statistics(stats, name)
         )
         # The restored state replaces whatever init_from loaded.
         self._finetune = FineTuneInit()
