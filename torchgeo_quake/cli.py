@@ -99,6 +99,55 @@ def _run_simulate(args: argparse.Namespace) -> int:
     return simulate_cli(args)
 
 
+#: Examples shown at the end of each subcommand's ``--help``.
+EXAMPLES: dict[str, str] = {
+    "simulate": (
+        "torchgeo-quake simulate data/kahramanmaras --scale 0.2\n"
+        "torchgeo-quake simulate data/newcity --cities nurdagi --seed 7 --scale 0.2"
+    ),
+    "protocol": (
+        "torchgeo-quake protocol cv --quick --out runs/quick-cv\n"
+        "torchgeo-quake protocol loco --out runs/loco\n"
+        "torchgeo-quake protocol cv --out runs/cv-fp32 --precision 32-true"
+    ),
+    "map": (
+        "torchgeo-quake map --sar data/newcity/nurdagi/sar.tif \\\n"
+        "    --dsm data/newcity/nurdagi/dsm.tif \\\n"
+        "    --exposure data/newcity/nurdagi/gem.csv \\\n"
+        "    --footprints data/newcity/nurdagi/buildings.gpkg \\\n"
+        "    --checkpoint runs/all_inputs/checkpoints/best.ckpt \\\n"
+        "    --out maps/nurdagi"
+    ),
+}
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Wraps descriptions as usual; keeps the lines of the examples as written."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        head, marker, examples = text.partition("examples:\n")
+        filled = super()._fill_text(head, width, indent) if head.strip() else ""
+        if not marker:
+            return filled
+        lines = [indent + "  " + line for line in examples.splitlines()]
+        return (filled + "\n\n" if filled else "") + "\n".join(
+            [indent + "examples:", *lines]
+        )
+
+
+def _epilog(command: str, text: str = "") -> str:
+    """The epilog of a subcommand: *text*, then its examples.
+
+    Args:
+        command: the subcommand
+        text: prose shown before the examples
+
+    Returns:
+        The epilog.
+    """
+    return (text + "\n\n" if text else "") + "examples:\n" + EXAMPLES[command]
+
+
 def _add_simulate(
     subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
 ) -> None:
@@ -109,6 +158,8 @@ def _add_simulate(
     """
     parser = subparsers.add_parser(
         "simulate",
+        formatter_class=_HelpFormatter,
+        epilog=_epilog("simulate"),
         help="write the simulated five-city post-earthquake scene",
         description=(
             "Simulate post-event SAR, DSM, footprints, damage reference and GEM "
@@ -202,13 +253,15 @@ def _add_protocol(
             "5-fold cross-validation on Islahiye (Table V). Resumable: finished "
             "runs in OUT are not trained again."
         ),
-        epilog=(
+        formatter_class=_HelpFormatter,
+        epilog=_epilog(
+            "protocol",
             "Every configuration is checked against its classes first: an unknown "
             "key or a wrong value stops the command before anything is written. "
             "After an interruption, run the same command again; an unfinished run "
             "resumes from its checkpoints/last.ckpt. If that file is damaged, the "
             "command stops and names it: delete it (or that run's folder) to "
-            "retrain that run from its first epoch."
+            "retrain that run from its first epoch.",
         ),
     )
     parser.add_argument(
@@ -385,6 +438,8 @@ def _add_map(
 
     parser = subparsers.add_parser(
         "map",
+        formatter_class=_HelpFormatter,
+        epilog=_epilog("map"),
         help="map the damage of every building of a city with a trained model",
         description=(
             "Run a trained damage model on every building footprint covered by a "

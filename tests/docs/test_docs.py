@@ -184,6 +184,9 @@ def _rel(page: Path) -> str:
 def test_site_builds(site: Path) -> None:
     assert (site / "index.html").exists()
     assert (site / "api" / "cli.html").exists()
+    # Material's offline plugin: the search index as a script, so that search
+    # works in a site opened from disk.
+    assert (site / "search" / "search_index.js").exists()
 
 
 # ------------------------------------------------------------ API reference

@@ -99,3 +99,21 @@ def test_parser_does_not_import_torch() -> None:
         cwd=Path(__file__).parent,
     )
     assert done.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("command", ["simulate", "protocol", "map"])
+def test_help_examples_parse(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Every example of ``--help`` is a command line the parser accepts."""
+    import shlex
+
+    from torchgeo_quake.cli import EXAMPLES, build_parser
+
+    parser = build_parser()
+    with pytest.raises(SystemExit):
+        parser.parse_args([command, "--help"])
+    assert "examples:" in capsys.readouterr().out
+    for line in EXAMPLES[command].replace("\\\n", " ").splitlines():
+        words = shlex.split(line)
+        assert words[0] == "torchgeo-quake"
+        args = parser.parse_args(words[1:])
+        assert args.command == command

@@ -269,7 +269,8 @@ def test_valthr_threshold_is_chosen_on_validation(cv_run: Path, sim_root: Path) 
     probs, labels = [], []
     with torch.inference_mode():
         for batch in datamodule.val_dataloader():
-            probs.append(torch.sigmoid(task(batch)).double())
+            # Calibrated, as the task chose its threshold on them.
+            probs.append(task.calibrate(task(batch).double()))
             labels.append(batch["label"])
     val_probs = torch.cat(probs).numpy()
     val_labels = torch.cat(labels).numpy()
@@ -457,7 +458,7 @@ def test_interrupted_run_resumes_with_its_whole_log(
 
 
 def test_trainer_arguments_pass_through() -> None:
-    from torchgeo_quake.protocols.config import trainer_kwargs as _trainer_kwargs
+    from torchgeo_quake.protocols.settings import trainer_kwargs as _trainer_kwargs
 
     config = load_config(ROOT / "experiments" / "all_inputs.yaml")
     assert "max_time" in config.trainer  # bounds a single `torchgeo fit`

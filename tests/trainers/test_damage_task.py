@@ -686,8 +686,10 @@ def test_ddp_validation_equals_single_process(tmp_path: Path) -> None:
         task, datamodule=dm
     )[0]
     assert single.keys() == ddp.keys()
+    # The calibration is fitted on the gathered logits, whose order differs:
+    # equal up to float rounding.
     for key, value in single.items():
-        assert ddp[key] == pytest.approx(value, abs=1e-6), key
+        assert ddp[key] == pytest.approx(value, rel=1e-5, abs=1e-6), key
 
 
 def test_resumed_run_equals_uninterrupted(tmp_path: Path, sim_root: Path) -> None:

@@ -16,6 +16,7 @@ from torchgeo_quake.trainers import (
     DamageDetectionTask,
     DamagePredictionWriter,
 )
+from torchgeo_quake.trainers.calibration import apply_platt
 
 
 def _predict(
@@ -39,7 +40,9 @@ def test_table_contents_and_stored_threshold(tmp_path: Path) -> None:
     # 0.5) visibly decides: about half the buildings are predicted damaged.
     task.eval()
     with torch.no_grad():
-        probs = torch.sigmoid(task(sar=dm.test.sar, footprint=dm.test.footprint))
+        logits = task(sar=dm.test.sar, footprint=dm.test.footprint)
+    # Predictions are calibrated (Platt scale and bias fitted on validation).
+    probs = apply_platt(logits, *task.calibration)
     task.threshold.fill_(float(probs.median()))
     path = tmp_path / "stored.ckpt"
     trainer.save_checkpoint(path)

@@ -95,7 +95,7 @@ class CSKSAR(CachedRasterDataset):
     naming the file. Buildings whose window touches masked pixels are skipped by
     the samplers (``"on SAR nodata"``). Returned patches are
     ``radiometry="amplitude"`` (default), ``"intensity"`` (amplitude²) or
-    ``"db"`` (:math:`10\log_{10}` intensity). In amplitude and intensity,
+    ``"db"`` (10 log10 of the intensity). In amplitude and intensity,
     masked pixels are returned as 0. In dB, values are floored at
     :attr:`db_floor` (default: the 0.1th percentile of the valid dB values of the
     whole dataset, computed once) and masked pixels take the floor value.

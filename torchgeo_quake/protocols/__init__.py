@@ -17,7 +17,6 @@ from .config import (
     QUICK,
     ConfigError,
     ExperimentConfig,
-    ProtocolSettings,
     load_config,
 )
 from .figures import (
@@ -29,6 +28,7 @@ from .figures import (
 )
 from .records import DamagedRunError, RunSpec, load_runs, read_run_log
 from .runner import ProtocolResult, plan_runs, run_protocol
+from .settings import ProtocolSettings
 from .tables import (
     METRICS,
     POLICIES,

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import argparse
 
-from .config import PROTOCOLS, ProtocolSettings
+from .config import PROTOCOLS
 from .runner import run_protocol
+from .settings import ProtocolSettings
 
 __all__ = ["protocol_cli", "settings_from_args"]
 

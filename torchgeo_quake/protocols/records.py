@@ -47,7 +47,8 @@ import numpy as np
 import pandas as pd
 
 from ..utils import atomic_write_text
-from .config import RUNNER_OWNED, ExperimentConfig, ProtocolSettings
+from .config import RUNNER_OWNED, ExperimentConfig
+from .settings import ProtocolSettings
 
 __all__ = ["DamagedRunError", "RunSpec", "load_runs", "read_run_log"]
 

@@ -56,12 +56,10 @@ from .calibration import write_calibration
 from .config import (
     ExperimentConfig,
     Protocol,
-    ProtocolSettings,
     check_section,
     data_root,
     is_kahramanmaras,
     load_config,
-    trainer_kwargs,
 )
 from .figures import write_figures
 from .records import (
@@ -73,6 +71,7 @@ from .records import (
     resume_checkpoint,
     write_manifest,
 )
+from .settings import ProtocolSettings, trainer_kwargs
 from .tables import write_tables
 from .training import QUIET_PATTERNS, data_overrides, train_run
 

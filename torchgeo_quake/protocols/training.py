@@ -22,14 +22,9 @@ from typing import Any
 import numpy as np
 
 from ..utils import is_global_zero
-from .config import (
-    ExperimentConfig,
-    ProtocolSettings,
-    instantiate,
-    section_class,
-    trainer_kwargs,
-)
+from .config import ExperimentConfig, instantiate, section_class
 from .records import RunSpec, resume_checkpoint, start_attempt, write_run
+from .settings import ProtocolSettings, trainer_kwargs
 
 __all__: list[str] = []
 

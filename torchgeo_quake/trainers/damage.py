@@ -6,7 +6,7 @@ input spec), ``collection`` (epoch predictions and metrics), ``checkpoint``
 (compatibility), ``finetune`` (``init_from``), ``optimization`` and
 ``seeding`` of :mod:`torchgeo_quake.trainers`.
 
-(About 670 lines, over the package's 600: one Lightning module whose hooks
+(About 740 lines, over the package's 600: one Lightning module whose hooks
 share the task's state (the ``threshold`` buffers, ``input_spec``, the epoch
 outputs, what ``init_from`` loaded), so that Lightning's order of calls reads
 in one class. Every job behind a hook is already in its own module; half of
