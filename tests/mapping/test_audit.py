@@ -224,7 +224,7 @@ def test_map_with_reference_and_night_only_exposure(
     assert "occupants by day unknown" in result.report()
 
     # Every building carries the reference's label; the audit matches it.
-    damage = gpd.read_file(out / "damage.gpkg")
+    damage = gpd.read_file(out / "damage.gpkg", layer="damage")
     truth = gpd.read_file(city / "destroyed.geojson")
     listed = damage["osm_id"].isin(truth["osm_id"])
     assert (damage.loc[listed, "reference_damaged"] == 1).all()

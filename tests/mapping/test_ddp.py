@@ -68,8 +68,8 @@ def test_two_processes_give_the_same_map(
     assert ddp.stdout.count("footprints:") == 1
     assert sorted(p.name for p in two.parent.iterdir()) == ["map"]
     assert sorted(p.name for p in two.iterdir()) == sorted(OUTPUT_FILES)
-    a = gpd.read_file(one / "damage.gpkg").sort_values("feature")
-    b = gpd.read_file(two / "damage.gpkg").sort_values("feature")
+    a = gpd.read_file(one / "damage.gpkg", layer="damage").sort_values("feature")
+    b = gpd.read_file(two / "damage.gpkg", layer="damage").sort_values("feature")
     assert list(a["feature"]) == list(b["feature"])
     for column in ("osm_id", "status", "reason", "damaged", "unit"):
         assert a[column].fillna(-1).tolist() == b[column].fillna(-1).tolist(), column

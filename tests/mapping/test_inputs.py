@@ -297,8 +297,12 @@ def test_geographic_sar_gives_grid_cells_in_metres(
     table = units["table"]
     assert len(table) == len(base.summary["units"]["table"]) > 1
     assert all(row["xmax"] - row["xmin"] == 200 for row in table)
-    a = gpd.read_file(tmp_path / "utm" / "damage.gpkg").sort_values("feature")
-    b = gpd.read_file(tmp_path / "legacy" / "damage.gpkg").sort_values("feature")
+    a = gpd.read_file(tmp_path / "utm" / "damage.gpkg", layer="damage").sort_values(
+        "feature"
+    )
+    b = gpd.read_file(tmp_path / "legacy" / "damage.gpkg", layer="damage").sort_values(
+        "feature"
+    )
     assert (a["unit"].to_numpy() == b["unit"].to_numpy()).mean() > 0.95
     # A model that records its pixel size gets the image reprojected to UTM.
     result = map_damage(
@@ -393,7 +397,7 @@ def test_footprints_on_sar_nodata_are_skipped(
     result = map_damage(
         sar, city / "buildings.gpkg", checkpoints["sar_ftp"], tmp_path / "o"
     )
-    mapped = gpd.read_file(tmp_path / "o" / "damage.gpkg").to_crs(32637)
+    mapped = gpd.read_file(tmp_path / "o" / "damage.gpkg", layer="damage").to_crs(32637)
     on_hole = result.counts["skipped_by_reason"].get("on SAR nodata", 0)
     assert on_hole > 0
     assert on_hole == int((mapped["reason"] == "on SAR nodata").sum())
@@ -437,7 +441,7 @@ def test_mixed_polygons_and_multipolygons_are_kept_as_given(
         mapped = gpd.read_file(out / name).sort_values("feature")
         assert list(mapped.geom_type) == kinds, name
     assert result.counts["footprints"] == len(kinds)
-    mapped = gpd.read_file(out / "damage.gpkg").sort_values("feature")
+    mapped = gpd.read_file(out / "damage.gpkg", layer="damage").sort_values("feature")
     given = gpd.read_file(path).geometry
     assert (
         mapped.geometry.reset_index(drop=True)

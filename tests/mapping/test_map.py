@@ -8,7 +8,9 @@ import io
 import json
 import re
 import shutil
+import sqlite3
 import subprocess
+import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyogrio
 import pytest
 import shapely
 import torch
@@ -90,7 +93,7 @@ def test_every_footprint_once_with_the_right_crs(
 ) -> None:
     out = full_map[0]
     source = gpd.read_file(city / "buildings.gpkg")
-    mapped = gpd.read_file(out / "damage.gpkg")
+    mapped = gpd.read_file(out / "damage.gpkg", layer="damage")
     assert mapped.crs == source.crs
     assert len(mapped) == len(source)
     assert sorted(mapped["feature"]) == list(range(len(source)))
@@ -125,7 +128,7 @@ def test_counts_match_the_data_layer(
 ) -> None:
     """Same buildings, skips and probabilities as the training data path."""
     out = full_map[0]
-    mapped = gpd.read_file(out / "damage.gpkg")
+    mapped = gpd.read_file(out / "damage.gpkg", layer="damage")
     summary = json.loads((out / "summary.json").read_text())
     dataset = KahramanmarasDamage(
         scene, cities=[CITY], simulate=False, negatives_per_positive=None, cache=False
@@ -176,6 +179,85 @@ def test_html_map_is_self_contained(full_map: tuple[Path, int, str]) -> None:
             ["node", "--check", "-"], input=script, capture_output=True, text=True
         )
         assert check.returncode == 0, check.stderr
+
+
+#: Columns of QGIS's own ``layer_styles`` table, in its order.
+LAYER_STYLES = [
+    "id",
+    "f_table_catalog",
+    "f_table_schema",
+    "f_table_name",
+    "f_geometry_column",
+    "styleName",
+    "styleQML",
+    "styleSLD",
+    "useAsDefault",
+    "description",
+    "owner",
+    "ui",
+    "update_time",
+]
+
+
+def test_geopackage_opens_styled_in_qgis(full_map: tuple[Path, int, str]) -> None:
+    out = full_map[0]
+    path = out / "damage.gpkg"
+    assert {name for name, _ in pyogrio.list_layers(path)} == {
+        "damage",
+        "units",
+        "layer_styles",
+    }
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        columns = [row[1] for row in db.execute("PRAGMA table_info(layer_styles)")]
+        styles = db.execute(
+            "SELECT f_table_name, f_geometry_column, useAsDefault, styleQML "
+            "FROM layer_styles ORDER BY f_table_name"
+        ).fetchall()
+        geometry = dict(
+            db.execute("SELECT table_name, column_name FROM gpkg_geometry_columns")
+        )
+        registered = dict(db.execute("SELECT table_name, data_type FROM gpkg_contents"))
+    assert columns == LAYER_STYLES
+    assert registered["layer_styles"] == "attributes"
+    assert [row[0] for row in styles] == ["damage", "units"]
+    renderers = {}
+    for table, column, default, qml in styles:
+        assert column == geometry[table] and default == 1
+        root = ET.fromstring(qml.split("\n", 1)[1])
+        renderers[table] = root.find("renderer-v2")
+    damage = renderers["damage"]
+    assert damage is not None and damage.get("type") == "RuleRenderer"
+    filters = [rule.get("filter", "") for rule in damage.iter("rule")]
+    assert any("skipped" in f for f in filters)
+    assert sum('"damaged" = 1' in f for f in filters) == 2
+    units = renderers["units"]
+    assert units is not None and units.get("type") == "graduatedSymbol"
+    assert units.get("attr") == "damaged_share"
+    # The units: per-unit totals of summary.json, on polygons holding them.
+    summary = json.loads((out / "summary.json").read_text())
+    cells = gpd.read_file(path, layer="units")
+    records = pd.DataFrame(summary["units"]["table"])
+    assert sorted(cells["unit"]) == sorted(records["unit"])
+    assert all(re.fullmatch(r"[A-Z]+[1-9][0-9]*", unit) for unit in cells["unit"])
+    assert cells["buildings"].sum() == summary["counts"]["footprints"]
+    assert cells["damaged"].sum() == summary["counts"]["damaged"]
+    exposure = summary["exposure"]
+    for column in ("occupants_night", "replacement_cost_usd"):
+        total = cells[f"{column}_in_damaged"].sum()
+        expected = exposure[f"{column}_in_damaged"]
+        assert total == pytest.approx(expected, abs=0.01 * len(cells))
+    page = (out / "map.html").read_text(encoding="utf-8")
+    data = json.loads(page.split("var DATA = ", 1)[1].split(";</script>", 1)[0])
+    assert data["units"] == sorted(cells["unit"])
+    assert data["sar"]["png"].startswith("data:image/png;base64,")
+    buildings = gpd.read_file(path, layer="damage").to_crs(cells.crs)
+    located = buildings[buildings.geometry.notna()]
+    polygon = dict(zip(cells["unit"], cells.geometry, strict=True))
+    inside = [
+        polygon[unit].contains(footprint.centroid)
+        for unit, footprint in zip(located["unit"], located.geometry, strict=True)
+    ]
+    assert np.mean(inside) > 0.9
 
 
 def test_basemap_is_opt_in(
@@ -239,7 +321,7 @@ def test_invalid_and_reprojected_footprints(
     result = map_damage(
         city / "sar.tif", path, checkpoints["sar_ftp"], out, cell_size=300
     )
-    mapped = gpd.read_file(out / "damage.gpkg")
+    mapped = gpd.read_file(out / "damage.gpkg", layer="damage")
     assert mapped.crs.to_epsg() == 3857
     assert sorted(mapped["feature"]) == list(range(len(frame)))
     reason = mapped.set_index("feature")["reason"]
@@ -537,5 +619,12 @@ def test_admin_unit_totals(
     assert set(table.index) == {"west", "east"}
     assert table["buildings"].sum() == len(source)
     assert table["damaged"].sum() == result.counts["damaged"]
-    mapped = gpd.read_file(out / "damage.gpkg")
+    mapped = gpd.read_file(out / "damage.gpkg", layer="damage")
     assert set(mapped["unit"]) == {"west", "east"}
+    # The units layer: the admin polygons, with their totals.
+    layer = gpd.read_file(out / "damage.gpkg", layer="units").set_index("unit")
+    assert set(layer.index) == {"west", "east"}
+    assert (layer["buildings"] == table["buildings"].loc[layer.index]).all()
+    back = units.set_index("mahalle").geometry.loc[layer.index]
+    assert layer.crs == units.crs
+    assert (layer.geometry.symmetric_difference(back).area < 1e-3 * back.area).all()

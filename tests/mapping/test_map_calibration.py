@@ -46,8 +46,12 @@ def test_map_probabilities_are_calibrated(
         raw = map_damage(city / "sar.tif", city / "buildings.gpkg", old, tmp_path / "b")
     assert calibrated.summary["model"]["calibrated"] is True
     assert raw.summary["model"]["calibrated"] is False
-    p_cal = gpd.read_file(tmp_path / "a" / "damage.gpkg")["damage_probability"]
-    p_raw = gpd.read_file(tmp_path / "b" / "damage.gpkg")["damage_probability"]
+    p_cal = gpd.read_file(tmp_path / "a" / "damage.gpkg", layer="damage")[
+        "damage_probability"
+    ]
+    p_raw = gpd.read_file(tmp_path / "b" / "damage.gpkg", layer="damage")[
+        "damage_probability"
+    ]
     scored = np.isfinite(p_raw.to_numpy())
     assert scored.sum() > 10
     logits = np.log(p_raw[scored] / (1 - p_raw[scored])).to_numpy()

@@ -161,7 +161,7 @@ def test_recalibration_recovers_the_count(
     before = shifted_map[0].summary
     after = recalibrated_map.summary
     scored = set(
-        gpd.read_file(recalibrated_map.out / "damage.gpkg")
+        gpd.read_file(recalibrated_map.out / "damage.gpkg", layer="damage")
         .query("status == 'predicted'")["osm_id"]
         .astype(int)
     )

@@ -323,7 +323,11 @@ def read_units(
         "cell_size": cell_size,
         "cell_size_unit": "metre",
         "crs": metric.to_string(),
-        "label": "lower-left corner of the cell, '<x>_<y>'",
+        "label": (
+            "grid reference: column letter west to east, row number north to "
+            "south, from the north-west cell holding a building (A1); the "
+            "bounds are xmin, ymin, xmax, ymax"
+        ),
     }
     return Units(labels, table, info)
 

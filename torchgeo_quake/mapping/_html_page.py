@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ._html_notes import NOTES_STYLE
+from .overview import DAMAGED_EDGE, SKIPPED_COLOR
 
 _STYLE = """
 html, body { margin: 0; height: 100%; overflow: hidden;
@@ -44,6 +45,10 @@ html, body { margin: 0; height: 100%; overflow: hidden;
 #scalebar { height: 5px; border: 1.5px solid #222; border-top: none; margin-top: 2px; }
 #attr { bottom: 0; right: 0; border-radius: 6px 0 0 0; padding: 2px 6px;
   font-size: 11px; color: #333; }
+.key { margin-top: 4px; }
+.key div { display: flex; align-items: center; gap: 6px; margin-top: 2px; }
+.sw { flex: none; display: inline-block; width: 14px; height: 10px;
+  box-sizing: border-box; }
 """
 
 _SCRIPT = r"""
@@ -140,6 +145,22 @@ _SCRIPT = r"""
     return true;
   }
 
+  // The post-event SAR image, embedded, under the buildings.
+  var sarImage = null, showSar = !!D.sar;
+  if (D.sar) {
+    sarImage = new Image();
+    sarImage.onload = schedule;
+    sarImage.src = D.sar.png;
+  }
+  function drawSar() {
+    if (!showSar || !sarImage || !sarImage.complete || !sarImage.naturalWidth) {
+      return;
+    }
+    var b = D.sar.bounds;
+    ctx.drawImage(sarImage, sx(b[0]), sy(b[3]), (b[2] - b[0]) / view.res,
+                  (b[3] - b[1]) / view.res);
+  }
+
   // Optional basemap: XYZ tiles in Web Mercator.
   var tiles = {};
   var HALF = 20037508.342789244;
@@ -187,6 +208,7 @@ _SCRIPT = r"""
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
     ctx.clearRect(0, 0, W, H);
     drawTiles();
+    drawSar();
     var x0v = wx(0), x1v = wx(W), y1v = wy(0), y0v = wy(H);
     var buckets = 64;
     var paths = [];
@@ -216,7 +238,7 @@ _SCRIPT = r"""
     ctx.fill(paths[buckets]);
     ctx.globalAlpha = 1;
     ctx.lineWidth = 1;
-    ctx.strokeStyle = "#3b0000";
+    ctx.strokeStyle = D.damaged_edge;
     ctx.stroke(outline);
     if (D.au) drawAudit(x0v, x1v, y0v, y1v);
     if (selected >= 0) {
@@ -305,6 +327,7 @@ _SCRIPT = r"""
       s += "damage probability " + (p / 1000).toFixed(3) + "<br>";
       s += p >= thr ? "<b class='dmg'>predicted damaged</b>" : "predicted intact";
     }
+    if (D.un && D.un[i] >= 0) s += "<br>unit " + esc(D.units[D.un[i]]);
     if (D.au && D.au[i] > 0) {
       s += "<br>reference: " + (D.au[i] === 1 ?
         "intact: likely omission" : "damaged: likely commission");
@@ -379,6 +402,8 @@ _SCRIPT = r"""
   document.getElementById("skipped").onchange = function () {
     showSkipped = this.checked; schedule();
   };
+  var sarBox = document.getElementById("sarbox");
+  if (sarBox) sarBox.onchange = function () { showSar = this.checked; schedule(); };
   var auditBox = document.getElementById("auditonly");
   if (auditBox) auditBox.onchange = function () {
     auditOnly = this.checked; selected = -1; schedule();
@@ -440,12 +465,50 @@ def audit_toggle(codes: npt.NDArray[np.int64]) -> str:
     )
 
 
+#: The panel's toggle of the SAR underlay.
+SAR_TOGGLE = (
+    '<label><input type="checkbox" id="sarbox" checked> post-event SAR image '
+    "under the buildings (downsampled)</label>"
+)
+
 #: Where the page template receives the map's data.
 DATA_SLOT = "@@DATA@@"
 
 
+def legend_key(threshold: float) -> str:
+    """The legend entries of the page's outlines and grey buildings.
+
+    They are drawn as the script draws the buildings: a building predicted
+    damaged keeps its probability's fill and gets a
+    :data:`~torchgeo_quake.mapping.overview.DAMAGED_EDGE` outline (from street
+    zoom on, where single buildings can be told apart); a building not scored
+    is grey.
+
+    Args:
+        threshold: decision threshold
+
+    Returns:
+        HTML of the entries.
+    """
+    return (
+        '<div class="key">'
+        f'<div><span class="sw" style="border:2px solid {DAMAGED_EDGE}"></span>'
+        f"<span>outlined: predicted damaged (probability &ge; {threshold:.3f}; "
+        "the fill is its probability, the outline shows when zoomed in)</span>"
+        "</div>"
+        f'<div><span class="sw" style="background:{SKIPPED_COLOR}"></span>'
+        "<span>grey: not scored (hover for the reason)</span></div>"
+        "</div>"
+    )
+
+
 def page(
-    title: str, subtitle: str, threshold: float, attr: str, notes: str = ""
+    title: str,
+    subtitle: str,
+    threshold: float,
+    attr: str,
+    notes: str = "",
+    credit: str = "",
 ) -> str:
     """The HTML page around the data.
 
@@ -453,13 +516,18 @@ def page(
         title: page title
         subtitle: line under the title
         threshold: decision threshold
-        attr: escaped attribution text (may be empty)
+        attr: escaped attribution text of the basemap (may be empty)
         notes: HTML block under the subtitle (escaped; may be empty), see
             :func:`~torchgeo_quake.mapping._html_notes.notes_html`
+        credit: escaped credit of the data (e.g. of OpenStreetMap footprints;
+            may be empty)
 
     Returns:
         The page, with :data:`DATA_SLOT` where the data object goes.
     """
+    credits = "; ".join(
+        ["torchgeo_quake damage map", *(text for text in (credit, attr) if text)]
+    )
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -477,6 +545,7 @@ def page(
   <div>damage probability (black mark: threshold {threshold:.3f})</div>
   <canvas id="legend"></canvas>
   <div class="ticks"><span>0</span><span>0.5</span><span>1</span></div>
+  {legend_key(threshold)}
   <label><input type="radio" name="mode" value="all" checked> all buildings</label>
   <label><input type="radio" name="mode" value="damaged"> predicted damaged only</label>
   <label><input type="radio" name="mode" value="skipped"> not scored only</label>
@@ -490,7 +559,7 @@ def page(
 </div>
 <div id="tip" class="box"></div>
 <div id="scale" class="box"><span id="scaletext"></span><div id="scalebar"></div></div>
-<div id="attr" class="box">torchgeo_quake damage map{"; " + attr if attr else ""}</div>
+<div id="attr" class="box">{credits}</div>
 <script>var DATA = {DATA_SLOT};</script>
 <script>{_SCRIPT}</script>
 </body>

@@ -26,12 +26,23 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 from pyproj import CRS
+from rasterio.warp import transform_bounds
 
 from .. import __version__
 from ..utils import atomic_write_text
 from ._area import Footprints, Units
 from ._crs import to_crs_xy
 from ._html_notes import notes_html, overview_lines
+from ._qgis import (
+    DAMAGE_LAYER,
+    UNITS_LAYER,
+    damage_style,
+    unit_polygons,
+    units_style,
+    write_layer_styles,
+    write_units_layer,
+)
+from ._underlay import Underlay, sar_underlay
 from .audit import (
     AUDIT_COLUMNS,
     ReferenceLabels,
@@ -42,7 +53,8 @@ from .audit import (
     write_audit,
 )
 from .html import HTMLMapWriter
-from .rings import RingCollector
+from .overview import OSM_CREDIT
+from .rings import RingCollector, Rings
 from .summary import EXPOSURE_COLUMNS, summarise
 from .writers import GeoJSONWriter, GeoPackageWriter, layer_geometry_type
 
@@ -62,6 +74,19 @@ OUTPUT_COLUMNS: tuple[str, ...] = (
     *AUDIT_COLUMNS,
     "geometry",
 )
+
+
+def footprints_credit(id_field: str) -> str | None:
+    """The credit the footprints' licence requires on the maps.
+
+    Args:
+        id_field: building id column (``osm_id``: an OpenStreetMap export)
+
+    Returns:
+        :data:`~torchgeo_quake.mapping.overview.OSM_CREDIT` for OpenStreetMap
+        footprints (their licence, the ODbL, requires it), else None.
+    """
+    return OSM_CREDIT if id_field == "osm_id" else None
 
 
 @dataclass(frozen=True)
@@ -302,6 +327,7 @@ def write_map(
     about: dict[str, Any],
     prediction: dict[str, Any],
     files: Sequence[str],
+    sar: Path | None = None,
 ) -> dict[str, Any]:
     """Write the GeoPackage, the GeoJSON, the overview and the interactive map.
 
@@ -319,6 +345,7 @@ def write_map(
             of the summary
         prediction: how the prediction ran (``prediction`` section)
         files: names of the output files
+        sar: the SAR image, drawn downsampled under both maps, or None
 
     Returns:
         The summary (without ``timing``; not written yet).
@@ -353,14 +380,18 @@ def write_map(
             + f"; {counts['skipped']} not scored"
         )
         title = f"{name}: predicted building damage"
+        rings = overview_rings.rings()
+        underlays = _underlays(sar, rings, footprints.metric)
         fig = plot_overview(
-            overview_rings.rings(),
+            rings,
             results.probs,
             results.threshold,
             title="\n".join([title, subtitle, *overview_lines(summary)]),
             units="m",
+            credit=footprints_credit(id_field),
+            underlay=underlays[0],
         )
-        del overview_rings
+        del overview_rings, rings
         save_overview(fig, staging / "overview.png")
         del fig
         html_map.close(
@@ -375,10 +406,58 @@ def write_map(
             attribution=basemap_attribution,
             audit=kinds,
             notes=notes_html(summary),
+            credit=footprints_credit(id_field),
+            units=results.units.labels,
+            underlay=underlays[1],
         )
     finally:
         html_map.abort()
+    _write_qgis_layers(staging / "damage.gpkg", summary, results, footprints)
     return summary
+
+
+def _underlays(
+    sar: Path | None, rings: Rings, metric: CRS
+) -> tuple[Underlay | None, Underlay | None]:
+    """The SAR image under the overview and under the interactive map.
+
+    Args:
+        sar: the SAR image, or None for none
+        rings: the overview's outlines, in *metric*
+        metric: CRS of the overview
+
+    Returns:
+        The underlay in *metric* and in Web Mercator (None without *sar*,
+        outlines or overlap).
+    """
+    if sar is None or len(rings) == 0:
+        return None, None
+    xmin, ymin = rings.coords.min(axis=0)
+    xmax, ymax = rings.coords.max(axis=0)
+    pad = 0.02 * max(xmax - xmin, ymax - ymin, 1.0)
+    bounds = (xmin - pad, ymin - pad, xmax + pad, ymax + pad)
+    web = transform_bounds(metric, WEB_MERCATOR, *bounds)
+    return sar_underlay(sar, metric, bounds), sar_underlay(sar, WEB_MERCATOR, web)
+
+
+def _write_qgis_layers(
+    path: Path, summary: dict[str, Any], results: Results, footprints: Footprints
+) -> None:
+    """Add the units layer and the QGIS styles to ``damage.gpkg``.
+
+    Args:
+        path: the GeoPackage, with its ``damage`` layer
+        summary: the summary (its per-unit records)
+        results: what the map says of every feature
+        footprints: the footprints (their metric CRS: the grid cells')
+    """
+    if not path.exists():  # no feature, no layer
+        return
+    styles = {DAMAGE_LAYER: ("damage probability", damage_style(results.threshold))}
+    polygons = unit_polygons(results.units, footprints.metric)
+    if write_units_layer(path, summary["units"]["table"], polygons):
+        styles[UNITS_LAYER] = ("share predicted damaged", units_style())
+    write_layer_styles(path, styles)
 
 
 def _write_audit(

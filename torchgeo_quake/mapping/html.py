@@ -32,8 +32,9 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from ._html_page import DATA_SLOT, audit_codes, audit_toggle, page
-from .overview import COLORMAP, SKIPPED_COLOR
+from ._html_page import DATA_SLOT, SAR_TOGGLE, audit_codes, audit_toggle, page
+from ._underlay import Underlay, png_data_uri
+from .overview import COLORMAP, DAMAGED_EDGE, SKIPPED_COLOR
 from .rings import Rings, _exterior_rings
 
 __all__ = ["HTMLMapWriter", "write_html_map"]
@@ -86,6 +87,33 @@ def _copy(source: Path, target: IO[str]) -> None:
     """
     with open(source, encoding="utf-8") as f:
         shutil.copyfileobj(f, target, 1 << 20)
+
+
+def _codes(labels: Any, n: int) -> tuple[list[str], npt.NDArray[np.int64] | None]:
+    """Labels as indices into their sorted distinct values.
+
+    Args:
+        labels: a label per building (None or NA: no label), or None
+        n: number of buildings
+
+    Returns:
+        The distinct labels and the index of every building's (-1 without
+        one; None without *labels*).
+
+    Raises:
+        ValueError: If there are not *n* labels.
+    """
+    if labels is None:
+        return [], None
+    values = pd.Series(np.asarray(labels, dtype=object), dtype=object)
+    if len(values) != n:
+        raise ValueError(f"HTMLMapWriter: {n} probabilities and {len(values)} units")
+    present = values.notna().to_numpy()
+    names = sorted({str(v) for v in values[present]})
+    codes = np.full(n, -1, dtype=np.int64)
+    lookup = {name: i for i, name in enumerate(names)}
+    codes[present] = [lookup[str(v)] for v in values[present]]
+    return names, codes
 
 
 class HTMLMapWriter:
@@ -171,6 +199,9 @@ class HTMLMapWriter:
         max_zoom: int = 19,
         notes: str = "",
         audit: npt.NDArray[np.object_] | None = None,
+        credit: str | None = None,
+        units: Any = None,
+        underlay: Underlay | None = None,
     ) -> None:
         """Write the page and remove the temporary files.
 
@@ -192,13 +223,21 @@ class HTMLMapWriter:
                 ``"likely commission"`` or None; see
                 :mod:`~torchgeo_quake.mapping.audit`): outlined, with a toggle
                 showing only them; None for a map without a reference
+            credit: credit of the buildings' data, shown in the corner (e.g.
+                :data:`~torchgeo_quake.mapping.overview.OSM_CREDIT`)
+            units: unit of the totals of every building (admin unit or grid
+                reference, as in ``summary.json``; None outside every unit),
+                shown in the tooltips; None shows none
+            underlay: the SAR image in Web Mercator, embedded as a PNG and
+                drawn under the buildings (a check box hides it), or None
 
         Raises:
             ValueError: If *basemap* lacks a placeholder, or the arrays differ
                 in length.
 
         .. versionchanged:: 0.2
-           *notes*, *audit*.
+           *notes*, *audit*, *credit*, *units*, *underlay*; a legend of the
+           outlines.
         """
         if basemap is not None and not all(k in basemap for k in ("{z}", "{x}", "{y}")):
             self.abort()
@@ -225,6 +264,9 @@ class HTMLMapWriter:
                 max_zoom=max_zoom,
                 notes=notes,
                 audit=audit,
+                credit=credit,
+                units=units,
+                underlay=underlay,
             )
         finally:
             self.abort()
@@ -253,6 +295,9 @@ class HTMLMapWriter:
         max_zoom: int,
         notes: str = "",
         audit: npt.NDArray[np.object_] | None = None,
+        credit: str | None = None,
+        units: Any = None,
+        underlay: Underlay | None = None,
     ) -> None:
         """Write the HTML file.
 
@@ -269,6 +314,9 @@ class HTMLMapWriter:
             max_zoom: highest basemap zoom level
             notes: HTML block under the subtitle
             audit: reference audit of every building, or None
+            credit: credit of the buildings' data, or None
+            units: unit of every building, or None
+            underlay: the SAR image in Web Mercator, or None
 
         Raises:
             ValueError: If the arrays differ in length.
@@ -291,6 +339,7 @@ class HTMLMapWriter:
         if named.any():
             lookup = {name: i for i, name in enumerate(reason_names)}
             reason_codes[named] = [lookup[str(r)] for r in reason_array[named]]
+        unit_names, unit_codes = _codes(units, n)
         origin = self._origin if self._origin is not None else np.zeros(2)
         head = {
             "origin": [float(origin[0]), float(origin[1])],
@@ -300,8 +349,13 @@ class HTMLMapWriter:
             "threshold": float(threshold),
             "colors": _colors(),
             "skipped_color": SKIPPED_COLOR,
+            "damaged_edge": DAMAGED_EDGE,
             "basemap": basemap,
             "maxzoom": int(max_zoom),
+            "units": unit_names,
+            "sar": None
+            if underlay is None
+            else {"png": png_data_uri(underlay), "bounds": list(underlay.bounds)},
         }
         # "</" must not appear inside a <script> element.
         fields = json.dumps(head, separators=(",", ":")).replace("</", "<\\/")
@@ -310,7 +364,16 @@ class HTMLMapWriter:
             attr = "basemap: " + html.escape(basemap.split("/{z}")[0])
         codes = None if audit is None else audit_codes(audit)
         notes += "" if codes is None else audit_toggle(codes)
-        before, after = page(title, subtitle, threshold, attr, notes).split(DATA_SLOT)
+        notes += "" if underlay is None else SAR_TOGGLE
+        text = page(
+            title,
+            subtitle,
+            threshold,
+            attr,
+            notes,
+            credit=html.escape(credit) if credit else "",
+        )
+        before, after = text.split(DATA_SLOT)
         missing = np.asarray(id_array.isna())
         values = np.asarray(id_array.fillna(0), dtype=np.int64)
         with open(self.path, "w", encoding="utf-8") as f:
@@ -340,6 +403,9 @@ class HTMLMapWriter:
             if codes is not None:
                 f.write('],"au":[')
                 _write_ints(f, codes, True)
+            if unit_codes is not None:
+                f.write('],"un":[')
+                _write_ints(f, unit_codes, True)
             f.write("]}")
             f.write(after)
 
@@ -357,6 +423,7 @@ def write_html_map(
     basemap: str | None = None,
     attribution: str | None = None,
     max_zoom: int = 19,
+    credit: str | None = None,
 ) -> None:
     """Write the interactive map in one call (see :class:`HTMLMapWriter`).
 
@@ -374,11 +441,15 @@ def write_html_map(
             ``{y}``; None fetches nothing
         attribution: text shown for the basemap (e.g. its copyright)
         max_zoom: highest zoom level requested from the basemap
+        credit: credit of the buildings' data, shown in the corner (e.g.
+            :data:`~torchgeo_quake.mapping.overview.OSM_CREDIT`)
 
     Raises:
         ValueError: If *basemap* lacks a placeholder.
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.2
+       *credit*.
     """
     writer = HTMLMapWriter(path)
     try:
@@ -397,4 +468,5 @@ def write_html_map(
         basemap=basemap,
         attribution=attribution,
         max_zoom=max_zoom,
+        credit=credit,
     )

@@ -13,14 +13,31 @@ import numpy as np
 import numpy.typing as npt
 from matplotlib.figure import Figure
 
+from ._underlay import Underlay
 from .rings import Rings
 
-__all__ = ["COLORMAP", "SKIPPED_COLOR", "plot_overview", "save_overview"]
+__all__ = [
+    "COLORMAP",
+    "DAMAGED_EDGE",
+    "OSM_CREDIT",
+    "SKIPPED_COLOR",
+    "plot_overview",
+    "save_overview",
+]
 
 #: Colour map of the damage probability (overview and interactive map).
 COLORMAP = "YlOrRd"
 #: Colour of buildings that were not scored.
 SKIPPED_COLOR = "#9e9e9e"
+#: Outline colour of buildings predicted damaged (overview, interactive map
+#: and the QGIS style of ``damage.gpkg``); their fill is their probability's.
+#:
+#: .. versionadded:: 0.2
+DAMAGED_EDGE = "#400000"
+#: Credit of OpenStreetMap footprints, required by their licence (ODbL).
+#:
+#: .. versionadded:: 0.2
+OSM_CREDIT = "Building footprints \u00a9 OpenStreetMap contributors (ODbL)"
 
 
 def _scale_length(span: float) -> float:
@@ -47,11 +64,14 @@ def plot_overview(
     title: str | None = None,
     units: str = "m",
     figsize: tuple[float, float] = (9.0, 8.0),
+    credit: str | None = None,
+    underlay: Underlay | None = None,
 ) -> Figure:
     """Draw the buildings coloured by damage probability.
 
-    Buildings predicted damaged (probability at or above *threshold*) are
-    outlined; buildings that were not scored (NaN probability) are grey.
+    Buildings predicted damaged (probability at or above *threshold*) keep
+    their probability's colour and get a :data:`DAMAGED_EDGE` outline, as the
+    legend shows; buildings that were not scored (NaN probability) are grey.
 
     Args:
         rings: outer rings of the footprints in a projected CRS
@@ -61,11 +81,18 @@ def plot_overview(
         title: figure title
         units: name of the CRS unit (for the scale bar)
         figsize: figure size in inches
+        credit: credit of the data, printed under the map (e.g.
+            :data:`OSM_CREDIT` for OpenStreetMap footprints)
+        underlay: the SAR image in the CRS of *rings*, drawn in grey under
+            the buildings, or None
 
     Returns:
         The figure.
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.2
+       *credit*, *underlay*; the legend's "predicted damaged" entry is an
+       outline, as drawn.
     """
     from matplotlib.collections import PolyCollection
     from matplotlib.colors import Normalize
@@ -90,7 +117,19 @@ def plot_overview(
     faces[~scored] = matplotlib.colors.to_rgba(SKIPPED_COLOR)
     damaged = scored & (probs >= threshold)
     edges = np.zeros((len(polygons), 4))
-    edges[damaged] = (0.25, 0.0, 0.0, 1.0)
+    edges[damaged] = matplotlib.colors.to_rgba(DAMAGED_EDGE)
+    if underlay is not None:
+        left, bottom, right, top = underlay.bounds
+        ax.imshow(
+            underlay.image,
+            cmap="gray",
+            vmin=0.0,
+            vmax=1.0,
+            extent=(left, right, bottom, top),
+            origin="upper",
+            interpolation="bilinear",
+            zorder=0,
+        )
     if polygons:
         ax.add_collection(
             PolyCollection(
@@ -128,11 +167,18 @@ def plot_overview(
     bar.ax.axhline(threshold, color="black", linewidth=2.0)
     handles = [
         Patch(facecolor=SKIPPED_COLOR, label="not scored"),
-        Patch(facecolor=cmap(0.95), edgecolor=(0.25, 0, 0), label="predicted damaged"),
+        Patch(
+            facecolor="none",
+            edgecolor=DAMAGED_EDGE,
+            linewidth=1.2,
+            label=f"outlined: predicted damaged (\u2265 {threshold:.3f})",
+        ),
     ]
     ax.legend(handles=handles, loc="upper right", fontsize=8, framealpha=0.9)
     if title:
         ax.set_title(title, fontsize=10)
+    if credit:
+        fig.supxlabel(credit, x=0.99, ha="right", fontsize=7, color="#333333")
     return fig
 
 

@@ -487,6 +487,7 @@ def _make_map(
         about=sections,
         prediction=prediction[1],
         files=OUTPUT_FILES + (AUDIT_FILES if reference is not None else ()),
+        sar=files.sar,
     )
     times = (start, read_end, predict_end, time.perf_counter())
     write_summary(staging, summary, n=n, times=times)

@@ -19,7 +19,13 @@ from pyproj import CRS
 
 from .intervals import EXACT_LIMIT, LEVEL, count_interval, sum_interval, widen
 
-__all__ = ["EXPOSURE_COLUMNS", "admin_units", "grid_cells", "summarise"]
+__all__ = [
+    "EXPOSURE_COLUMNS",
+    "admin_units",
+    "grid_cells",
+    "grid_reference",
+    "summarise",
+]
 
 #: Per-building exposure columns of the map (from the nearest GEM location).
 EXPOSURE_COLUMNS: tuple[str, ...] = (
@@ -27,6 +33,31 @@ EXPOSURE_COLUMNS: tuple[str, ...] = (
     "occupants_night",
     "replacement_cost_usd",
 )
+
+
+def grid_reference(column: int, row: int) -> str:
+    """A map grid reference: column letters and row number, e.g. ``"C4"``.
+
+    Args:
+        column: column from the west, from 0 (``A``, ..., ``Z``, ``AA``, ...)
+        row: row from the north, from 0 (``1``, ``2``, ...)
+
+    Returns:
+        The reference.
+
+    Raises:
+        ValueError: If *column* or *row* is negative.
+
+    .. versionadded:: 0.2
+    """
+    if column < 0 or row < 0:
+        raise ValueError(f"grid column and row must be >= 0, got {column}, {row}")
+    letters = ""
+    rest = column + 1
+    while rest:
+        rest, digit = divmod(rest - 1, 26)
+        letters = chr(ord("A") + digit) + letters
+    return f"{letters}{row + 1}"
 
 
 def grid_cells(
@@ -42,14 +73,18 @@ def grid_cells(
         cell_size: cell side in CRS units
 
     Returns:
-        A label per point (``"<xmin>_<ymin>"``, the lower-left corner of its cell
-        in CRS units; None for NaN points) and a table of the cells with
-        ``unit``, ``xmin``, ``ymin``, ``xmax``, ``ymax``.
+        A label per point (its cell's :func:`grid_reference`: columns lettered
+        west to east, rows numbered north to south, from the north-west cell
+        holding a point, ``"A1"``; None for NaN points) and a table of the
+        cells with ``unit``, ``xmin``, ``ymin``, ``xmax``, ``ymax``.
 
     Raises:
         ValueError: If *cell_size* is not positive.
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.2
+       Labels are grid references such as ``"C4"``, not the lower-left
+       corner's coordinates.
     """
     if not cell_size > 0:
         raise ValueError(f"cell_size must be positive, got {cell_size}")
@@ -60,10 +95,14 @@ def grid_cells(
     )
     # One label string per cell, shared by its buildings (not one per building).
     cells, inverse = np.unique(corners, axis=0, return_inverse=True)
-    cells = cells * cell_size
+    cells = cells.reshape(-1, 2)
+    west = cells[:, 0].min() if len(cells) else 0.0
+    north = cells[:, 1].max() if len(cells) else 0.0
     text = np.array(
-        [f"{a:.0f}_{b:.0f}" for a, b in cells.tolist()], dtype=object
+        [grid_reference(int(a - west), int(north - b)) for a, b in cells.tolist()],
+        dtype=object,
     ).reshape(-1)
+    cells = cells * cell_size
     labels[ok] = text[np.asarray(inverse).reshape(-1)]
     table = pd.DataFrame({"unit": text, "xmin": cells[:, 0], "ymin": cells[:, 1]})
     table = table.drop_duplicates("unit").reset_index(drop=True)
