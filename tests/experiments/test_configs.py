@@ -185,13 +185,14 @@ def test_fit_test_predict_with_one_file(
 @pytest.mark.parametrize("path", sorted(EXPERIMENTS.glob("*.yaml")), ids=str)
 def test_configs_never_replace_a_checkpoint(path: Path) -> None:
     config = yaml.safe_load(path.read_text())
-    (checkpoint,) = [
-        c
+    checkpoints = [
+        c["init_args"]
         for c in config["trainer"]["callbacks"]
         if c["class_path"].endswith("ModelCheckpoint")
     ]
-    assert checkpoint["init_args"]["filename"] == "best"
-    assert checkpoint["init_args"]["enable_version_counter"] is True
+    # best.ckpt (weights only) first, then last.ckpt (the full state).
+    assert [c["filename"] for c in checkpoints] == ["best", "last"]
+    assert all(c["enable_version_counter"] is True for c in checkpoints)
     assert "best-v1.ckpt" in path.read_text()  # the header says what a re-run does
 
 

@@ -22,7 +22,7 @@ from typing_extensions import override
 
 from ..utils import plain_warnings as _plain_warnings
 
-__all__ = ["RunSummary"]
+__all__ = ["RunSummary", "last_checkpoint"]
 
 #: Validation metrics in the order the summary names them (others follow).
 _ORDER = (
@@ -128,6 +128,34 @@ def command_with(
     return shlex.join(["torchgeo", subcommand, *kept, "--ckpt_path", str(ckpt_path)])
 
 
+def last_checkpoint(trainer: pl.Trainer) -> str:
+    """The path of the run's resumable checkpoint (``last.ckpt``).
+
+    That is the ``last_model_path`` of a ``ModelCheckpoint`` with
+    ``save_last``, else the file of one without a monitored metric (which
+    keeps the latest epoch: ``filename: last``, ``monitor: null``, as in the
+    experiment configurations, whose ``best.ckpt`` holds the weights only).
+
+    Args:
+        trainer: the trainer
+
+    Returns:
+        The path, or ``""`` when no checkpoint callback has written one.
+
+    .. versionadded:: 0.3
+    """
+    callbacks = [getattr(trainer, "checkpoint_callback", None)]
+    callbacks += list(getattr(trainer, "checkpoint_callbacks", []))
+    checkpoints = [c for c in callbacks if isinstance(c, ModelCheckpoint)]
+    for callback in checkpoints:
+        if callback.last_model_path:
+            return callback.last_model_path
+    for callback in checkpoints:
+        if callback.monitor is None and callback.best_model_path:
+            return callback.best_model_path
+    return ""
+
+
 class RunSummary(Callback):
     """Print a short summary after ``fit`` and a resume hint on Ctrl-C.
 
@@ -144,6 +172,9 @@ class RunSummary(Callback):
     warnings as one-line messages, without the source line Python adds.
 
     .. versionadded:: 0.2
+    .. versionchanged:: 0.3
+       The last checkpoint may come from a second ``ModelCheckpoint``
+       (:func:`last_checkpoint`), beside a weights-only ``best.ckpt``.
     """
 
     def __init__(self, plain_warnings: bool | None = None) -> None:
@@ -257,11 +288,11 @@ class RunSummary(Callback):
             lines.append(f"best epoch {epoch} (by {monitor}): {_metrics_text(metrics)}")
         elif score is not None:  # resumed: the best epoch came before
             lines.append(f"best {monitor} {float(score):.3f}, before the resume")
-        if isinstance(checkpoint, ModelCheckpoint):
-            if checkpoint.best_model_path:
-                lines.append(f"  best checkpoint: {checkpoint.best_model_path}")
-            if checkpoint.last_model_path:
-                lines.append(f"  last checkpoint: {checkpoint.last_model_path}")
+        if isinstance(checkpoint, ModelCheckpoint) and checkpoint.best_model_path:
+            lines.append(f"  best checkpoint: {checkpoint.best_model_path}")
+        last = last_checkpoint(trainer)
+        if last:
+            lines.append(f"  last checkpoint: {last}")
         if trainer.log_dir and trainer.loggers:
             lines.append(f"  logs: {trainer.log_dir}")
         if isinstance(checkpoint, ModelCheckpoint) and checkpoint.best_model_path:
@@ -318,13 +349,8 @@ class RunSummary(Callback):
             The command that resumes from the last checkpoint, or a note that
             there is none.
         """
-        last = ""
-        for callback in trainer.checkpoint_callbacks:
-            path = getattr(callback, "last_model_path", "")
-            if path and Path(path).is_file():
-                last = path
-                break
-        if not last:
+        last = last_checkpoint(trainer)
+        if not (last and Path(last).is_file()):
             return (
                 "interrupted before a checkpoint was written (the first "
                 "epoch had not ended): run the same command again to start over"
