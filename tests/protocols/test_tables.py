@@ -1,4 +1,4 @@
-"""Tables of the protocols: aggregation, bold best, formats (no training)."""
+"""Tables of the protocols: aggregation, bold significant, formats (no training)."""
 
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ def record(
         "test_f1": 0.45 + shift,
         "test_kappa": 0.3 + shift,
         "test_auroc": 0.8 + shift,
+        "test_ap": 0.6 + shift,
         "test_precision_valthr": 0.3 + shift,
         "test_recall_valthr": 0.2 + shift,
         "test_f1_valthr": 0.25 + shift,
@@ -46,27 +47,42 @@ def record(
     }
 
 
-def cv_records() -> list[dict[str, Any]]:
-    # "b" is better than "a" everywhere; folds differ by 0.1 and 0.3 -> std 0.1.
+def cv_records(a: str = "a") -> list[dict[str, Any]]:
+    # "b" is 0.05 better than "a" in every fold; the folds differ by 0.2 ->
+    # sample std 0.2 / sqrt(2).
     return [
         record(name, f"fold{k}", shift=base + delta)
-        for name, base in (("a", 0.0), ("b", 0.05))
+        for name, base in ((a, 0.0), ("b", 0.05))
         for k, delta in enumerate((0.0, 0.2))
     ]
 
 
-def test_mean_std_and_bold() -> None:
-    table = build_table(cv_records(), "cv", "bestf1", order=["a", "b"])
+def test_mean_sample_std_and_bold() -> None:
+    records = cv_records("sar_ftp")
+    table = build_table(records, "cv", "bestf1", order=["sar_ftp", "b"])
     assert table.number == "III"
-    assert table.columns == ["A", "B"]
-    f1_a = table.cells[("F1 score",), "A"]
+    assert table.columns == ["SAR_FTP", "B"]
+    f1_a = table.cells[("F1 score",), "SAR_FTP"]
     assert f1_a.mean == pytest.approx(0.55)
-    assert f1_a.std == pytest.approx(0.1)  # population std of 0.45 and 0.65
+    assert f1_a.std == pytest.approx(np.std([0.45, 0.65], ddof=1))
     markdown = format_markdown(table)
-    assert "| F1 score | 0.550 ± 0.100 | **0.600 ± 0.100** |" in markdown
-    assert "| AUROC | 0.900 ± 0.100 | **0.950 ± 0.100** |" in markdown
-    assert markdown.count("**") == 2 * 5  # one bold cell per metric
+    # "b" is better by 0.05 in every fold: significant, bold, higher.
+    assert "| F1 score | 0.550 ± 0.141 | **0.600 ± 0.141** ▲ |" in markdown
+    assert "| AUROC | 0.900 ± 0.141 | **0.950 ± 0.141** ▲ |" in markdown
+    assert "| AP | 0.700 ± 0.141 | **0.750 ± 0.141** ▲ |" in markdown
+    assert markdown.count("**") == 2 * 6  # "b" per metric; never the reference
     assert "best-F1 threshold of each test split" in markdown
+    assert "sample SD (ddof=1)" in table.caption and "n = 2 runs" in table.caption
+    assert "excludes zero" in table.caption
+    interval = table.cells[("F1 score",), "B"].comparison
+    assert interval is not None and interval.mean == pytest.approx(0.05)
+
+
+def test_without_reference_nothing_is_bold() -> None:
+    table = build_table(cv_records(), "cv", "bestf1", order=["a", "b"])
+    assert not any(cell.bold for cell in table.cells.values())
+    assert any("No runs of the reference" in note for note in table.notes)
+    assert "Nothing bold" in table.caption
 
 
 def test_policies_use_their_metrics() -> None:
@@ -74,22 +90,24 @@ def test_policies_use_their_metrics() -> None:
     best = build_table(cv_records(), "cv", "bestf1", order=["a", "b"])
     assert val.cells[("F1 score",), "A"].mean == pytest.approx(0.35)
     assert best.cells[("F1 score",), "A"].mean == pytest.approx(0.55)
-    # AUROC is threshold-free: the same in both.
+    # AUROC and AP are threshold-free: the same in both.
     assert val.cells[("AUROC",), "B"].mean == best.cells[("AUROC",), "B"].mean
+    assert val.cells[("AP",), "B"].mean == best.cells[("AP",), "B"].mean
     assert "validation split" in val.caption
     assert "never chosen on the test data" in val.caption
 
 
-def test_ties_are_all_bold_and_nan_is_marked() -> None:
+def test_equal_is_not_bold_and_nan_is_marked() -> None:
     records = [
-        record("a", "fold0"),
+        record("sar_ftp", "fold0"),
         record("b", "fold0", test_precision=math.nan),
         record("b", "fold1"),
-        record("a", "fold1"),
+        record("sar_ftp", "fold1"),
     ]
-    table = build_table(records, "cv", "bestf1", order=["a", "b"])
-    assert table.cells[("Recall",), "A"].bold
-    assert table.cells[("Recall",), "B"].bold
+    table = build_table(records, "cv", "bestf1", order=["sar_ftp", "b"])
+    # Equal values: the difference is zero, the interval holds it.
+    assert not table.cells[("Recall",), "B"].bold
+    assert not table.cells[("Recall",), "SAR_FTP"].bold
     precision_b = table.cells[("Precision",), "B"]
     assert (precision_b.n, precision_b.total) == (1, 2)
     assert precision_b.text().endswith("†")
@@ -100,19 +118,20 @@ def test_loco_blocks_per_city() -> None:
     records = [
         record(name, city, shift=shift)
         for city, order in (("islahiye", (0.0, 0.1)), ("nurdagi", (0.1, 0.0)))
-        for name, shift in zip(("a", "b"), order, strict=True)
+        for name, shift in zip(("sar_ftp", "b"), order, strict=True)
     ]
-    table = build_table(records, "loco", "bestf1", order=["a", "b"])
+    table = build_table(records, "loco", "bestf1", order=["sar_ftp", "b"])
     assert table.number == "IV"
     assert table.index_names == ["City", "Inputs"]
-    assert table.rows[0] == ("Islahiye", "A")
-    # The best is chosen per city.
-    assert table.cells[("Islahiye", "B"), "F1 score"].bold
-    assert table.cells[("Nurdağı", "A"), "F1 score"].bold
-    assert not table.cells[("Nurdağı", "B"), "F1 score"].bold
+    assert table.columns[3:5] == ["AUROC", "AP"]
+    assert table.rows[0] == ("Islahiye", "SAR_FTP")
+    # Without predictions.npz there is no bootstrap: nothing bold, a note.
+    assert not any(cell.bold for cell in table.cells.values())
+    assert any("no predictions.npz" in note for note in table.notes)
     markdown = format_markdown(table)
-    assert "| Islahiye | A | 0.500 |" in markdown  # one seed: no ± std
-    assert "|  | B | **0.600** |" in markdown  # the city is named once per block
+    assert "| Islahiye | SAR_FTP | 0.500 |" in markdown  # one seed: no ± std
+    assert "|  | B | 0.600 |" in markdown  # the city is named once per block
+    assert "seed 0 (n = 1 per cell)" in table.caption
 
 
 def test_islahiye_quotes_sun_et_al() -> None:
@@ -124,6 +143,7 @@ def test_islahiye_quotes_sun_et_al() -> None:
     assert cell.quoted and (cell.mean, cell.std) == SUN_ET_AL["precision"]
     assert not cell.bold  # quoted figures take no part in the comparison
     assert table.cells[("Kappa",), SUN_LABEL].text() == "–"
+    assert table.cells[("AP",), SUN_LABEL].text() == "–"
     assert "0.237 ± 0.116" in format_markdown(table)
     # The validation-threshold version has no Sun et al. column.
     val = build_table(cv_records(), "islahiye", "valthr", order=["a", "b"])
@@ -150,23 +170,36 @@ def test_sun_et_al_matches_the_paper() -> None:
 
 
 def test_write_three_formats(tmp_path: Path) -> None:
-    files = write_tables(cv_records(), tmp_path, "cv", ["a", "b"])
+    files = write_tables(cv_records("sar_ftp"), tmp_path, "cv", ["sar_ftp", "b"])
     names = sorted(p.name for p in files)
     for policy in ("bestf1", "valthr"):
         for ext in ("md", "csv", "json"):
             assert f"table_III_cv_{policy}.{ext}" in names
     assert "runs.csv" in names
+    assert {"comparisons_cv.md", "comparisons_cv.csv"} <= set(names)
     payload = json.loads((tmp_path / "table_III_cv_valthr.json").read_text())
     assert payload["threshold_policy"] == "valthr"
+    assert "ddof=1" in payload["std"]
     cells = {(c["Metric"], c["column"]): c for c in payload["cells"]}
-    assert cells["F1 score", "B"]["best"]
+    assert cells["F1 score", "B"]["bold"] and cells["F1 score", "B"]["significant"]
     assert cells["F1 score", "B"]["mean"] == pytest.approx(0.4)
+    assert cells["F1 score", "B"]["difference"] == pytest.approx(0.05)
+    assert cells["F1 score", "SAR_FTP"]["difference"] is None
     with (tmp_path / "table_III_cv_bestf1.csv").open() as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 5 * 2
-    f1 = next(r for r in rows if r["Metric"] == "F1 score" and r["column"] == "A")
+    assert len(rows) == 6 * 2
+    f1 = next(r for r in rows if r["Metric"] == "F1 score" and r["column"] == "SAR_FTP")
     assert float(f1["mean"]) == pytest.approx(0.55)
-    assert float(f1["std"]) == pytest.approx(0.1)
+    assert float(f1["std"]) == pytest.approx(np.std([0.45, 0.65], ddof=1), abs=1e-6)
+    with (tmp_path / "comparisons_cv.csv").open() as f:
+        compared = list(csv.DictReader(f))
+    # One row per metric key: 4 threshold metrics × 2 policies, AUROC, AP.
+    assert len(compared) == 10
+    assert {r["significant"] for r in compared} == {"yes"}
+    assert (
+        "| B | F1 score | bestf1 | +0.050 |"
+        in (tmp_path / "comparisons_cv.md").read_text()
+    )
     with (tmp_path / "runs.csv").open() as f:
         runs = list(csv.DictReader(f))
     assert len(runs) == 4

@@ -6,11 +6,12 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import kornia.augmentation as K
 import numpy as np
@@ -23,14 +24,31 @@ from torchgeo.datasets import stack_samples
 
 from ..datasets.building_damage import BuildingDamage
 from ..datasets.csk import CSKSAR
-from ..datasets.splits import Strategy, make_splits
+from ..datasets.splits import (
+    Strategy,
+    buffer_splits,
+    inner_validation_city,
+    make_splits,
+)
 from ..paper import MODALITIES
 from ..trainers.input_spec import SAR_RES_TOLERANCE
 from ..utils import under_root_dir
 
-__all__ = ["BuildingDamageDataModule", "PairedFlipRotate", "sar_pixel_size"]
+__all__ = [
+    "BuildingDamageDataModule",
+    "PairedFlipRotate",
+    "Selection",
+    "sar_pixel_size",
+]
+
+#: How the validation split of ``"loco"`` is chosen: a random share of the
+#: training cities, or one whole training city
+#: (:func:`~torchgeo_quake.datasets.splits.inner_validation_city`).
+Selection = Literal["random", "inner-city"]
 
 _RASTERS = ("sar", "footprint", "dsm")
+
+_log = logging.getLogger(__name__)
 
 
 class PairedFlipRotate(nn.Module):
@@ -236,11 +254,19 @@ class BuildingDamageDataModule(NonGeoDataModule):
     random flips and 90° rotations applied identically to all raster inputs of
     a sample, and shuffled by the seed and the epoch alone.
 
+    A *buffer* drops the training and validation buildings near a test
+    building (:func:`~torchgeo_quake.datasets.splits.buffer_splits`; their
+    number per split is :attr:`dropped`, and is saved in the splits file), and
+    ``selection="inner-city"`` validates a ``"loco"`` split on a whole
+    training city (:attr:`val_city`) instead of a random share.
+
     Samples carry labels 0 (intact) and 1 (damaged): buildings a reference
     excludes from training (e.g. Copernicus EMS "Possibly damaged") never
     become samples; the dataset counts them (``report()``).
 
     .. versionadded:: 0.2
+    .. versionchanged:: 0.3
+       *buffer* and *selection*; ``"blocked"`` honours *city*.
     """
 
     def __init__(
@@ -267,6 +293,8 @@ class BuildingDamageDataModule(NonGeoDataModule):
         damage_schema: str = "auto",
         grade_map: Mapping[str, int] | None = None,
         damage_max_distance: float = 10.0,
+        buffer: float = 0.0,
+        selection: Selection = "random",
     ) -> None:
         """Initialize a new BuildingDamageDataModule instance.
 
@@ -282,7 +310,7 @@ class BuildingDamageDataModule(NonGeoDataModule):
             fold: test fold for ``"cv"``, ``"city"`` and ``"blocked"``
             num_folds: number of folds
             test_city: held-out area for ``"loco"``
-            city: the only area used for ``"city"``
+            city: the only area used for ``"city"`` (and, if given, ``"blocked"``)
             val_fraction: share of the training part used for validation
             seed: seed of splits and negative sampling
             negatives_per_positive: intact buildings per damaged one and area
@@ -308,7 +336,37 @@ class BuildingDamageDataModule(NonGeoDataModule):
                 damaged" excluded)
             damage_max_distance: largest distance in metres from a reference
                 point to the footprint it is joined to, when it lies in none
+            buffer: drop training and validation buildings with a test
+                building's centroid of the same area within this many metres
+                in x and in y (0: none; see
+                :func:`~torchgeo_quake.datasets.splits.buffer_splits`)
+            selection: validation split of ``"loco"``: ``"random"`` (a share
+                of the training areas) or ``"inner-city"`` (all of the training
+                area with the most damaged buildings, see
+                :func:`~torchgeo_quake.datasets.splits.inner_validation_city`)
+
+        Raises:
+            ValueError: If *block_size* is not positive, *buffer* is negative,
+                or *selection* is unknown or ``"inner-city"`` is asked of a
+                strategy other than ``"loco"``.
         """
+        if not block_size > 0:
+            raise ValueError(
+                f"block_size must be a positive distance in metres, got {block_size}"
+            )
+        if not buffer >= 0:
+            raise ValueError(
+                f"buffer must be a distance >= 0 in metres, got {buffer} (0: no buffer)"
+            )
+        if selection not in ("random", "inner-city"):
+            raise ValueError(
+                f"selection must be 'random' or 'inner-city', got {selection!r}"
+            )
+        if selection == "inner-city" and strategy != "loco":
+            raise ValueError(
+                "selection='inner-city' (validation on a held-out training "
+                f"city) needs strategy 'loco', got {strategy!r}"
+            )
         super().__init__(
             BuildingDamage,
             batch_size=batch_size,
@@ -335,6 +393,12 @@ class BuildingDamageDataModule(NonGeoDataModule):
         self.modalities = tuple(modalities)
         self.splits_file = splits_file
         self.block_size = block_size
+        self.buffer = buffer
+        self.selection: Selection = selection
+        #: The validation area of ``selection="inner-city"`` (set at set-up).
+        self.val_city: str | None = None
+        #: Training and validation samples dropped by the buffer, per split.
+        self.dropped: dict[str, int] = {"train": 0, "val": 0}
         self.collate_fn = stack_samples
         self.aug = _identity
         self.train_aug = PairedFlipRotate() if augment else None
@@ -363,6 +427,53 @@ class BuildingDamageDataModule(NonGeoDataModule):
         """
         self.dataset_class(**self.kwargs)
 
+    def make_indices(self) -> dict[str, np.ndarray]:
+        """Compute the train / val / test splits (without setting them up).
+
+        Sets :attr:`val_city` and :attr:`dropped`. Calling this before training
+        finds a split that cannot be used (e.g. a fold without damaged
+        buildings) early.
+
+        Returns:
+            Sorted index arrays ``train``, ``val`` and ``test``.
+
+        Raises:
+            ValueError: If the split or the buffer leaves a split unusable
+                (see :func:`~torchgeo_quake.datasets.make_splits` and
+                :func:`~torchgeo_quake.datasets.splits.buffer_splits`).
+
+        .. versionadded:: 0.3
+        """
+        dataset = self._dataset()
+        labels, cities = dataset.labels, dataset.city_of
+        self.val_city = None
+        if self.selection == "inner-city":
+            if self.test_city is None:
+                raise ValueError("strategy 'loco' needs test_city, got None")
+            self.val_city = inner_validation_city(labels, cities, self.test_city)
+        indices = make_splits(
+            labels,
+            cities,
+            strategy=self.strategy,
+            fold=self.fold,
+            num_folds=self.num_folds,
+            test_city=self.test_city,
+            city=self.city,
+            val_fraction=self.val_fraction,
+            seed=self.seed,
+            centroids=dataset.centroids,
+            block_size=self.block_size,
+            val_city=self.val_city,
+        )
+        indices, self.dropped = buffer_splits(
+            indices, dataset.centroids, cities, self.buffer, labels=labels
+        )
+        if self.buffer:
+            _log.info(
+                "buffer %g m dropped %s (fold %d)", self.buffer, self.dropped, self.fold
+            )
+        return indices
+
     def setup(self, stage: str) -> None:
         """Build the dataset and the train / val / test splits.
 
@@ -371,19 +482,7 @@ class BuildingDamageDataModule(NonGeoDataModule):
         """
         dataset = self._dataset()
         if not self.indices:
-            self.indices = make_splits(
-                dataset.labels,
-                dataset.city_of,
-                strategy=self.strategy,
-                fold=self.fold,
-                num_folds=self.num_folds,
-                test_city=self.test_city,
-                city=self.city,
-                val_fraction=self.val_fraction,
-                seed=self.seed,
-                centroids=dataset.centroids,
-                block_size=self.block_size,
-            )
+            self.indices = self.make_indices()
             if self.splits_file is not None:
                 self.save_splits(under_root_dir(self.splits_file, self.trainer))
         self.train_dataset = Subset(dataset, self.indices["train"].tolist())
@@ -435,6 +534,12 @@ class BuildingDamageDataModule(NonGeoDataModule):
         }
         if self.strategy == "blocked":
             payload["block_size"] = self.block_size
+        if self.buffer:
+            payload["buffer"] = self.buffer
+            payload["dropped"] = dict(self.dropped)
+        if self.selection != "random":
+            payload["selection"] = self.selection
+            payload["val_city"] = self.val_city
         for split, index in self.indices.items():
             payload[split] = {
                 "building_id": dataset.building_ids[index].tolist(),

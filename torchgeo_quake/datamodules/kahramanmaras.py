@@ -7,7 +7,12 @@ from collections.abc import Sequence
 
 from ..datasets.kahramanmaras import MODALITIES, KahramanmarasDamage
 from ..datasets.splits import Strategy, make_splits, patch_overlap, spatial_blocks
-from .building_damage import BuildingDamageDataModule, PairedFlipRotate, sar_pixel_size
+from .building_damage import (
+    BuildingDamageDataModule,
+    PairedFlipRotate,
+    Selection,
+    sar_pixel_size,
+)
 
 __all__ = [
     "KahramanmarasDamageDataModule",
@@ -37,6 +42,8 @@ class KahramanmarasDamageDataModule(BuildingDamageDataModule):
     .. versionchanged:: 0.2
        A subclass of :class:`BuildingDamageDataModule`; a relative
        ``splits_file`` is relative to the trainer's ``default_root_dir``.
+    .. versionchanged:: 0.3
+       *buffer* and *selection* (see :class:`BuildingDamageDataModule`).
     """
 
     def __init__(
@@ -60,6 +67,8 @@ class KahramanmarasDamageDataModule(BuildingDamageDataModule):
         num_workers: int = 0,
         splits_file: str | None = None,
         block_size: float = 1000.0,
+        buffer: float = 0.0,
+        selection: Selection = "random",
     ) -> None:
         """Initialize a new KahramanmarasDamageDataModule instance.
 
@@ -69,10 +78,10 @@ class KahramanmarasDamageDataModule(BuildingDamageDataModule):
             modalities: inputs given to the model
             strategy: ``"cv"``, ``"loco"``, ``"city"`` or ``"blocked"`` (see
                 :func:`make_splits`)
-            fold: test fold for ``"cv"`` and ``"city"``
+            fold: test fold for ``"cv"``, ``"city"`` and ``"blocked"``
             num_folds: number of folds
             test_city: held-out city for ``"loco"``
-            city: the city used for ``"city"``
+            city: the city used for ``"city"`` (and, if given, ``"blocked"``)
             val_fraction: share of the training part used for validation
             seed: seed of splits, negative sampling and simulation
             negatives_per_positive: intact buildings per damaged one (paper: 20)
@@ -87,6 +96,16 @@ class KahramanmarasDamageDataModule(BuildingDamageDataModule):
                 split) to this JSON file at set-up, so results can be re-derived;
                 a relative path is relative to the trainer's ``default_root_dir``
             block_size: side of the spatial blocks of ``"blocked"``, in metres
+            buffer: drop training and validation buildings with a test
+                building's centroid of the same city within this many metres
+                in x and in y (0: none)
+            selection: validation split of ``"loco"``: ``"random"`` (a share
+                of the training cities) or ``"inner-city"`` (all of the
+                training city with the most damaged buildings)
+
+        Raises:
+            ValueError: If *block_size* is not positive, *buffer* is negative,
+                or *selection* does not fit the strategy.
         """
         super().__init__(
             root=root,
@@ -106,6 +125,8 @@ class KahramanmarasDamageDataModule(BuildingDamageDataModule):
             num_workers=num_workers,
             splits_file=splits_file,
             block_size=block_size,
+            buffer=buffer,
+            selection=selection,
         )
         self.dataset_class = KahramanmarasDamage
         self.kwargs = {

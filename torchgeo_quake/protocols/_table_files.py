@@ -21,6 +21,18 @@ if TYPE_CHECKING:
     from .tables import Table
 
 
+def _round(value: float) -> float | None:
+    """Round for the files (None for NaN).
+
+    Args:
+        value: the value
+
+    Returns:
+        The value to 6 decimals, or None.
+    """
+    return None if math.isnan(value) else round(value, 6)
+
+
 def rows_long(table: Table) -> list[dict[str, Any]]:
     """One row per cell: the long format of the CSV and JSON files.
 
@@ -28,7 +40,10 @@ def rows_long(table: Table) -> list[dict[str, Any]]:
         table: the table
 
     Returns:
-        Dicts with the index, column, mean, std, n, total, best and quoted.
+        Dicts with the index, column, mean, std (sample, ``ddof=1``), n,
+        total, bold, quoted, and the paired difference to the reference
+        configuration: ``difference``, ``low``, ``high`` (its 95 % interval)
+        and ``significant`` (the interval excludes zero; None without one).
     """
     out = []
     for row in table.rows:
@@ -37,14 +52,19 @@ def rows_long(table: Table) -> list[dict[str, Any]]:
             if cell is None:
                 continue
             entry: dict[str, Any] = dict(zip(table.index_names, row, strict=True))
+            comparison = cell.comparison
             entry.update(
                 column=column,
-                mean=None if math.isnan(cell.mean) else round(cell.mean, 6),
-                std=None if math.isnan(cell.std) else round(cell.std, 6),
+                mean=_round(cell.mean),
+                std=_round(cell.std),
                 n=cell.n,
                 total=cell.total,
-                best=cell.bold,
+                bold=cell.bold,
                 quoted=cell.quoted,
+                difference=_round(comparison.mean) if comparison else None,
+                low=_round(comparison.low) if comparison else None,
+                high=_round(comparison.high) if comparison else None,
+                significant=comparison.significant if comparison else None,
             )
             out.append(entry)
     return out
@@ -85,7 +105,14 @@ def write_table_files(
                 "columns": table.columns,
                 "cells": long,
                 "notes": table.notes,
-                "std": "population standard deviation (ddof=0) over runs",
+                "std": "sample standard deviation (ddof=1) over runs",
+                "bold": "the 95 % interval of the paired difference to the "
+                "reference configuration excludes zero",
+                "extra_column": table.extra_column,
+                "extras": [
+                    {"row": list(row), "text": text}
+                    for row, text in table.extras.items()
+                ],
             },
             indent=1,
         ),

@@ -38,6 +38,8 @@ def settings_from_args(args: argparse.Namespace) -> ProtocolSettings:
         The settings (not yet resolved).
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.3
+       ``--block-size``, ``--buffer`` and ``--selection``.
     """
     return ProtocolSettings(
         protocol=args.protocol,
@@ -56,6 +58,9 @@ def settings_from_args(args: argparse.Namespace) -> ProtocolSettings:
         limit_train_batches=args.limit_train_batches,
         limit_val_batches=args.limit_val_batches,
         max_time=args.max_time,
+        block_size=args.block_size,
+        buffer=args.buffer,
+        selection=args.selection,
         keep_checkpoints=args.keep_checkpoints,
         progress=not args.no_progress,
     )
@@ -81,4 +86,11 @@ def protocol_cli(args: argparse.Namespace) -> int:
         )
         for path in [*result.tables, *result.figures]:
             print(f"  {path}")
+    if result.dropped:
+        print(
+            f"buffer {args.buffer:g} m: training / validation buildings dropped "
+            "near the test split"
+        )
+        for name, dropped in result.dropped.items():
+            print(f"  {name}: {dropped.get('train', 0)} / {dropped.get('val', 0)}")
     return 0

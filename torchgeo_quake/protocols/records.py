@@ -58,6 +58,10 @@ DONE_FILE = "metrics.json"
 #: The protocol's record of its settings, configurations and last call.
 MANIFEST = "protocol.json"
 
+#: Settings that ``protocol.json`` files written before they existed lack,
+#: with the value those runs had.
+_FINGERPRINT_DEFAULTS: dict[str, Any] = {"selection": "random"}
+
 
 class DamagedRunError(ValueError):
     """A file of the run store cannot be read; the message names it and the fix.
@@ -77,17 +81,18 @@ class RunSpec:
     protocol: str
     #: Configuration name (file stem).
     config: str
-    #: Split name: ``fold<k>`` (``cv``, ``islahiye``) or the held-out city.
+    #: Split name: ``fold<k>`` (``cv``, ``islahiye``, ``blocked``,
+    #: ``blocked-islahiye``) or the held-out city (``loco``).
     split: str
     #: Seed of the split, the negative sampling and the training.
     seed: int
-    #: Data-module strategy: ``"cv"``, ``"loco"`` or ``"city"``.
+    #: Data-module strategy: ``"cv"``, ``"loco"``, ``"city"`` or ``"blocked"``.
     strategy: str
-    #: Test fold (``cv``, ``islahiye``).
+    #: Test fold (``cv``, ``islahiye``, ``blocked``, ``blocked-islahiye``).
     fold: int | None = None
     #: Held-out city (``loco``).
     test_city: str | None = None
-    #: The only city used (``islahiye``).
+    #: The only city used (``islahiye``, ``blocked-islahiye``).
     city: str | None = None
 
     def directory(self, out: str | os.PathLike[str]) -> Path:
@@ -304,7 +309,11 @@ def check_manifest(
     current = settings.fingerprint()
     payload = json.loads(marker.read_text(encoding="utf-8"))
     saved = payload.get("settings", {})
-    differ = {k: (saved.get(k), v) for k, v in current.items() if saved.get(k) != v}
+    differ = {
+        k: (saved.get(k, _FINGERPRINT_DEFAULTS.get(k)), v)
+        for k, v in current.items()
+        if saved.get(k, _FINGERPRINT_DEFAULTS.get(k)) != v
+    }
     before = {c.get("name"): c for c in payload.get("configs", [])}
     for config in configs:
         old = before.get(config.name)

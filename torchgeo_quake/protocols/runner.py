@@ -5,7 +5,17 @@ A protocol is a set of runs, one per input configuration × split × seed:
 * ``"cv"`` — stratified k-fold cross-validation over all cities (Table III);
 * ``"loco"`` — leave-one-city-out, one run per held-out city (Table IV);
 * ``"islahiye"`` — stratified k-fold cross-validation on Islahiye alone
-  (Table V).
+  (Table V);
+* ``"blocked"`` and ``"blocked-islahiye"`` — the same k-fold over all cities,
+  or on Islahiye alone, with spatially blocked folds (not in the paper): whole
+  square blocks of ``block_size`` metres go to one fold, and a ``buffer`` drops
+  the training and validation buildings near a test building
+  (:func:`~torchgeo_quake.datasets.splits.buffer_splits`).
+
+``"loco"`` chooses each run's checkpoint and threshold on a random validation
+share of the training cities (``selection="random"``, the paper's) or on one
+whole training city (``"inner-city"``, see
+:func:`~torchgeo_quake.datasets.splits.inner_validation_city`).
 
 Each run trains a :class:`~torchgeo_quake.trainers.DamageDetectionTask` on a
 :class:`~torchgeo_quake.datamodules.KahramanmarasDamageDataModule` (or, for
@@ -20,6 +30,10 @@ Every configuration is checked against its classes before anything is written:
 a wrong key or value ends the call with a
 :class:`~torchgeo_quake.protocols.config.ConfigError` and leaves no
 ``protocol.json`` and no run folder behind.
+
+The blocked protocols and the inner-city selection compute every run's split
+before training anything: a block size or buffer that leaves a split without
+damaged buildings stops the call with a :class:`ValueError` naming the run.
 
 A run with ``metrics.json`` is never trained again; a run without it is
 (re)started, from its ``checkpoints/last.ckpt`` when an interrupted attempt left
@@ -37,6 +51,8 @@ after fewer epochs and bias the comparison. ``--max-time`` sets one explicitly;
 runs it stops are flagged in their record and in the tables' notes.
 
 .. versionadded:: 0.1
+.. versionchanged:: 0.3
+   The blocked protocols and the inner-city selection of ``"loco"``.
 """
 
 from __future__ import annotations
@@ -54,10 +70,12 @@ from typing import Any
 from ..utils import is_global_zero, quiet_lightning
 from .calibration import write_calibration
 from .config import (
+    BLOCKED_PROTOCOLS,
     ExperimentConfig,
     Protocol,
     check_section,
     data_root,
+    instantiate,
     is_kahramanmaras,
     load_config,
 )
@@ -71,7 +89,7 @@ from .records import (
     resume_checkpoint,
     write_manifest,
 )
-from .settings import ProtocolSettings, trainer_kwargs
+from .settings import DEFAULT_BLOCK_SIZE, ProtocolSettings, trainer_kwargs
 from .tables import write_tables
 from .training import QUIET_PATTERNS, data_overrides, train_run
 
@@ -97,6 +115,11 @@ class ProtocolResult:
     figures: list[Path] = field(default_factory=list)
     #: Wall time of this call in seconds.
     wall_s: float = 0.0
+    #: Blocked protocols with a buffer: training and validation buildings the
+    #: buffer dropped, per finished run (``{"train": n, "val": m}``).
+    #:
+    #: .. versionadded:: 0.3
+    dropped: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 # ------------------------------------------------------------------ planning
@@ -142,7 +165,8 @@ def _runs_of(
     """The runs of one configuration and seed.
 
     Args:
-        protocol: ``"cv"``, ``"loco"`` or ``"islahiye"``
+        protocol: ``"cv"``, ``"loco"``, ``"islahiye"``, ``"blocked"`` or
+            ``"blocked-islahiye"``
         config: the configuration
         seed: the seed
         root: data root (None: the configuration's)
@@ -151,13 +175,15 @@ def _runs_of(
         The runs, by split.
 
     Raises:
-        ValueError: If the protocol is unknown, or ``islahiye`` is asked of
-            another data module or of data without Islahiye.
+        ValueError: If the protocol is unknown, or ``islahiye`` (or
+            ``blocked-islahiye``) is asked of another data module or of data
+            without Islahiye.
     """
     folds = int(config.data["init_args"].get("num_folds", 5))
-    if protocol == "cv":
+    if protocol in ("cv", "blocked"):
+        strategy = "cv" if protocol == "cv" else "blocked"
         return [
-            RunSpec(protocol, config.name, f"fold{k}", seed, "cv", fold=k)
+            RunSpec(protocol, config.name, f"fold{k}", seed, strategy, fold=k)
             for k in range(folds)
         ]
     if protocol == "loco":
@@ -165,21 +191,22 @@ def _runs_of(
             RunSpec(protocol, config.name, city, seed, "loco", test_city=city)
             for city in _cities(config, root)
         ]
-    if protocol != "islahiye":
+    if protocol not in ("islahiye", "blocked-islahiye"):
         raise ValueError(f"unknown protocol {protocol!r}")
     if not is_kahramanmaras(config):
         raise ValueError(
-            f"{config.path}: the 'islahiye' protocol (the paper's "
+            f"{config.path}: the {protocol!r} protocol (the paper's "
             "Table V) needs the Kahramanmaraş data "
             "(torchgeo_quake.datamodules.KahramanmarasDamageDataModule),"
             f" not {config.data['class_path']}; for another event use "
-            "'cv', or 'loco' to hold out each area in turn"
+            "'cv' or 'blocked', or 'loco' to hold out each area in turn"
         )
     if "islahiye" not in _cities(config, root):
         raise ValueError(f"{config.path}: 'islahiye' is not among cities")
+    strategy = "city" if protocol == "islahiye" else "blocked"
     return [
         RunSpec(
-            protocol, config.name, f"fold{k}", seed, "city", fold=k, city="islahiye"
+            protocol, config.name, f"fold{k}", seed, strategy, fold=k, city="islahiye"
         )
         for k in range(folds)
     ]
@@ -194,7 +221,8 @@ def plan_runs(
     """All runs of a protocol, in execution order (seed, split, configuration).
 
     Args:
-        protocol: ``"cv"``, ``"loco"`` or ``"islahiye"``
+        protocol: ``"cv"``, ``"loco"``, ``"islahiye"``, ``"blocked"`` or
+            ``"blocked-islahiye"``
         configs: input configurations
         seeds: seeds
         root: data root (None: each configuration's); ``"loco"`` of a generic
@@ -214,6 +242,8 @@ def plan_runs(
     .. versionchanged:: 0.2
        *root*, and configurations of any
        :class:`~torchgeo_quake.datamodules.BuildingDamageDataModule`.
+    .. versionchanged:: 0.3
+       ``"blocked"`` and ``"blocked-islahiye"``.
     """
     names = [c.name for c in configs]
     if len(set(names)) != len(names):
@@ -323,6 +353,53 @@ def _check_runs(
             resume_checkpoint(run, settings.out)
 
 
+def _check_splits(
+    runs: Sequence[RunSpec],
+    by_name: dict[str, ExperimentConfig],
+    settings: ProtocolSettings,
+    root: str,
+) -> None:
+    """Compute every unfinished run's split before training anything.
+
+    Done for the blocked protocols and the inner-city selection, whose splits
+    depend on the data in ways the settings cannot be checked against alone
+    (a block size or buffer can leave a fold without damaged buildings). One
+    dataset is built per distinct dataset (configuration data and seed) and
+    shared by the runs that use it.
+
+    Args:
+        runs: the planned runs
+        by_name: the configurations, by name
+        settings: resolved settings (with the data root)
+        root: data root (already prepared)
+
+    Raises:
+        ValueError: If a run's split cannot be used; the message names the run.
+    """
+    if settings.protocol not in BLOCKED_PROTOCOLS and settings.selection == "random":
+        return
+    datasets: dict[str, Any] = {}
+    for run in runs:
+        if (run.directory(settings.out) / DONE_FILE).exists():
+            continue
+        config = by_name[run.config]
+        datamodule = instantiate(
+            config, "data", **data_overrides(run, config, settings, root)
+        )
+        key = json.dumps(
+            [datamodule.dataset_class.__name__, datamodule.kwargs],
+            sort_keys=True,
+            default=str,
+        )
+        if key in datasets:
+            datamodule.dataset = datasets[key]
+        try:
+            datamodule.make_indices()
+        except ValueError as err:
+            raise ValueError(f"run {run.name}: {err}") from err
+        datasets[key] = datamodule.dataset
+
+
 def _setup(
     settings: ProtocolSettings,
 ) -> tuple[ProtocolSettings, list[ExperimentConfig], list[RunSpec], str]:
@@ -338,15 +415,19 @@ def _setup(
     Raises:
         FileNotFoundError: If a configuration file is missing.
         FileExistsError: If *out* holds runs of other settings.
-        ValueError: If the settings or configurations are invalid, or a run's
-            checkpoint is damaged.
+        ValueError: If the settings or configurations are invalid, a run's
+            checkpoint is damaged, or (blocked protocols, inner-city
+            selection) a run's split cannot be used.
     """
-    given_root = settings.root
+    given_root, given_block = settings.root, settings.block_size
     settings = settings.resolved()
     configs = [load_config(path) for path in settings.configs]
     if given_root is None and not is_kahramanmaras(configs[0]):
         # Real data has no scale: the quick mode's root is the simulated scene's.
         settings = replace(settings, root=None)
+    if given_block is None and settings.block_size and not is_kahramanmaras(configs[0]):
+        # Nor do its blocks shrink with the scale.
+        settings = replace(settings, block_size=DEFAULT_BLOCK_SIZE[settings.protocol])
     runs = plan_runs(
         settings.protocol,
         configs,
@@ -355,8 +436,12 @@ def _setup(
     )
     check_manifest(Path(settings.out), settings, configs)
     root = str(data_root(configs[0], settings.root))
-    _check_runs(runs, {c.name: c for c in configs}, settings, root)
-    return settings, configs, runs, _prepare_scene(settings, configs)
+    by_name = {c.name: c for c in configs}
+    _check_runs(runs, by_name, settings, root)
+    root = _prepare_scene(settings, configs)
+    with quiet_lightning(QUIET_PATTERNS):
+        _check_splits(runs, by_name, settings, root)
+    return settings, configs, runs, root
 
 
 def _train_all(
@@ -464,6 +549,11 @@ def run_protocol(settings: ProtocolSettings) -> ProtocolResult:
         if r.get("protocol") == settings.protocol
         and f"{r['config']}/{r['split']}/seed{r['seed']}" in planned
     ]
+    if settings.buffer:
+        result.dropped = {
+            f"{r['config']}/{r['split']}/seed{r['seed']}": dict(r.get("dropped", {}))
+            for r in records
+        }
     labels = {c.name: c.label for c in configs}
     order = [c.name for c in configs]
     result.tables = write_tables(records, out, settings.protocol, order, labels)

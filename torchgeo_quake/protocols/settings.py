@@ -9,12 +9,14 @@ the Lightning ``Trainer`` arguments of a run (:func:`trainer_kwargs`).
 
 from __future__ import annotations
 
+import math
 import typing
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from .config import (
+    BLOCKED_PROTOCOLS,
     PROTOCOLS,
     QUICK,
     QUICK_ROOT,
@@ -23,7 +25,16 @@ from .config import (
     Protocol,
 )
 
-__all__ = ["ProtocolSettings", "trainer_kwargs"]
+__all__ = ["DEFAULT_BLOCK_SIZE", "SELECTIONS", "ProtocolSettings", "trainer_kwargs"]
+
+#: Side of the spatial blocks of the blocked protocols, in metres, by default,
+#: on data of scale 1. Islahiye alone is about 1.3 × 2 km: 1000 m blocks would
+#: give it fewer blocks than its test folds and validation split need.
+DEFAULT_BLOCK_SIZE: dict[str, float] = {"blocked": 1000.0, "blocked-islahiye": 500.0}
+
+#: How ``loco`` chooses checkpoint and threshold: on a random validation share
+#: of the training cities, or on one whole training city.
+SELECTIONS = ("random", "inner-city")
 
 
 @dataclass
@@ -33,7 +44,8 @@ class ProtocolSettings:
     .. versionadded:: 0.1
     """
 
-    #: ``"cv"``, ``"loco"`` or ``"islahiye"``.
+    #: ``"cv"``, ``"loco"``, ``"islahiye"``, ``"blocked"`` or
+    #: ``"blocked-islahiye"``.
     protocol: Protocol
     #: Experiment configuration files, one per input configuration.
     configs: Sequence[str]
@@ -73,6 +85,24 @@ class ProtocolSettings:
     keep_checkpoints: bool = False
     #: Show the progress bar.
     progress: bool = True
+    #: Side of the spatial blocks of the blocked protocols, in metres (None:
+    #: the protocol's :data:`DEFAULT_BLOCK_SIZE` × √*scale*: a simulated
+    #: scene's cities shrink with its scale, the number of blocks stays;
+    #: refused for the other protocols).
+    #:
+    #: .. versionadded:: 0.3
+    block_size: float | None = None
+    #: Blocked protocols: drop training and validation buildings with a test
+    #: building of their city within this many metres in x and in y (a square
+    #: around the centroid, as patches are; 0: none).
+    #:
+    #: .. versionadded:: 0.3
+    buffer: float = 0.0
+    #: ``loco``: choose checkpoint and threshold on a random validation share
+    #: (``"random"``) or on one whole training city (``"inner-city"``).
+    #:
+    #: .. versionadded:: 0.3
+    selection: str = "random"
 
     def resolved(self) -> ProtocolSettings:
         """Settings with the quick-mode defaults and the data root filled in.
@@ -81,7 +111,11 @@ class ProtocolSettings:
             A copy with *scale*, *max_epochs* (under *quick*) and *root* set.
 
         Raises:
-            ValueError: If the protocol, seeds, scale or epochs are invalid.
+            ValueError: If the protocol, seeds, scale, epochs, block size,
+                buffer or selection are invalid, or do not fit the protocol.
+
+        .. versionchanged:: 0.3
+           Checks *block_size*, *buffer* and *selection*.
         """
         if self.protocol not in PROTOCOLS:
             raise ValueError(
@@ -90,12 +124,18 @@ class ProtocolSettings:
         if not self.configs:
             raise ValueError("give at least one configuration file")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
-            raise ValueError(f"seeds must be distinct and not empty: {self.seeds}")
+            repeated = sorted({s for s in self.seeds if list(self.seeds).count(s) > 1})
+            raise ValueError(
+                f"seeds must be distinct and not empty, got {list(self.seeds)}"
+                + (f" ({repeated} repeated)" if repeated else "")
+                + ": give each seed once, e.g. --seeds 0 1 2"
+            )
         scale = self.scale
         if scale is None:
             scale = QUICK["scale"] if self.quick else 1.0
         if not 0.0 < scale <= 1.0:
             raise ValueError(f"scale must be in (0, 1], got {scale}")
+        block_size = self._checked_split_options(scale)
         max_epochs = self.max_epochs
         if max_epochs is None and self.quick:
             max_epochs = QUICK["max_epochs"]
@@ -118,16 +158,80 @@ class ProtocolSettings:
             root=root,
             configs=tuple(str(c) for c in self.configs),
             seeds=tuple(int(s) for s in self.seeds),
+            block_size=block_size,
+            buffer=float(self.buffer),
         )
+
+    def _checked_split_options(self, scale: float) -> float | None:
+        """Check the block size, buffer and selection against the protocol.
+
+        Args:
+            scale: the resolved scale
+
+        Returns:
+            The block size (when not given, :data:`DEFAULT_BLOCK_SIZE` ×
+            √*scale*) for the blocked protocols, None for the others.
+
+        Raises:
+            ValueError: If a value is invalid or does not fit the protocol.
+        """
+        blocked = self.protocol in BLOCKED_PROTOCOLS
+        if self.block_size is not None and not blocked:
+            raise ValueError(
+                f"--block-size is for the blocked protocols "
+                f"({', '.join(BLOCKED_PROTOCOLS)}), not {self.protocol!r}"
+            )
+        block_size = self.block_size if blocked else None
+        if blocked and block_size is None:
+            block_size = round(DEFAULT_BLOCK_SIZE[self.protocol] * math.sqrt(scale))
+        if block_size is not None and not (
+            math.isfinite(block_size) and block_size > 0
+        ):
+            raise ValueError(
+                f"--block-size must be a positive distance in metres, got "
+                f"{block_size:g}"
+            )
+        if not (math.isfinite(self.buffer) and self.buffer >= 0):
+            raise ValueError(
+                f"--buffer must be a distance >= 0 in metres, got {self.buffer:g} "
+                "(0: no buffer)"
+            )
+        if self.buffer and not blocked:
+            raise ValueError(
+                f"--buffer is for the blocked protocols "
+                f"({', '.join(BLOCKED_PROTOCOLS)}), not {self.protocol!r}"
+            )
+        if self.selection not in SELECTIONS:
+            raise ValueError(
+                f"--selection must be one of {', '.join(SELECTIONS)}, "
+                f"got {self.selection!r}"
+            )
+        if self.selection != "random" and self.protocol != "loco":
+            raise ValueError(
+                f"--selection {self.selection} (checkpoint and threshold chosen "
+                "on a held-out training city) is for the 'loco' protocol only, "
+                f"not {self.protocol!r}"
+            )
+        return None if block_size is None else float(block_size)
 
     def fingerprint(self) -> dict[str, Any]:
         """Settings that determine the results (stored in ``protocol.json``).
 
         Returns:
             JSON-serialisable settings; hardware settings (devices, strategy,
-            progress, checkpoints) are left out.
+            progress, checkpoints) are left out. The blocked protocols add
+            ``block_size`` and ``buffer``, ``loco`` adds ``selection``.
+
+        .. versionchanged:: 0.3
+           ``block_size``, ``buffer`` and ``selection``.
         """
+        extra: dict[str, Any] = {}
+        if self.protocol in BLOCKED_PROTOCOLS:
+            extra = {"block_size": self.block_size, "buffer": self.buffer}
+        if self.protocol == "loco":
+            extra = {"selection": self.selection}
         return {
+            **extra,
             "protocol": self.protocol,
             "scale": self.scale,
             "max_epochs": self.max_epochs,

@@ -11,17 +11,27 @@ formats (Markdown, CSV, JSON):
   **validation** split, stored in the checkpoint: what a deployed model
   achieves.
 
-AUROC is threshold-free and the same in both. Values are the mean ± standard
-deviation (population, ``ddof=0``) over folds and seeds (Tables III and V), or
-over seeds (Table IV, one run per city and seed; without repeated seeds only the
-value is shown). The best configuration per metric (per city in Table IV) is in
-bold; ties at the shown precision are all bold.
+AUROC and AP (average precision) are threshold-free and the same in both.
+Values are the mean ± **sample** standard deviation (``ddof=1``) over folds and
+seeds (Tables III and V), or over seeds (Table IV, one run per city and seed;
+without repeated seeds only the value is shown).
+
+Every configuration is compared with SAR + FTP (``sar_ftp``) on the same splits
+and seeds (:mod:`.statistics`): a cell is **bold** when the 95 % interval of the
+paired difference excludes zero, with ▲ (higher) or ▼ (lower); the intervals
+are listed in ``comparisons_<protocol>.md``. Beside small test sets stands the
+null reference: the best F1 and AUROC that random scores reach on a test set of
+that size (median [95th percentile]).
 
 This module builds the tables (:func:`build_table`) and formats them as
 Markdown (:func:`format_markdown`); their CSV and JSON files and ``runs.csv``
-are written by the private module ``_table_files``.
+are written by the private module ``_table_files``, the comparisons by
+``_comparisons``.
 
 .. versionadded:: 0.1
+
+.. versionchanged:: 0.3
+   Sample standard deviation, AP, bold by significance, null reference.
 """
 
 from __future__ import annotations
@@ -36,7 +46,23 @@ from typing import Any
 import numpy as np
 
 from ..paper import CITY_NAMES
+from ._comparisons import (
+    REFERENCE,
+    Comparisons,
+    compare,
+    mark_significant,
+    write_comparisons,
+)
 from ._table_files import write_runs_csv, write_table_files
+from ._table_text import (
+    bold_rule,
+    null_cities_sentence,
+    null_sentence,
+    run_notes,
+    sun_notes,
+    upper_first,
+)
+from .statistics import Interval, sample_std
 
 __all__ = [
     "METRICS",
@@ -55,6 +81,7 @@ METRICS: tuple[tuple[str, str], ...] = (
     ("recall", "Recall"),
     ("f1", "F1 score"),
     ("auroc", "AUROC"),
+    ("ap", "AP"),
     ("kappa", "Kappa"),
 )
 
@@ -73,7 +100,8 @@ POLICIES: dict[str, tuple[str, str]] = {
 }
 
 #: Sun et al. (2024), QuickQuakeBuildings, Capella SAR, Islahiye, as quoted in
-#: the paper's Table V (mean, std); kappa was not reported. Quoted, not re-run.
+#: the paper's Table V (mean, std); kappa was not reported (nor AP: absent
+#: here). Quoted, not re-run.
 SUN_ET_AL: dict[str, tuple[float, float] | None] = {
     "precision": (0.237, 0.116),
     "recall": (0.427, 0.104),
@@ -81,6 +109,9 @@ SUN_ET_AL: dict[str, tuple[float, float] | None] = {
     "auroc": (0.769, 0.032),
     "kappa": None,
 }
+
+#: Threshold-free metrics (the same under both policies).
+_RANKING = ("auroc", "ap")
 
 #: Display names of the city slugs.
 _CITY_NAMES = CITY_NAMES
@@ -97,19 +128,18 @@ _TITLES = {
         "leave-one-city-out: each city tested by a model trained on the others",
     ),
     "islahiye": ("V", "{folds}-fold stratified cross-validation on Islahiye only"),
+    # Not in the paper: laid out as Tables III and V.
+    "blocked": (
+        "III",
+        "{folds}-fold spatially blocked cross-validation over all cities; "
+        "not in the paper",
+    ),
+    "blocked-islahiye": (
+        "V",
+        "{folds}-fold spatially blocked cross-validation on Islahiye only; "
+        "not in the paper",
+    ),
 }
-
-
-def _upper_first(text: str) -> str:
-    """Capitalise the first letter only.
-
-    Args:
-        text: a sentence
-
-    Returns:
-        The sentence with an upper-case first letter.
-    """
-    return text[:1].upper() + text[1:]
 
 
 @dataclass
@@ -121,16 +151,19 @@ class Cell:
 
     #: Mean over the runs (NaN when no run defines the metric).
     mean: float
-    #: Standard deviation (``ddof=0``) over the runs; NaN for a single run.
+    #: Sample standard deviation (``ddof=1``) over the runs; NaN for a
+    #: single run.
     std: float
     #: Runs where the metric is defined.
     n: int
     #: Runs aggregated.
     total: int
-    #: Best of its comparison group.
+    #: Its difference to the reference differs significantly from zero.
     bold: bool = False
     #: Quoted from the literature, not computed.
     quoted: bool = False
+    #: Paired difference to the reference configuration, with its interval.
+    comparison: Interval | None = None
 
     def text(self, digits: int = 3, show_std: bool = True) -> str:
         """Format as ``mean ± std`` (``–`` when undefined).
@@ -140,7 +173,9 @@ class Cell:
             show_std: include the standard deviation
 
         Returns:
-            The formatted cell, bold when best, ``†`` when some runs lacked it.
+            The formatted cell, bold with ▲ (higher) or ▼ (lower) when its
+            difference to the reference is significant, ``†`` when some runs
+            lacked it.
         """
         if math.isnan(self.mean):
             return "–"
@@ -148,7 +183,8 @@ class Cell:
         if show_std and not math.isnan(self.std):
             text += f" ± {self.std:.{digits}f}"
         if self.bold:
-            text = f"**{text}**"
+            higher = self.comparison is not None and self.comparison.mean > 0
+            text = f"**{text}** {'▲' if higher else '▼'}"
         if 0 < self.n < self.total:
             text += " †"
         return text
@@ -181,6 +217,11 @@ class Table:
     show_std: bool = True
     #: Footnotes.
     notes: list[str] = field(default_factory=list)
+    #: Header of an extra text column after the cells (Table IV: the null
+    #: reference), or None.
+    extra_column: str | None = None
+    #: Text of the extra column by row.
+    extras: dict[tuple[str, ...], str] = field(default_factory=dict)
 
     @property
     def stem(self) -> str:
@@ -201,8 +242,9 @@ def _cell(values: Sequence[float]) -> Cell:
     defined = array[np.isfinite(array)]
     if defined.size == 0:
         return Cell(math.nan, math.nan, 0, array.size)
-    std = float(defined.std()) if defined.size > 1 else math.nan
-    return Cell(float(defined.mean()), std, int(defined.size), int(array.size))
+    return Cell(
+        float(defined.mean()), sample_std(defined), int(defined.size), array.size
+    )
 
 
 def _value(record: Mapping[str, Any], metric: str, policy: str) -> float:
@@ -216,34 +258,9 @@ def _value(record: Mapping[str, Any], metric: str, policy: str) -> float:
     Returns:
         The value (NaN when missing or undefined).
     """
-    suffix = "" if metric == "auroc" else POLICIES[policy][0]
+    suffix = "" if metric in _RANKING else POLICIES[policy][0]
     value = record["metrics"].get(f"test_{metric}{suffix}")
     return math.nan if value is None else float(value)
-
-
-def _mark_best(
-    cells: dict[tuple[tuple[str, ...], str], Cell],
-    groups: list[list[tuple[tuple[str, ...], str]]],
-    digits: int,
-) -> None:
-    """Set ``bold`` on the best (highest shown mean) cell(s) of each group.
-
-    Args:
-        cells: the cells
-        groups: keys compared with each other
-        digits: shown decimals (ties at this precision are all bold)
-    """
-    for keys in groups:
-        shown = {
-            k: round(cells[k].mean, digits)
-            for k in keys
-            if not cells[k].quoted and not math.isnan(cells[k].mean)
-        }
-        if not shown:
-            continue
-        best = max(shown.values())
-        for key, value in shown.items():
-            cells[key].bold = value == best
 
 
 @dataclass
@@ -254,11 +271,13 @@ class _Body:
     rows: list[tuple[str, ...]]
     columns: list[str]
     cells: dict[tuple[tuple[str, ...], str], Cell]
-    #: Groups of cells compared for the bold mark.
-    groups: list[list[tuple[tuple[str, ...], str]]]
+    #: (group, configuration, metric key) of each computed cell.
+    sources: dict[tuple[tuple[str, ...], str], tuple[str, str, str]]
     show_std: bool
     caption: str
     notes: list[str] = field(default_factory=list)
+    #: Text of an extra last column by row (Table IV: the null reference).
+    extras: dict[tuple[str, ...], str] = field(default_factory=dict)
 
 
 def _title(protocol: str, records: Sequence[Mapping[str, Any]]) -> tuple[str, str]:
@@ -276,12 +295,26 @@ def _title(protocol: str, records: Sequence[Mapping[str, Any]]) -> tuple[str, st
     return number, title.format(folds=len(splits))
 
 
+def _key(metric: str, policy: str) -> str:
+    """The comparison key of a metric under a policy (``f1_valthr``).
+
+    Args:
+        metric: metric key
+        policy: threshold policy
+
+    Returns:
+        The key.
+    """
+    return metric if metric in _RANKING else metric + POLICIES[policy][0]
+
+
 def _loco_body(
     records: Sequence[Mapping[str, Any]],
     protocol: str,
     policy: str,
     names: Sequence[str],
     label_of: Mapping[str, str],
+    comparisons: Comparisons,
 ) -> _Body:
     """Table IV: one row per held-out city and configuration.
 
@@ -291,6 +324,7 @@ def _loco_body(
         policy: the threshold policy
         names: configurations, in order
         label_of: display label per configuration
+        comparisons: the paired comparisons (and the null references)
 
     Returns:
         The table's body.
@@ -298,31 +332,41 @@ def _loco_body(
     seeds = sorted({int(r["seed"]) for r in records})
     cities = list(dict.fromkeys(str(r["split"]) for r in records))
     cells: dict[tuple[tuple[str, ...], str], Cell] = {}
-    groups: list[list[tuple[tuple[str, ...], str]]] = []
+    sources: dict[tuple[tuple[str, ...], str], tuple[str, str, str]] = {}
+    extras: dict[tuple[str, ...], str] = {}
     rows: list[tuple[str, ...]] = []
     for city in cities:
+        first = True
         for name in names:
             runs = [r for r in records if r["config"] == name and r["split"] == city]
             if not runs:
                 continue
             row: tuple[str, ...] = (_CITY_NAMES.get(city, city), label_of[name])
             rows.append(row)
+            if first and city in comparisons.null:
+                extras[row] = comparisons.null[city].text()
+            first = False
             for key, label in METRICS:
                 cells[row, label] = _cell([_value(r, key, policy) for r in runs])
-        for _, label in METRICS:
-            groups.append(
-                [(r, label) for r in rows if r[0] == _CITY_NAMES.get(city, city)]
-            )
+                sources[row, label] = (city, name, _key(key, policy))
     show_std = len(seeds) > 1
-    spread = f"mean ± std over {len(seeds)} seeds" if show_std else f"seed {seeds[0]}"
+    spread = (
+        f"mean ± sample SD (ddof=1) over {len(seeds)} seeds (n = {len(seeds)} per cell)"
+        if show_std
+        else f"seed {seeds[0]} (n = 1 per cell)"
+    )
     number, title = _title(protocol, records)
     caption = (
-        f"Table {number} ({title}). {_upper_first(POLICIES[policy][1])}; AUROC "
-        f"over all thresholds. One run per city and input configuration, "
-        f"{spread}. Best per city and metric in bold."
+        f"Table {number} ({title}). {upper_first(POLICIES[policy][1])}; AUROC "
+        f"and AP over all thresholds. One run per city and input configuration, "
+        f"{spread}. {bold_rule(comparisons, label_of)}"
     )
+    if extras:
+        caption += null_cities_sentence()
     columns = [label for _, label in METRICS]
-    return _Body(["City", "Inputs"], rows, columns, cells, groups, show_std, caption)
+    body = _Body(["City", "Inputs"], rows, columns, cells, sources, show_std, caption)
+    body.extras = extras
+    return body
 
 
 def _folds_body(
@@ -331,15 +375,18 @@ def _folds_body(
     policy: str,
     names: Sequence[str],
     label_of: Mapping[str, str],
+    comparisons: Comparisons,
 ) -> _Body:
     """Tables III and V: one row per metric, one column per configuration.
 
     Args:
         records: the runs
-        protocol: ``"cv"`` or ``"islahiye"``
+        protocol: a fold protocol (``"cv"``, ``"islahiye"``, ``"blocked"``,
+            ``"blocked-islahiye"``)
         policy: the threshold policy
         names: configurations, in order
         label_of: display label per configuration
+        comparisons: the paired comparisons (and the null reference)
 
     Returns:
         The table's body; Table V's best-F1 version has Sun et al.'s column.
@@ -347,7 +394,7 @@ def _folds_body(
     seeds = sorted({int(r["seed"]) for r in records})
     splits = sorted({str(r["split"]) for r in records})
     cells: dict[tuple[tuple[str, ...], str], Cell] = {}
-    groups: list[list[tuple[tuple[str, ...], str]]] = []
+    sources: dict[tuple[tuple[str, ...], str], tuple[str, str, str]] = {}
     rows: list[tuple[str, ...]] = []
     for key, label in METRICS:
         row = (label,)
@@ -355,73 +402,26 @@ def _folds_body(
         for name in names:
             runs = [r for r in records if r["config"] == name]
             cells[row, label_of[name]] = _cell([_value(r, key, policy) for r in runs])
-        groups.append([(row, label_of[n]) for n in names])
+            sources[row, label_of[name]] = ("", name, _key(key, policy))
     number, title = _title(protocol, records)
     caption = (
-        f"Table {number} ({title}). {_upper_first(POLICIES[policy][1])}; AUROC "
-        f"over all thresholds. Mean ± std over {len(splits)} folds × "
-        f"{len(seeds)} seed(s). Best per metric in bold."
+        f"Table {number} ({title}). {upper_first(POLICIES[policy][1])}; AUROC "
+        f"and AP over all thresholds. Mean ± sample SD (ddof=1) over "
+        f"{len(splits)} folds × {len(seeds)} seed(s) (n = "
+        f"{len(splits) * len(seeds)} runs per cell). "
+        f"{bold_rule(comparisons, label_of)}{null_sentence(comparisons)}"
     )
     columns = [label_of[n] for n in names]
-    body = _Body(["Metric"], rows, columns, cells, groups, True, caption)
+    body = _Body(["Metric"], rows, columns, cells, sources, True, caption)
+    if protocol == "islahiye":
+        body.notes.append(sun_notes(policy, SUN_LABEL))
     if protocol == "islahiye" and policy == "bestf1":
         body.columns = [SUN_LABEL, *columns]
         for key, label in METRICS:
-            quoted = SUN_ET_AL[key]
-            cells[(label,), SUN_LABEL] = (
-                Cell(quoted[0], quoted[1], 1, 1, quoted=True)
-                if quoted
-                else Cell(math.nan, math.nan, 0, 1, quoted=True)
-            )
-        body.notes.append(
-            f"{SUN_LABEL}: figures of Sun et al. (2024), QuickQuakeBuildings, "
-            "real Capella SAR of Islahiye, at their best-F1 threshold, as "
-            "quoted in the paper's Table V. They were not re-run here and are "
-            "not comparable with the simulated columns; they take no part in "
-            "the bold marking."
-        )
-    elif protocol == "islahiye":
-        body.notes.append(
-            "Sun et al. (2024) report no metrics at a validation-chosen "
-            "threshold; see the best-F1 version of this table for their figures."
-        )
+            quoted = SUN_ET_AL.get(key) or (math.nan, math.nan)
+            n = 0 if math.isnan(quoted[0]) else 1
+            cells[(label,), SUN_LABEL] = Cell(*quoted, n, 1, quoted=True)
     return body
-
-
-def _run_notes(
-    records: Sequence[Mapping[str, Any]],
-    cells: Mapping[tuple[tuple[str, ...], str], Cell],
-) -> list[str]:
-    """Notes on runs cut by the time limit and on undefined metrics.
-
-    Args:
-        records: the runs
-        cells: the table's cells
-
-    Returns:
-        The notes, possibly none.
-    """
-    notes = []
-    cut = [r for r in records if r.get("stopped_by_max_time")]
-    if cut:
-        notes.append(
-            f"{len(cut)} of {len(records)} runs were stopped by the time limit "
-            "(--max-time) before their last epoch: "
-            + ", ".join(f"{r['config']}/{r['split']} ({r['epochs']})" for r in cut)
-            + "."
-        )
-    computed = [c for c in cells.values() if not c.quoted]
-    if any(0 < c.n < c.total for c in computed):
-        notes.append(
-            "†: undefined in some runs (e.g. precision when nothing is predicted "
-            "damaged); mean over the runs where it is defined."
-        )
-    if any(c.n == 0 for c in computed):
-        notes.append(
-            "–: undefined in every run (e.g. precision when nothing is predicted "
-            "damaged)."
-        )
-    return notes
 
 
 def build_table(
@@ -431,18 +431,26 @@ def build_table(
     order: Sequence[str] | None = None,
     labels: Mapping[str, str] | None = None,
     digits: int = 3,
+    comparisons: Comparisons | None = None,
+    reference: str = REFERENCE,
 ) -> Table:
     """Aggregate run records into the protocol's table.
 
     Args:
         records: ``metrics.json`` of the runs (see
             :func:`~torchgeo_quake.protocols.load_runs`)
-        protocol: ``"cv"`` (Table III), ``"loco"`` (Table IV) or
-            ``"islahiye"`` (Table V)
+        protocol: ``"cv"`` (Table III), ``"loco"`` (Table IV), ``"islahiye"``
+            (Table V), ``"blocked"`` or ``"blocked-islahiye"`` (laid out as
+            Tables III and V)
         policy: ``"bestf1"`` or ``"valthr"``
         order: configuration names in column order (default: as found)
         labels: display label per configuration name (default: the records')
-        digits: decimals shown (and compared for bold)
+        digits: unused (the bold mark is the significance of the paired
+            difference since 0.3); kept for compatibility
+        comparisons: the paired comparisons of the runs with the reference
+            (default: computed; :func:`write_tables` computes them once for
+            both policies)
+        reference: the configuration every other one is compared with
 
     Returns:
         The table.
@@ -451,6 +459,10 @@ def build_table(
         ValueError: If the protocol or policy is unknown, or there are no records.
 
     .. versionadded:: 0.1
+
+    .. versionchanged:: 0.3
+       Bold by the paired comparison with *reference*; sample SD; AP; the
+       null reference.
     """
     if protocol not in _TITLES:
         raise ValueError(f"unknown protocol {protocol!r}")
@@ -465,11 +477,13 @@ def build_table(
     names = [n for n in names if any(r["config"] == n for r in records)]
     label_of = {r["config"]: r.get("label", r["config"]) for r in records}
     label_of.update(labels or {})
+    if comparisons is None:
+        comparisons = compare(records, protocol, reference)
     body = (_loco_body if protocol == "loco" else _folds_body)(
-        records, protocol, policy, names, label_of
+        records, protocol, policy, names, label_of, comparisons
     )
-    _mark_best(body.cells, body.groups, digits)
-    notes = body.notes + _run_notes(records, body.cells)
+    mark_significant(body.cells, body.sources, comparisons)
+    notes = body.notes + comparisons.notes + run_notes(records, body.cells)
     return Table(
         protocol=protocol,
         policy=policy,
@@ -481,6 +495,8 @@ def build_table(
         cells=body.cells,
         show_std=body.show_std,
         notes=notes,
+        extra_column="Null reference" if body.extras else None,
+        extras=body.extras,
     )
 
 
@@ -497,9 +513,15 @@ def format_markdown(table: Table, digits: int = 3) -> str:
     .. versionadded:: 0.1
     """
     lines = [f"*{table.caption}*", ""]
-    head = [*table.index_names, *table.columns]
+    extra = [table.extra_column] if table.extra_column else []
+    head = [*table.index_names, *table.columns, *extra]
     lines.append("| " + " | ".join(head) + " |")
-    lines.append("|" + "---|" * len(table.index_names) + "---:|" * len(table.columns))
+    lines.append(
+        "|"
+        + "---|" * len(table.index_names)
+        + "---:|" * len(table.columns)
+        + "---|" * len(extra)
+    )
     previous: tuple[str, ...] | None = None
     for row in table.rows:
         shown = list(row)
@@ -512,6 +534,8 @@ def format_markdown(table: Table, digits: int = 3) -> str:
             else ""
             for c in table.columns
         ]
+        if extra:
+            values.append(table.extras.get(row, ""))
         lines.append("| " + " | ".join([*shown, *values]) + " |")
     if table.notes:
         lines.append("")
@@ -526,11 +550,15 @@ def write_tables(
     protocol: str,
     order: Sequence[str] | None = None,
     labels: Mapping[str, str] | None = None,
+    reference: str = REFERENCE,
+    replicates: int = 1000,
 ) -> list[Path]:
     """Write the protocol's table under both threshold policies, in 3 formats.
 
     Also writes ``runs.csv``: one row per run with every test metric, so any
-    table can be re-derived.
+    table can be re-derived, and ``comparisons_<protocol>.md`` and ``.csv``:
+    each configuration against *reference*, per metric, with the mean
+    difference, its 95 % interval and whether it excludes zero.
 
     Args:
         records: finished runs
@@ -538,20 +566,34 @@ def write_tables(
         protocol: protocol name
         order: configuration names in column order
         labels: display labels of the configurations
+        reference: the configuration every other one is compared with
+        replicates: bootstrap replicates of the leave-one-city-out comparisons
 
     Returns:
         The files written (empty when there is no finished run).
 
     .. versionadded:: 0.1
+
+    .. versionchanged:: 0.3
+       Writes the comparisons with *reference*.
     """
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     if not records:
         return []
     written: list[Path] = []
+    comparisons = compare(records, protocol, reference, replicates)
     for policy in POLICIES:
-        table = build_table(records, protocol, policy, order, labels)
+        table = build_table(
+            records, protocol, policy, order, labels, comparisons=comparisons
+        )
         markdown = format_markdown(table)
         written += write_table_files(table, folder, markdown, POLICIES[policy][1])
+    found = {r["config"]: r.get("label", r["config"]) for r in records}
+    label_of = {n: found[n] for n in order or () if n in found} | found
+    label_of.update(labels or {})
+    written += write_comparisons(
+        comparisons, folder, protocol, label_of, METRICS, _CITY_NAMES
+    )
     written.append(write_runs_csv(records, folder))
     return written

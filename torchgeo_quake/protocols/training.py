@@ -145,7 +145,12 @@ def data_overrides(
         root: data root
 
     Returns:
-        Keyword arguments that replace the configuration's.
+        Keyword arguments that replace the configuration's; the blocked
+        protocols add ``block_size`` and ``buffer``, the inner-city selection
+        ``selection``.
+
+    .. versionchanged:: 0.3
+       ``block_size``, ``buffer`` and ``selection``.
     """
     overrides: dict[str, Any] = {
         "root": root,
@@ -158,6 +163,11 @@ def data_overrides(
         # default_root_dir, which is the run's folder already.
         "splits_file": str((run.directory(settings.out) / "splits.json").absolute()),
     }
+    if run.strategy == "blocked":
+        overrides["block_size"] = settings.block_size
+        overrides["buffer"] = settings.buffer
+    if settings.selection != "random":
+        overrides["selection"] = settings.selection
     data_class = section_class(config.path, "data", config.data["class_path"])
     if "scale" in inspect.signature(data_class).parameters:
         overrides["scale"] = settings.scale
@@ -263,6 +273,14 @@ def _record(
         "stopped_by_max_time": bool(settings.max_time)
         and epochs < int(trainer.max_epochs or 0),
         "resumed": resumed,
+        # Blocked protocols: block side and buffer, and the training and
+        # validation buildings the buffer dropped.
+        "block_size": settings.block_size,
+        "buffer": settings.buffer,
+        "dropped": dict(getattr(datamodule, "dropped", {})),
+        # loco: where checkpoint and threshold were chosen.
+        "selection": settings.selection,
+        "val_city": getattr(datamodule, "val_city", None),
         "n_train": len(datamodule.indices["train"]),
         "n_val": len(datamodule.indices["val"]),
         "n_test": len(datamodule.indices["test"]),
