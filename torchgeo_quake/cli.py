@@ -103,7 +103,9 @@ def _run_simulate(args: argparse.Namespace) -> int:
 EXAMPLES: dict[str, str] = {
     "simulate": (
         "torchgeo-quake simulate data/kahramanmaras --scale 0.2\n"
-        "torchgeo-quake simulate data/newcity --cities nurdagi --seed 7 --scale 0.2"
+        "torchgeo-quake simulate data/newcity --cities nurdagi --seed 7 --scale 0.2\n"
+        "torchgeo-quake simulate data/low-contrast --scale 0.2 --sar-contrast 0.5\n"
+        "torchgeo-quake simulate data/old-model --scale 0.2 --scenario v0.1"
     ),
     "protocol": (
         "torchgeo-quake protocol cv --quick --out runs/quick-cv\n"
@@ -210,6 +212,37 @@ def _add_simulate(
             "simulate N buildings inside each city's SAR image instead of the "
             "scaled Table II counts (keeps the damaged share; --scale is ignored), "
             "e.g. one large city for the mapping benchmark"
+        ),
+    )
+    parser.add_argument(
+        "--scenario",
+        choices=("calibrated", "v0.1"),
+        default="calibrated",
+        help=(
+            "damage and image model: 'calibrated' (default; GEM vulnerability, "
+            "ground motion of the 2023 ruptures, calibrated SAR) or 'v0.1' (the "
+            "model of versions 0.1 and 0.2)"
+        ),
+    )
+    parser.add_argument(
+        "--sar-contrast",
+        type=float,
+        default=None,
+        metavar="C",
+        help=(
+            "multiplier of the SAR damage signature (calibrated scenario; "
+            "default 1, 0 = no damage cue in the SAR image)"
+        ),
+    )
+    parser.add_argument(
+        "--vulnerability-strength",
+        type=float,
+        default=None,
+        metavar="S",
+        help=(
+            "weight of the building's GEM vulnerability in the damage draw "
+            "(calibrated scenario; default 1, 0 = damage independent of the "
+            "building type)"
         ),
     )
     parser.set_defaults(func=_run_simulate)

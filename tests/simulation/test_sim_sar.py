@@ -18,6 +18,7 @@ from torchgeo_quake.simulation import (
     load_exposure,
     render_single_building,
     simulate_layout,
+    simulate_scene,
 )
 from torchgeo_quake.simulation.city import city_rng
 from torchgeo_quake.simulation.landcover import LandCover, make_fields
@@ -173,13 +174,25 @@ def _measure_city(folder: Path) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def test_layover_and_shadow_lengths_in_a_rendered_city(sim_root: Path) -> None:
+@pytest.fixture(scope="module")
+def v01_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Kahramanmaraş of the v0.1 scenario at scale 0.05.
+
+    The ray casting is shared by both scenarios; the v0.1 image has no
+    misregistration or impulse response, so the geometry is measured exactly.
+    """
+    root = tmp_path_factory.mktemp("v01")
+    simulate_scene(root, cities=["kahramanmaras"], scale=0.05, seed=0, scenario="v0.1")
+    return root
+
+
+def test_layover_and_shadow_lengths_in_a_rendered_city(v01_root: Path) -> None:
     """h / tan(theta) and h tan(theta) on the isolated buildings of sar.tif.
 
-    Kahramanmaraş (mid-rise blocks, 29.7° incidence) of the session scene:
+    Kahramanmaraş (mid-rise blocks, 29.7° incidence) of the v0.1 scene:
     layover bands are up to ~20 pixels long, shadows up to ~6.
     """
-    lengths = _measure_city(sim_root / "kahramanmaras")
+    lengths = _measure_city(v01_root / "kahramanmaras")
     for name in ("layover", "shadow"):
         measured = lengths.dropna(subset=[f"{name}_measured"])
         assert len(measured) >= 30, f"too few isolated buildings for the {name}"
@@ -231,7 +244,10 @@ def test_speckle_statistics(looks: float) -> None:
 
 @pytest.fixture(scope="module")
 def islahiye() -> tuple[CitySimulation, SarImage]:
-    sim = simulate_layout(get_city("islahiye"), load_exposure(), 0.1, 0)
+    # The v0.1 radiometry (no impulse response, no contrast blending).
+    sim = simulate_layout(
+        get_city("islahiye"), load_exposure(), 0.1, 0, scenario="v0.1"
+    )
     fields = make_fields(sim, city_rng(0, sim.city, 0.1, "fields"))
     return sim, render_sar(sim, fields)
 

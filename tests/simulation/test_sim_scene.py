@@ -24,9 +24,13 @@ from torchgeo_quake.simulation import (
     simulate_scene,
 )
 from torchgeo_quake.simulation.scene import file_sha256
+from torchgeo_quake.simulation.scene_record import OPTIONAL_CITY_FILES
 from torchgeo_quake.simulation.vectors import DESTROYED_PROPERTIES
 
 SCALE = 0.1
+#: Files of a city of the calibrated default: the six of every scenario and the
+#: ground-motion layer.
+WRITTEN = (*CITY_FILES, *OPTIONAL_CITY_FILES)
 CITIES = ("nurdagi", "osmaniye")
 HOTOSM = (
     Path(__file__).resolve().parents[2].parent
@@ -48,7 +52,8 @@ def test_layout_of_the_root(scene: tuple[Path, dict[str, object]]) -> None:
     root, summary = scene
     assert sorted(p.name for p in root.iterdir()) == [*sorted(CITIES), SCENE_FILE]
     for city in CITIES:
-        assert sorted(p.name for p in (root / city).iterdir()) == sorted(CITY_FILES)
+        files = sorted(p.name for p in (root / city).iterdir())
+        assert files == sorted(WRITTEN)
     stored = json.loads((root / SCENE_FILE).read_text(encoding="utf-8"))
     assert stored == summary
     assert stored["simulated"] is True
@@ -229,11 +234,15 @@ def test_scaled_table_ii_counts(scene: tuple[Path, dict[str, object]]) -> None:
         assert outside == max(1, round(0.02 * sum(expected)))
 
 
-def test_intact_and_collapsed_signatures(
-    scene: tuple[Path, dict[str, object]],
-) -> None:
-    """Double-bounce line brighter and shadow darker for intact buildings."""
-    folder = scene[0] / "nurdagi"
+def test_intact_and_collapsed_signatures(tmp_path: Path) -> None:
+    """Double-bounce line brighter and shadow darker for intact buildings.
+
+    Measured on the v0.1 scenario, whose image is registered exactly with the
+    footprints; the calibrated image's weaker, shifted signatures are measured
+    in ``test_sim_sar_formation.py``.
+    """
+    simulate_scene(tmp_path, cities=["nurdagi"], scale=SCALE, scenario="v0.1")
+    folder = tmp_path / "nurdagi"
     with rasterio.open(folder / "sar.tif") as src:
         intensity = src.read(1).astype(float) ** 2
         transform, tags = src.transform, src.tags()
@@ -319,7 +328,7 @@ def small(tmp_path: Path) -> Path:
 def test_rerun_completes_only_the_incomplete_city(small: Path) -> None:
     summary = json.loads((small / SCENE_FILE).read_text(encoding="utf-8"))
     hashes = summary["cities"]["turkoglu"]["sha256"]
-    assert sorted(hashes) == sorted(CITY_FILES)
+    assert sorted(hashes) == sorted(WRITTEN)
     # A user file in a complete city and a replaced SAR image: never touched.
     (small / "osmaniye" / "notes.txt").write_text("mine")
     (small / "osmaniye" / "sar.tif").write_bytes(b"REAL SAR")
@@ -330,7 +339,7 @@ def test_rerun_completes_only_the_incomplete_city(small: Path) -> None:
     assert _snapshot(small / "osmaniye") == before
     assert (small / "turkoglu" / "truth.csv").read_bytes() == truth
     assert again["cities"]["osmaniye"] == summary["cities"]["osmaniye"]
-    assert sorted(p.name for p in (small / "turkoglu").iterdir()) == sorted(CITY_FILES)
+    assert sorted(p.name for p in (small / "turkoglu").iterdir()) == sorted(WRITTEN)
     assert not [p for p in small.iterdir() if p.name.startswith(".")]
 
 
@@ -381,7 +390,7 @@ def test_incomplete_city_with_user_data_is_refused(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         simulate_scene(small, cities=["osmaniye"], scale=0.05, seed=0, overwrite=True)
-    assert sorted(p.name for p in folder.iterdir()) == sorted([*CITY_FILES, *user])
+    assert sorted(p.name for p in folder.iterdir()) == sorted([*WRITTEN, *user])
     kept = [str(w.message) for w in caught if "kept" in str(w.message)]
     assert len(kept) == len(user[:1])
     if damage == "user_file":
@@ -407,14 +416,14 @@ def test_overwrite_replaces_only_simulator_files(small: Path) -> None:
     assert messages == [
         f"simulate_scene: kept 3 entries of {str(folder)!r} that the simulator does "
         "not write: .hidden, labels, notes.txt (only "
-        f"{', '.join(CITY_FILES)} were replaced)."
+        f"{', '.join(WRITTEN)} were replaced)."
     ]
     assert (folder / "notes.txt").read_text() == "mine"
     assert (folder / "labels" / "extra.geojson").read_text() == "{}"
     assert (folder / ".hidden").read_text() == "also mine"
     # The simulator's own files are written again, as before.
     hashes = again["cities"]["osmaniye"]["sha256"]
-    for name in CITY_FILES:
+    for name in WRITTEN:
         assert file_sha256(folder / name) == hashes[name]
     for name in ("gem.csv", "dsm.tif"):  # deterministic (a GeoPackage is not)
         assert hashes[name] == summary["cities"]["osmaniye"]["sha256"][name]
@@ -449,7 +458,7 @@ def test_cities_are_added_to_a_compatible_scene(small: Path) -> None:
     assert {p: after[p] for p in before if p.name != SCENE_FILE} == {
         p: v for p, v in before.items() if p.name != SCENE_FILE
     }
-    assert sorted(p.name for p in (small / "nurdagi").iterdir()) == sorted(CITY_FILES)
+    assert sorted(p.name for p in (small / "nurdagi").iterdir()) == sorted(WRITTEN)
     # Asking for a subset of the scene is a no-op.
     assert simulate_scene(small, cities=["osmaniye"], scale=0.05, seed=0) == summary
 
@@ -471,7 +480,7 @@ def test_real_data_is_protected(tmp_path: Path) -> None:
     assert (folder / "sar.tif").read_bytes() == b"real data"
     summary = simulate_scene(tmp_path, cities=["osmaniye"], scale=0.05, overwrite=True)
     assert summary["cities"]["osmaniye"]["damaged_reference"] == 1
-    assert sorted(p.name for p in folder.iterdir()) == sorted(CITY_FILES)
+    assert sorted(p.name for p in folder.iterdir()) == sorted(WRITTEN)
 
 
 def test_determinism_and_seed(

@@ -8,7 +8,9 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 from ..paper import CITY_NAMES, CITY_SLUGS, MODALITIES, TABLE_II
+from ..simulation.scenario import resolve_scenario
 from ..simulation.scene import SIMULATOR_VERSION, read_scene
+from ..simulation.scene_record import outdated_reason, scene_scenario
 from .building_damage import REPORT_COLUMNS, BuildingDamage
 
 __all__ = ["MODALITIES", "REPORT_COLUMNS", "TABLE_II", "KahramanmarasDamage"]
@@ -53,6 +55,9 @@ class KahramanmarasDamage(BuildingDamage):
     .. versionadded:: 0.1
     .. versionchanged:: 0.2
        A subclass of :class:`BuildingDamage`.
+    .. versionchanged:: 0.3
+       The *scenario*; the calibrated simulator is the default and scenes of
+       an older simulator version are reported as outdated.
     """
 
     all_areas: ClassVar[tuple[str, ...] | None] = CITY_SLUGS
@@ -81,6 +86,7 @@ class KahramanmarasDamage(BuildingDamage):
         verbose: bool = False,
         cache_dir: str | os.PathLike[str] | None = None,
         scene_seed: int | None = None,
+        scenario: str | None = None,
     ) -> None:
         """Initialize a new KahramanmarasDamage instance.
 
@@ -115,12 +121,19 @@ class KahramanmarasDamage(BuildingDamage):
                 scene in *root* with another seed is refused. By default the
                 scene's own seed is used and *seed* only drives the sampling, so
                 several sampling seeds can share one scene.
+            scenario: simulator scenario (``"calibrated"`` or ``"v0.1"``, see
+                :mod:`~torchgeo_quake.simulation.scenario`) used to simulate an
+                empty root and, with *simulate*, required of a simulated scene
+                already in *root*. None (default) simulates the calibrated
+                scenario and accepts a current scene of any scenario; a scene
+                of an older simulator version is refused as outdated unless
+                ``"v0.1"`` is asked (version-1 scenes are that scenario)
 
         Raises:
             ValueError: If a city or modality is unknown, required modalities
                 are missing, *root* holds a simulated scene of another scale
-                (with *simulate*) or seed (with *scene_seed*), or no city yields
-                a sample.
+                (with *simulate*), seed (with *scene_seed*) or scenario, is
+                outdated (see *scenario*), or no city yields a sample.
             FileNotFoundError: If *root* lacks cities or files and *simulate* is
                 False or *root* holds other data (the message lists what is
                 missing and how to fix it).
@@ -128,6 +141,7 @@ class KahramanmarasDamage(BuildingDamage):
         self.simulate = simulate
         self.scale = scale
         self.scene_seed = scene_seed
+        self.scenario = None if scenario is None else resolve_scenario(scenario).name
         #: Contents of ``root/scene.json`` (None for real data).
         self.scene: dict[str, Any] | None = None
         super().__init__(
@@ -182,6 +196,24 @@ class KahramanmarasDamage(BuildingDamage):
             "scale=..., seed=..., overwrite=True) (`torchgeo-quake simulate ROOT "
             "--scale S --seed N --overwrite`)"
         )
+        stored = scene_scenario(scene)
+        outdated = outdated_reason(scene)
+        if self.simulate and outdated is not None and self.scenario != "v0.1":
+            raise ValueError(
+                f"KahramanmarasDamage: {self.root} holds an outdated scene: "
+                f"{outdated} (or pass scenario='v0.1')."
+            )
+        if (
+            self.simulate
+            and self.scenario is not None
+            and (stored is None or stored.name != self.scenario)
+        ):
+            name = "unknown" if stored is None else stored.name
+            raise ValueError(
+                f"KahramanmarasDamage: {self.root} holds a simulated scene of "
+                f"scenario {name}, but scenario={self.scenario!r} was asked. Pass "
+                f"scenario={name!r} (or leave it out) to use it, or {fix}."
+            )
         if self.simulate and not math.isclose(stored_scale, float(self.scale)):
             raise ValueError(
                 f"KahramanmarasDamage: {self.root} holds a simulated scene of scale "
@@ -223,7 +255,17 @@ class KahramanmarasDamage(BuildingDamage):
                 f"Simulating {', '.join(self.areas)} (scale {self.scale:g}, "
                 f"seed {seed}) in {self.root} ..."
             )
-        simulate_scene(self.root, cities=self.areas, scale=self.scale, seed=seed)
+        scenario = self.scenario
+        if scenario is None and simulated and self.scene is not None:
+            stored = scene_scenario(self.scene)
+            scenario = None if stored is None else stored.name
+        simulate_scene(
+            self.root,
+            cities=self.areas,
+            scale=self.scale,
+            seed=seed,
+            scenario=scenario,
+        )
         self.scene = read_scene(self.root)
 
     def _missing_hint(self) -> str:

@@ -17,9 +17,11 @@ cities are simulated with it.
 
 from __future__ import annotations
 
+import functools
 import math
+import os
 from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -33,8 +35,14 @@ from .footprints import Candidates
 from .gem_neighbourhoods import PERIODS, NeighbourhoodGrid, build_neighbourhoods
 from .gem_tables import ExposureTable
 from .layout import StreetGrid, generate_candidates
+from .scenario import DEFAULT_SCENARIO, Scenario, resolve_scenario
 from .selection import Selection, city_radius, select_buildings
+from .stock import StockModel, calibrated_spec, stock_model
 from .terrain import Terrain, build_terrain
+
+if TYPE_CHECKING:
+    from .shaking import GroundMotion
+    from .vulnerability import VulnerabilityModel
 
 __all__ = [
     "CitySimulation",
@@ -116,8 +124,14 @@ class CitySimulation:
         storey_height: height of one storey (metres)
         damage: true damage and reference labels
         exposure_source: where the GEM exposure came from
+        scenario: the damage and image model (see
+            :mod:`~torchgeo_quake.simulation.scenario`)
+        ground_motion: the ground-motion field (calibrated scenario; None in
+            ``v0.1``), written as ``pga.tif``
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.3
+       The *scenario*.
     """
 
     city: CitySpec
@@ -141,6 +155,8 @@ class CitySimulation:
     storey_height: FloatArray
     damage: Damage
     exposure_source: str
+    scenario: Scenario = DEFAULT_SCENARIO
+    ground_motion: GroundMotion | None = None
 
     @property
     def area(self) -> FloatArray:
@@ -290,7 +306,12 @@ class _Layout(NamedTuple):
 
 
 def _lay_out(
-    city: CitySpec, stock: pd.DataFrame, count: int, scale: float, seed: int
+    city: CitySpec,
+    stock: pd.DataFrame,
+    count: int,
+    scale: float,
+    seed: int,
+    model: StockModel | None = None,
 ) -> _Layout:
     """Terrain, neighbourhoods, streets, candidates and selection of a city.
 
@@ -303,6 +324,8 @@ def _lay_out(
         count: buildings inside the valid SAR area
         scale: scene scale (seeds the generators)
         seed: scene seed
+        model: footprint sizes and open blocks of the calibrated stock (None:
+            the v0.1 stock)
 
     Returns:
         The layout.
@@ -317,7 +340,7 @@ def _lay_out(
         rng = city_rng(seed, city, scale, "layout", attempt)
         terrain = build_terrain(city, radius, rng)
         grid = build_neighbourhoods(stock, city, radius, r_need, rng)
-        streets, candidates = generate_candidates(city, grid, radius, rng)
+        streets, candidates = generate_candidates(city, grid, radius, rng, model)
         selection = select_buildings(city, candidates, count, radius, rng)
         if selection is not None:
             return _Layout(radius, terrain, grid, streets, candidates, selection)
@@ -325,6 +348,30 @@ def _lay_out(
     raise RuntimeError(  # pragma: no cover - guarded by the city specifications
         f"could not lay out {count} buildings in {city.name}"
     )
+
+
+@functools.lru_cache(maxsize=4)
+def _vulnerability(
+    vulnerability_dir: str | None, exposure_source: str
+) -> VulnerabilityModel:
+    """GEM's vulnerability functions, read once per folder.
+
+    With the built-in exposure summary (no GEM files), the built-in table of
+    the functions its taxonomies map to is used.
+
+    Args:
+        vulnerability_dir: folder of the functions, or None for the default
+        exposure_source: where the exposure came from (``"builtin"`` or a
+            folder)
+
+    Returns:
+        The vulnerability model.
+    """
+    from .vulnerability import load_vulnerability
+
+    if vulnerability_dir is None and exposure_source == "builtin":
+        vulnerability_dir = "builtin"
+    return load_vulnerability(vulnerability_dir)
 
 
 def _osm_ids(city: CitySpec, n: int, rng: np.random.Generator) -> IntArray:
@@ -350,6 +397,8 @@ def simulate_layout(
     scale: float = 1.0,
     seed: int = 0,
     n_buildings: int | None = None,
+    scenario: Scenario | str | None = None,
+    vulnerability_dir: str | os.PathLike[str] | None = None,
 ) -> CitySimulation:
     """Lay out a city and draw its damage, without rendering rasters.
 
@@ -363,6 +412,12 @@ def simulate_layout(
             hold instead of the scaled Table II counts (see
             :func:`count_override`); *scale* is then ignored. For benchmarks
             and demos of large cities (e.g. 100,000 buildings).
+        scenario: the damage and image model (a
+            :class:`~torchgeo_quake.simulation.scenario.Scenario` or its name;
+            None: the calibrated default)
+        vulnerability_dir: folder with GEM's vulnerability functions (see
+            :func:`~torchgeo_quake.simulation.vulnerability.load_vulnerability`;
+            calibrated scenario only)
 
     Returns:
         The city's simulation state.
@@ -373,14 +428,20 @@ def simulate_layout(
         ValueError: If *n_buildings* is smaller than 2.
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.3
+       The *scenario*; the calibrated one is the default.
     """
+    scenario = resolve_scenario(scenario)
+    model = None if scenario.is_v01 else stock_model(city)
+    if model is not None:
+        city = calibrated_spec(city)
     if n_buildings is not None:
         n_intact, n_damaged = count_override(city, n_buildings)
         scale = effective_scale(city, n_buildings)
     else:
         n_intact, n_damaged = scaled_counts(city, scale)
     stock = exposure.province(city.province_id)
-    layout = _lay_out(city, stock, n_intact + n_damaged, scale, seed)
+    layout = _lay_out(city, stock, n_intact + n_damaged, scale, seed, model)
     selection = layout.selection
     keep = np.concatenate([selection.valid, selection.extra])
     buildings = layout.candidates.subset(keep)
@@ -400,20 +461,47 @@ def simulate_layout(
     osm_id = _osm_ids(city, keep.size, rng)
 
     rng = city_rng(seed, city, scale, "damage")
-    pga = shaking_field(city, layout.radius, rng).sample(buildings.x, buildings.y)
-    damage = simulate_damage(
-        city,
-        attributes,
-        buildings.storeys,
-        period,
-        np.asarray(shapely.area(buildings.polygons), dtype=np.float64),
-        height,
-        pga,
-        layout.terrain.slope_deg(buildings.x, buildings.y),
-        counted,
-        n_damaged,
-        rng,
-    )
+    area = np.asarray(shapely.area(buildings.polygons), dtype=np.float64)
+    motion: GroundMotion | None = None
+    if scenario.is_v01:
+        pga = shaking_field(city, layout.radius, rng).sample(buildings.x, buildings.y)
+        damage = simulate_damage(
+            city,
+            attributes,
+            buildings.storeys,
+            period,
+            area,
+            height,
+            pga,
+            layout.terrain.slope_deg(buildings.x, buildings.y),
+            counted,
+            n_damaged,
+            rng,
+        )
+    else:
+        # The calibrated model's modules load GEM's vulnerability functions and
+        # the rupture geometry: imported only when needed.
+        from .collapse import collapse_signatures
+        from .damage_gem import simulate_damage_gem
+        from .shaking import ground_motion
+
+        motion = ground_motion(city, _origin(city), layout.radius, layout.terrain, rng)
+        damage = simulate_damage_gem(
+            city,
+            rows["taxonomy"].to_numpy(object),
+            area,
+            height,
+            motion.sample(buildings.x, buildings.y),
+            counted,
+            n_damaged,
+            scenario.vulnerability_strength,
+            rng,
+            _vulnerability(
+                None if vulnerability_dir is None else str(vulnerability_dir),
+                exposure.source,
+            ),
+        )
+        damage = collapse_signatures(damage, height, city, scenario, rng)
     return CitySimulation(
         city=city,
         scale=scale,
@@ -436,4 +524,6 @@ def simulate_layout(
         storey_height=np.asarray(storey_height, dtype=np.float64),
         damage=damage,
         exposure_source=exposure.source,
+        scenario=scenario,
+        ground_motion=motion,
     )

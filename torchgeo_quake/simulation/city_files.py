@@ -21,6 +21,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .. import __version__
 from .cities import CitySpec
 from .city import CitySimulation, city_rng, simulate_layout
@@ -29,6 +31,7 @@ from .gem import gem_assets
 from .gem_tables import ExposureTable
 from .landcover import make_fields
 from .sar import SAR_RES, render_sar, write_sar
+from .scenario import Scenario
 from .scene_record import _CRS, CITY_FILES, SIMULATOR_VERSION, file_sha256
 from .vectors import (
     destroyed_features,
@@ -128,6 +131,7 @@ def simulate_city_files(
     scale: float = 1.0,
     seed: int = 0,
     buildings: int | None = None,
+    scenario: Scenario | str | None = None,
 ) -> dict[str, Any]:
     """Simulate one city and write its files into *folder* (which must exist).
 
@@ -140,6 +144,7 @@ def simulate_city_files(
         buildings: if given, buildings inside the valid SAR area instead of the
             scaled Table II counts (see
             :func:`~torchgeo_quake.simulation.city.simulate_layout`)
+        scenario: the damage and image model (None: the calibrated default)
 
     Returns:
         The city's summary (as stored in ``scene.json``), with the SHA-256 of
@@ -148,13 +153,16 @@ def simulate_city_files(
     .. versionadded:: 0.1
     """
     out = Path(folder)
-    sim = simulate_layout(city, exposure, scale, seed, n_buildings=buildings)
+    sim = simulate_layout(
+        city, exposure, scale, seed, n_buildings=buildings, scenario=scenario
+    )
     scale = sim.scale  # the effective scale of a building count override
     fields = make_fields(sim, city_rng(seed, city, scale, "fields"))
     provenance = {
         "GENERATOR": f"torchgeo_quake {__version__} simulator v{SIMULATOR_VERSION}",
         "SEED": str(seed),
         "SCALE": f"{scale:g}",
+        "SCENARIO": sim.scenario.label(),
     }
     image = render_sar(sim, fields)
     write_sar(out / "sar.tif", image, sim.origin, provenance)
@@ -178,6 +186,10 @@ def simulate_city_files(
     )
     assets.to_csv(out / "gem.csv", index=False)
     write_truth(out / "truth.csv", sim)
+    written = list(CITY_FILES)
+    if sim.ground_motion is not None:
+        sim.ground_motion.write_geotiff(out / "pga.tif", sim.origin, _CRS)
+        written.append("pga.tif")
     points = int(assets[["lon", "lat"]].drop_duplicates().shape[0])
     summary = _city_summary(
         sim,
@@ -188,5 +200,14 @@ def simulate_city_files(
         len(assets),
         points,
     )
-    summary["sha256"] = {name: file_sha256(out / name) for name in CITY_FILES}
+    summary["files"] = written
+    if sim.ground_motion is not None:
+        pga = sim.damage.pga_g[sim.counted]
+        summary["shaking"] = {
+            "gmpe": sim.ground_motion.gmpe,
+            "events": list(sim.ground_motion.events),
+            "pga_g_median": round(float(np.median(pga)), 4),
+            "pga_g_p10_p90": [round(float(v), 4) for v in np.quantile(pga, [0.1, 0.9])],
+        }
+    summary["sha256"] = {name: file_sha256(out / name) for name in written}
     return summary

@@ -112,8 +112,14 @@ class Damage:
         spread: how far debris spreads beyond the footprint (metres)
         apron_side: side (0-3) of a partially damaged building with debris at
             its foot, -1 for none
+        mode: collapse signature per building (see
+            :mod:`~torchgeo_quake.simulation.collapse`; -1 not collapsed), None
+            for the v0.1 model (every collapse a spreading debris heap)
 
     .. versionadded:: 0.1
+
+    .. versionchanged:: 0.3
+       Added *mode*.
     """
 
     grade: IntArray
@@ -126,6 +132,7 @@ class Damage:
     heap_height: FloatArray
     spread: FloatArray
     apron_side: IntArray
+    mode: IntArray | None = None
 
 
 def false_negative_count(damaged: int, share: float) -> int:

@@ -14,10 +14,20 @@ large building (school, mosque, industrial or commercial hall). Footprints
 never overlap. The result is the city's :class:`Candidates`, from which
 :mod:`~torchgeo_quake.simulation.selection` keeps the city's buildings.
 
+In the ``calibrated`` scenario a
+:class:`~torchgeo_quake.simulation.stock.StockModel` scales GEM's floor area
+per storey and widens its spread (sides up to 60 m) and leaves a share of the
+blocks open, as derived from the real HOTOSM layer in
+:mod:`~torchgeo_quake.simulation.stock`; without one (v0.1) footprints and
+random draws are unchanged.
+
 :data:`BUILDING_KINDS` and :class:`Candidates` were defined in
 :mod:`~torchgeo_quake.simulation.layout` before, which still re-exports them.
 
 .. versionadded:: 0.2
+
+.. versionchanged:: 0.3
+   The calibrated stock model.
 """
 
 from __future__ import annotations
@@ -32,6 +42,7 @@ import shapely
 
 from .cities import CitySpec
 from .gem_neighbourhoods import NeighbourhoodGrid
+from .stock import StockModel
 
 __all__ = ["BUILDING_KINDS", "Candidates"]
 
@@ -163,6 +174,7 @@ class _Placer:
         city: CitySpec,
         grid: NeighbourhoodGrid,
         rng: np.random.Generator,
+        stock: StockModel | None = None,
     ) -> None:
         """Initialise the placer.
 
@@ -170,16 +182,21 @@ class _Placer:
             city: the city
             grid: neighbourhood grid with the taxonomy mixes
             rng: random generator
+            stock: footprint size and vacancy model of the ``calibrated``
+                scenario (:mod:`~torchgeo_quake.simulation.stock`); None keeps
+                the v0.1 model, random draws included
         """
         self.city = city
         self.grid = grid
         self.rng = rng
-        stock = grid.stock
-        self.area = stock["area"].to_numpy(np.float64)
-        self.smin = stock["storeys_min"].to_numpy(np.int64)
-        self.smax = stock["storeys_max"].to_numpy(np.int64)
-        self.occupancy = stock["occupancy"].to_numpy(object)
-        self.material = stock["material_group"].to_numpy(object)
+        self.stock = stock
+        self.max_side = _MAX_SIDE if stock is None else stock.max_side_m
+        table = grid.stock
+        self.area = table["area"].to_numpy(np.float64)
+        self.smin = table["storeys_min"].to_numpy(np.int64)
+        self.smax = table["storeys_max"].to_numpy(np.int64)
+        self.occupancy = table["occupancy"].to_numpy(object)
+        self.material = table["material_group"].to_numpy(object)
         self.vertices: list[FloatArray] = []
         self.rows: list[tuple[float, float, bool, int, int, str, int, float]] = []
 
@@ -219,8 +236,13 @@ class _Placer:
         """
         rng = self.rng
         mid = 0.5 * (self.smin[tax] + self.smax[tax])
-        area = float(self.area[tax]) / mid * math.exp(rng.normal(0.0, 0.3))
-        area = min(max(area, 70.0), 1400.0)
+        if self.stock is None:
+            area = float(self.area[tax]) / mid * math.exp(rng.normal(0.0, 0.3))
+            area = min(max(area, 70.0), 1400.0)
+        else:
+            spread = rng.normal(0.0, self.stock.footprint_sigma)
+            area = float(self.area[tax]) / mid * self.stock.footprint_scale
+            area = min(max(area * math.exp(spread), 70.0), self.max_side**2)
         aspect = rng.uniform(1.0, 1.8)
         frontage = math.sqrt(area * aspect)
         depth = area / frontage
@@ -318,8 +340,8 @@ class _Placer:
             w, d = self._size(tax)
             setback = rng.uniform(*setbacks)
             setback = min(setback, max(0.3, depth_cap - _MIN_SIDE))
-            w = min(max(w, _MIN_SIDE), _MAX_SIDE)
-            d = min(max(d, _MIN_SIDE), _MAX_SIDE, depth_cap - setback)
+            w = min(max(w, _MIN_SIDE), self.max_side)
+            d = min(max(d, _MIN_SIDE), self.max_side, depth_cap - setback)
             if pos + w > length - 0.3:
                 w = length - 0.3 - pos
                 if w < _MIN_SIDE:
@@ -389,7 +411,10 @@ class _Placer:
 
         5 % of the blocks become parks, 4 % (those at least 45 x 35 m) hold one
         large building, the others are lined with buildings along both long
-        sides (and, if deep enough, in the middle of their short sides).
+        sides (and, if deep enough, in the middle of their short sides). With a
+        :class:`~torchgeo_quake.simulation.stock.StockModel`, a share
+        ``block_vacancy`` of the blocks is first left without buildings (kind
+        ``"open"``: open land inside the town).
 
         Args:
             corners: (4, 2) world corners of the block, counter-clockwise from
@@ -403,9 +428,15 @@ class _Placer:
             angle: block orientation (degrees)
 
         Returns:
-            The kind of the block: ``"park"``, ``"large"`` or ``"regular"``.
+            The kind of the block: ``"park"``, ``"large"``, ``"regular"`` or
+            (with a stock model) ``"open"``.
+
+        .. versionchanged:: 0.3
+           Open blocks of the calibrated stock model.
         """
         rng = self.rng
+        if self.stock is not None and rng.random() < self.stock.block_vacancy:
+            return "open"
         draw = rng.random()
         if draw < 0.05:
             return "park"

@@ -25,6 +25,13 @@ Heights (metres above the terrain)
       along one side;
     * tree crowns.
 
+Collapse signatures (calibrated scenario, :mod:`~torchgeo_quake.simulation.collapse`)
+    pancake collapses stand as a low flat slab stack (a roof at 10-25 % of the
+    height) with a thin rubble fringe; partial collapses keep the half of the
+    footprint away from their debris side standing and heap the other half;
+    cleared sites are flat bare ground (trees and yards under the footprint
+    removed), with no heap.
+
 Random fields are drawn once per city over the DSM extent (:class:`CityFields`)
 and sampled bilinearly on whichever grid is rendered.
 
@@ -36,17 +43,21 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 import rasterio.features
 import shapely
-import shapely.affinity
 from affine import Affine
-from scipy import ndimage, special
+from scipy import special
 
 from .city import CitySimulation
+from .collapse import CollapseMode
 from .fields import GridField, gaussian_random_field
+
+if TYPE_CHECKING:
+    from .surface_plan import SurfacePlan
 
 __all__ = [
     "CityFields",
@@ -288,8 +299,16 @@ def rasterize(
 
     .. versionadded:: 0.1
     """
-    vals = np.asarray(values).tolist()
-    shapes = [(g, v) for g, v in zip(list(geoms), vals, strict=True) if g is not None]
+    geoms = np.asarray(geoms, dtype=object)
+    vals = np.asarray(values)
+    if geoms.size > 1:
+        # Shapes outside the grid hold no pixel centre: skip them (same raster).
+        left, bottom, right, top = grid.bounds
+        x0, y0, x1, y1 = shapely.bounds(geoms).T
+        keep = ~((x1 < left) | (x0 > right) | (y1 < bottom) | (y0 > top))
+        geoms, vals = geoms[keep], vals[keep]
+    pairs = zip(list(geoms), vals.tolist(), strict=True)
+    shapes = [(g, v) for g, v in pairs if g is not None]
     if not shapes:
         return np.zeros(grid.shape, dtype=np.int32)
     out = rasterio.features.rasterize(
@@ -298,128 +317,60 @@ def rasterize(
     return np.asarray(out, dtype=np.int32)
 
 
-def _apron(
-    polygon: shapely.Polygon, angle_deg: float, side: int, spread: float
-) -> shapely.Geometry:
-    """Debris apron along one side of a partially damaged building.
-
-    Args:
-        polygon: footprint
-        angle_deg: orientation of the footprint axes
-        side: 0-3, which side (along the building axes)
-        spread: width of the apron (metres)
-
-    Returns:
-        The apron polygon (outside the footprint).
-    """
-    t = math.radians(angle_deg + 90.0 * side)
-    shifted = shapely.affinity.translate(
-        polygon, xoff=spread * math.cos(t), yoff=spread * math.sin(t)
-    )
-    return shapely.difference(shapely.union(polygon, shifted).convex_hull, polygon)
-
-
-def _heaps(
-    sim: CitySimulation,
-    grid: PixelGrid,
-    height: F32Array,
-    debris: npt.NDArray[np.int32],
-    rng: np.random.Generator,
-) -> None:
-    """Render debris heaps and aprons in local windows (in place).
-
-    Args:
-        sim: the city
-        grid: target grid
-        height: height raster, updated with debris heights
-        debris: debris index raster, updated
-        rng: random generator
-    """
-    dmg = sim.damage
-    b = sim.buildings
-    res = grid.res
-    for i in np.flatnonzero(dmg.grade > 0):
-        if dmg.grade[i] == 2:
-            shape = shapely.buffer(b.polygons[i], dmg.spread[i], quad_segs=4)
-            top, flank = dmg.heap_height[i], 0.5
-        else:
-            shape = _apron(
-                b.polygons[i], b.angle_deg[i], int(dmg.apron_side[i]), dmg.spread[i]
-            )
-            top, flank = 1.2, 0.5
-        if shape.is_empty:
-            continue
-        x0, y0, x1, y1 = shape.bounds
-        c0 = max(math.floor((x0 - grid.left) / res) - 1, 0)
-        c1 = min(math.ceil((x1 - grid.left) / res) + 1, grid.cols)
-        r0 = max(math.floor((grid.top - y1) / res) - 1, 0)
-        r1 = min(math.ceil((grid.top - y0) / res) + 1, grid.rows)
-        if c1 <= c0 or r1 <= r0:
-            continue
-        local = PixelGrid(
-            grid.left + c0 * res, grid.top - r0 * res, res, r1 - r0, c1 - c0
-        )
-        mask = rasterize([shape], [1], local) > 0
-        if not mask.any():
-            continue
-        inside = ndimage.distance_transform_edt(mask) * res
-        rough = ndimage.gaussian_filter(rng.standard_normal(mask.shape), 1.0 / res)
-        h = np.minimum(top, flank * inside) * (
-            1.0 + 0.35 * rough / max(rough.std(), 1e-6)
-        )
-        h = np.where(mask, np.maximum(h, 0.2), 0.0).astype(np.float32)
-        win_h = height[r0:r1, c0:c1]
-        win_d = debris[r0:r1, c0:c1]
-        free = mask & (win_d < 0)
-        win_h[free] = h[free]
-        win_d[free] = i
-
-
 def _blocks_and_roads(
-    sim: CitySimulation, grid: PixelGrid
+    plan: SurfacePlan, grid: PixelGrid
 ) -> tuple[npt.NDArray[np.int32], IntArray, BoolArray, BoolArray]:
     """Urban blocks (with the parks next to buildings) and streets on a grid.
 
     Args:
-        sim: the city
+        plan: the city's surface plan
         grid: target grid
 
     Returns:
         (block raster holding 1 + block index, 0 outside urban blocks; indices
         of the parks kept; True inside urban blocks; True on streets).
     """
-    city = sim.city
-    streets = sim.streets
-    b = sim.buildings
-    used = np.unique(b.block)
-    parks = np.flatnonzero(streets.kind == "park")
-    if parks.size:
-        centroids = shapely.centroid(streets.blocks[parks])
-        near = shapely.dwithin(
-            centroids[:, None], shapely.points(b.x, b.y)[None, :], 150.0
-        ).any(axis=1)
-        parks = parks[near]
-    blocks = np.concatenate([used, parks])
-    block = rasterize(streets.blocks[blocks], blocks + 1, grid)
+    blocks = plan.blocks
+    block = rasterize(plan.block_shapes, blocks + 1, grid)
     in_block = block > 0
-    halo = 0.95 * city.road_width_m[1] + 1.0
-    near_block = (
-        rasterize(
-            shapely.buffer(streets.blocks[blocks], halo, quad_segs=2),
-            np.ones(blocks.size),
-            grid,
-        )
-        > 0
-    )
-    avenues = rasterize(
-        shapely.buffer(
-            streets.arterials, 0.5 * streets.arterial_width, cap_style="flat"
-        ),
-        np.ones(streets.arterials.size),
-        grid,
-    )
+    near_block = rasterize(plan.halo_shapes, np.ones(blocks.size), grid) > 0
+    avenues = rasterize(plan.avenue_shapes, np.ones(len(plan.avenue_shapes)), grid)
     road = (near_block & ~in_block) | ((avenues > 0) & ~in_block)
-    return block, parks, in_block, road
+    return block, plan.parks, in_block, road
+
+
+def _collapse_sites(
+    sim: CitySimulation,
+    grid: PixelGrid,
+    mode: IntArray,
+    building: npt.NDArray[np.int32],
+    cover: npt.NDArray[np.uint8],
+    height: F32Array,
+    fallen: list[shapely.Geometry],
+) -> None:
+    """Remove the fallen halves of partial collapses, clear the cleared sites.
+
+    Args:
+        sim: the city
+        grid: target grid
+        mode: collapse mode per building
+        fallen: fallen half of each partial collapse (:class:`SurfacePlan`)
+        building: standing-building index raster, updated in place
+        cover: land-cover raster, updated in place
+        height: height raster, updated in place
+    """
+    b = sim.buildings
+    part = np.flatnonzero(mode == CollapseMode.PARTIAL)
+    if part.size:
+        hole = rasterize(fallen, part + 1, grid) - 1
+        building[(hole >= 0) & (hole == building)] = -1
+    cleared = np.flatnonzero(mode == CollapseMode.CLEARED)
+    if cleared.size:
+        site = (rasterize(b.polygons[cleared], np.ones(cleared.size), grid) > 0) & (
+            building < 0
+        )
+        cover[site] = LandCover.GROUND
+        height[site] = 0.0
 
 
 def _standing_and_debris(
@@ -429,6 +380,7 @@ def _standing_and_debris(
     cover: npt.NDArray[np.uint8],
     height: F32Array,
     rng: np.random.Generator,
+    plan: SurfacePlan,
 ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int32]]:
     """Burn the standing buildings and (post-event) their debris into a surface.
 
@@ -439,17 +391,24 @@ def _standing_and_debris(
             and add debris
         cover: land-cover raster, updated in place
         height: height raster, updated in place
-        rng: random generator (debris roughness)
+        rng: random generator (debris roughness, unless *plan* holds the
+            debris windows)
+        plan: the surface plan of *grid* or of the grid it is a strip of
 
     Returns:
         (index of the standing building per pixel, index of the building whose
         debris covers the pixel), -1 elsewhere.
     """
+    from .surface_plan import _heaps, _paste_heaps
+
     b = sim.buildings
     residual = sim.damage.residual if post_event else np.ones(len(b))
     standing = residual > 0
     ids = np.flatnonzero(standing)
     building = rasterize(b.polygons[ids], ids + 1, grid) - 1
+    mode = sim.damage.mode if post_event else None
+    if mode is not None:
+        _collapse_sites(sim, grid, mode, building, cover, height, plan.fallen)
     roof = building >= 0
     heights = (sim.height * residual).astype(np.float32)
     height[roof] = heights[building[roof]]
@@ -457,7 +416,12 @@ def _standing_and_debris(
     debris = np.full(grid.shape, -1, dtype=np.int32)
     if post_event:
         debris_height = np.zeros(grid.shape, dtype=np.float32)
-        _heaps(sim, grid, debris_height, debris, rng)
+        if plan.heaps is None:
+            _heaps(sim, grid, debris_height, debris, rng)
+        else:
+            row0 = plan.row_of(grid)
+            windows = plan.heaps_in(row0, row0 + grid.rows)
+            _paste_heaps(windows, row0, debris_height, debris)
         rubble = (debris >= 0) & ~roof
         debris[~rubble] = -1
         height[rubble] = debris_height[rubble]
@@ -471,6 +435,7 @@ def build_surface(
     grid: PixelGrid,
     post_event: bool,
     rng: np.random.Generator,
+    plan: SurfacePlan | None = None,
 ) -> Surface:
     """Build the surface model of a city on a grid.
 
@@ -480,17 +445,30 @@ def build_surface(
         grid: target grid (local metres)
         post_event: render the post-event surface (debris, reduced heights) or
             the pre-event one (all buildings intact)
-        rng: random generator (debris roughness)
+        rng: random generator (debris roughness; unused when *plan* holds the
+            debris windows)
+        plan: whole-city steps computed once
+            (:func:`~torchgeo_quake.simulation.surface_plan.plan_surface`),
+            *grid* being a row strip of the plan's grid; with debris windows
+            drawn (``SurfacePlan.draw_heaps``) every strip gets the rows of
+            the whole grid's surface
 
     Returns:
         The surface.
 
     .. versionadded:: 0.1
+
+    .. versionchanged:: 0.3
+       Collapse modes of the calibrated scenario; added *plan*.
     """
+    from .surface_plan import plan_surface
+
     city = sim.city
+    if plan is None:
+        plan = plan_surface(sim, grid)
     xs, ys = grid.centres()
     xx, yy = np.meshgrid(xs, ys)
-    block, parks, in_block, road = _blocks_and_roads(sim, grid)
+    block, parks, in_block, road = _blocks_and_roads(plan, grid)
 
     cover = np.full(grid.shape, LandCover.GROUND, dtype=np.uint8)
     cover[road] = LandCover.ROAD
@@ -517,7 +495,9 @@ def build_surface(
     height = np.where(tree, tree_height, 0.0).astype(np.float32)
     cover[tree] = LandCover.VEGETATION
 
-    building, debris = _standing_and_debris(sim, grid, post_event, cover, height, rng)
+    building, debris = _standing_and_debris(
+        sim, grid, post_event, cover, height, rng, plan
+    )
     moisture = fields.moisture.sample_grid(grid.left, grid.top, grid.res, grid.shape)
     return Surface(
         grid=grid,

@@ -48,6 +48,7 @@ from .selection import NODATA_MARGIN_M as NODATA_MARGIN_M
 from .selection import Selection as Selection
 from .selection import city_radius as city_radius
 from .selection import select_buildings as select_buildings
+from .stock import StockModel
 
 __all__ = ["StreetGrid", "generate_candidates"]
 
@@ -61,7 +62,8 @@ class StreetGrid:
 
     Attributes:
         blocks: block polygons (local metres)
-        kind: ``"regular"``, ``"park"`` or ``"large"`` per block
+        kind: ``"regular"``, ``"park"``, ``"large"`` or (calibrated stock only)
+            ``"open"`` per block
         angle_deg: orientation of each block (degrees counter-clockwise from east)
         arterials: centre lines of the two avenues crossing the city
         arterial_width: widths of the avenues (metres)
@@ -225,6 +227,7 @@ def generate_candidates(
     grid: NeighbourhoodGrid,
     radius: float,
     rng: np.random.Generator,
+    stock: StockModel | None = None,
 ) -> tuple[StreetGrid, Candidates]:
     """Lay out streets, blocks and candidate buildings over a disc.
 
@@ -233,11 +236,17 @@ def generate_candidates(
         grid: neighbourhood grid with the taxonomy mixes
         radius: radius of the working area (metres)
         rng: random generator
+        stock: footprint size and vacancy model of the ``calibrated`` scenario
+            (:func:`~torchgeo_quake.simulation.stock.stock_model`); None keeps
+            the v0.1 footprints
 
     Returns:
         The street grid and the candidate buildings.
 
     .. versionadded:: 0.1
+
+    .. versionchanged:: 0.3
+       The *stock* argument.
     """
     theta = math.radians(city.block_orientation_deg)
     e_u = np.array([math.cos(theta), math.sin(theta)])
@@ -245,7 +254,7 @@ def generate_candidates(
     extent = radius * math.sqrt(2.0)
     u_blocks, u_streets = _breaks(rng, extent, city.block_length_m, city.road_width_m)
     v_blocks, v_streets = _breaks(rng, extent, city.block_depth_m, city.road_width_m)
-    placer = _Placer(city, grid, rng)
+    placer = _Placer(city, grid, rng, stock)
     polygons: list[shapely.Polygon] = []
     kinds: list[str] = []
     angles: list[float] = []

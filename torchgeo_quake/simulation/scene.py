@@ -3,7 +3,10 @@
 :func:`simulate_scene` writes, for every selected city, ``ROOT/<slug>/`` with
 ``sar.tif``, ``dsm.tif``, ``buildings.gpkg``, ``destroyed.geojson``,
 ``gem.csv`` and ``truth.csv`` (layout in ``docs/dev/contracts.md``), plus
-``ROOT/scene.json``, the summary that marks the root as simulated.
+``ROOT/scene.json``, the summary that marks the root as simulated. The
+calibrated scenario (the default, :mod:`~torchgeo_quake.simulation.scenario`)
+also writes ``pga.tif``, the simulated ground motion (a ShakeMap-like layer
+that the paper's model does not read).
 
 Re-running
     Without ``overwrite``, :func:`simulate_scene` only ever *adds* what is
@@ -25,6 +28,11 @@ Re-running
       ``scene.json`` describes another simulation: a :class:`FileExistsError`
       names the folder or file; pass ``overwrite=True`` (``--overwrite``) or
       choose another root;
+    * ``scene.json`` was written by another simulator version (e.g. a scene
+      of torchgeo_quake 0.1/0.2, simulator version 1): a
+      :class:`FileExistsError` says the scene is outdated and how to replace
+      it (``--overwrite``) or keep the old model (``--scenario v0.1``);
+      nothing is changed;
     * ``overwrite=True`` always simulates the requested cities afresh and
       replaces their simulator files (:data:`CITY_FILES`) and ``scene.json``.
       Anything else in a city folder (your notes, real data under other names,
@@ -62,10 +70,10 @@ from .cities import CITIES, CitySpec, resolve_cities
 # "X as X": names defined here before, re-exported (documented where defined).
 from .city_files import simulate_city_files as simulate_city_files
 from .gem_tables import ExposureTable, load_exposure
+from .scenario import DEFAULT_SCENARIO, Scenario, resolve_scenario
 from .scene_record import CITY_FILES as CITY_FILES
-from .scene_record import SCENE_FILE as SCENE_FILE
-from .scene_record import SIMULATOR_VERSION as SIMULATOR_VERSION
 from .scene_record import (
+    OPTIONAL_CITY_FILES,
     _check_existing,
     _check_regenerable,
     _compatible,
@@ -74,6 +82,8 @@ from .scene_record import (
     _scene_summary,
     _write_scene_file,
 )
+from .scene_record import SCENE_FILE as SCENE_FILE
+from .scene_record import SIMULATOR_VERSION as SIMULATOR_VERSION
 from .scene_record import file_sha256 as file_sha256
 from .scene_record import read_scene as read_scene
 from .scene_record import resolve_gem_source as resolve_gem_source
@@ -92,7 +102,8 @@ def _user_entries(folder: Path) -> list[str]:
     """
     if not folder.is_dir():
         return []
-    return sorted(e.name for e in folder.iterdir() if e.name not in CITY_FILES)
+    ours = CITY_FILES + OPTIONAL_CITY_FILES
+    return sorted(e.name for e in folder.iterdir() if e.name not in ours)
 
 
 def _swap_city(target: Path, new: Path, aside: Path) -> list[str]:
@@ -208,6 +219,7 @@ def _write_scene(
     seed: int,
     buildings: int | None,
     progress: bool | None = None,
+    scenario: Scenario = DEFAULT_SCENARIO,
 ) -> tuple[dict[str, Any], dict[str, list[str]]]:
     """Simulate cities in a staging folder, then move them and the summary in.
 
@@ -222,6 +234,7 @@ def _write_scene(
         buildings: building count override, or None
         progress: show a progress bar per city (None: when stderr is a
             terminal)
+        scenario: the damage and image model
 
     Returns:
         (scene summary as written to ``scene.json``, names of the entries kept
@@ -244,7 +257,7 @@ def _write_scene(
             folder = staging / city.slug
             folder.mkdir()
             made[city.slug] = simulate_city_files(
-                city, exposure, folder, scale, seed, buildings=buildings
+                city, exposure, folder, scale, seed, buildings, scenario
             )
         summaries = {
             slug: made.get(slug, kept.get(slug)) for slug in parameters["cities"]
@@ -273,6 +286,9 @@ def simulate_scene(
     gem_dir: str | os.PathLike[str] | None = None,
     buildings: int | None = None,
     progress: bool | None = None,
+    scenario: Scenario | str | None = None,
+    sar_contrast: float | None = None,
+    vulnerability_strength: float | None = None,
 ) -> dict[str, Any]:
     """Simulate the post-earthquake scene of the paper's cities into *root*.
 
@@ -296,6 +312,13 @@ def simulate_scene(
             buildings for the mapping benchmark. The area grows accordingly.
         progress: show a progress bar, one step per city (None: only when
             standard error is a terminal)
+        scenario: the damage and image model, a
+            :class:`~torchgeo_quake.simulation.scenario.Scenario` or its name
+            (None: ``"calibrated"``; ``"v0.1"``: the model of versions 0.1
+            and 0.2)
+        sar_contrast: overrides the scenario's SAR damage contrast
+        vulnerability_strength: overrides the scenario's vulnerability
+            strength
 
     Returns:
         The scene summary, also written to ``ROOT/scene.json``: ``simulated``,
@@ -312,12 +335,16 @@ def simulate_scene(
     .. versionadded:: 0.1
     .. versionchanged:: 0.2
        The *progress* bar.
+    .. versionchanged:: 0.3
+       The *scenario* and its knobs; the calibrated scenario is the default.
+       A scene of an older simulator version is reported as outdated.
     """
     specs = resolve_cities(cities)
     _check_arguments(scale, seed, buildings)
+    chosen = resolve_scenario(scenario, sar_contrast, vulnerability_strength)
     root_path = Path(root).expanduser()
     gem_source = resolve_gem_source(gem_dir)
-    parameters = _parameters(specs, scale, seed, gem_source, buildings)
+    parameters = _parameters(specs, scale, seed, gem_source, buildings, chosen)
     scene = read_scene(root_path)
     plan = _plan(root_path, specs, parameters, scene, overwrite)
     if plan is None:
@@ -330,7 +357,16 @@ def simulate_scene(
     exposure = load_exposure(gem_source)
     root_path.mkdir(parents=True, exist_ok=True)
     summary, kept_entries = _write_scene(
-        root_path, todo, kept, parameters, exposure, scale, seed, buildings, progress
+        root_path,
+        todo,
+        kept,
+        parameters,
+        exposure,
+        scale,
+        seed,
+        buildings,
+        progress,
+        chosen,
     )
     for slug, names in kept_entries.items():
         if names:
@@ -338,7 +374,8 @@ def simulate_scene(
                 f"simulate_scene: kept {len(names)} entr"
                 f"{'y' if len(names) == 1 else 'ies'} of "
                 f"{str(root_path / slug)!r} that the simulator does not write: "
-                f"{', '.join(names)} (only {', '.join(CITY_FILES)} were replaced).",
+                f"{', '.join(names)} (only "
+                f"{', '.join(CITY_FILES + OPTIONAL_CITY_FILES)} were replaced).",
                 UserWarning,
                 stacklevel=2,
             )

@@ -29,18 +29,22 @@ from rasterio.errors import RasterioIOError
 from .. import __version__
 from .cities import CitySpec
 from .gem_tables import DEFAULT_GEM_DIR
+from .scenario import DEFAULT_SCENARIO, Scenario
 
 __all__ = [
     "CITY_FILES",
+    "OPTIONAL_CITY_FILES",
     "SCENE_FILE",
     "SIMULATOR_VERSION",
     "file_sha256",
+    "outdated_reason",
     "read_scene",
     "resolve_gem_source",
+    "scene_scenario",
 ]
 
 #: Version of the simulation model; bump when outputs change for a given seed.
-SIMULATOR_VERSION = 1
+SIMULATOR_VERSION = 2
 #: Name of the scene summary / simulated marker in the root.
 SCENE_FILE = "scene.json"
 #: Files written per city.
@@ -52,6 +56,9 @@ CITY_FILES: tuple[str, ...] = (
     "gem.csv",
     "truth.csv",
 )
+#: Files the simulator writes for some scenarios only (``pga.tif``: the
+#: ground-motion field of the calibrated scenario).
+OPTIONAL_CITY_FILES: tuple[str, ...] = ("pga.tif",)
 _CRS = "EPSG:32637"
 _HINT = "pass overwrite=True (--overwrite) to replace it, or choose another root"
 
@@ -109,6 +116,7 @@ def _parameters(
     seed: int,
     gem_source: str,
     buildings: int | None = None,
+    scenario: Scenario = DEFAULT_SCENARIO,
 ) -> dict[str, Any]:
     """The parameters that identify a simulated scene.
 
@@ -118,6 +126,7 @@ def _parameters(
         seed: scene seed
         gem_source: resolved GEM source
         buildings: building count override (recorded only when given)
+        scenario: the damage and image model
 
     Returns:
         Parameter dictionary (stored in ``scene.json``).
@@ -128,6 +137,7 @@ def _parameters(
         "scale": float(scale),
         "cities": [c.slug for c in cities],
         "gem_source": gem_source,
+        "scenario": scenario.as_dict(),
     }
     if buildings is not None:
         parameters["buildings"] = int(buildings)
@@ -227,7 +237,8 @@ def _check_regenerable(folder: Path, listed: dict[str, Any] | None) -> None:
             f"(real data?); {_HINT}."
         )
     for entry in entries:
-        if entry.name not in CITY_FILES or not entry.is_file():
+        simulator_file = entry.name in CITY_FILES + OPTIONAL_CITY_FILES
+        if not simulator_file or not entry.is_file():
             raise FileExistsError(
                 f"{str(folder)!r} is incomplete and would be simulated again, but "
                 f"holds {entry.name!r}, which the simulator does not write; move "
@@ -249,6 +260,72 @@ def _check_regenerable(folder: Path, listed: dict[str, Any] | None) -> None:
             )
 
 
+def scene_scenario(scene: dict[str, Any]) -> Scenario | None:
+    """The scenario a simulated scene was drawn from.
+
+    Scenes of simulator version 1 (torchgeo_quake 0.1 and 0.2) record no
+    scenario: their model is the ``v0.1`` scenario.
+
+    Args:
+        scene: the content of ``scene.json``
+
+    Returns:
+        The scenario, or None if the record cannot be read (e.g. an unknown
+        name written by a newer version).
+
+    .. versionadded:: 0.3
+    """
+    parameters = scene.get("parameters")
+    if not isinstance(parameters, dict):
+        return None
+    stored = parameters.get("scenario")
+    if stored is None:
+        if parameters.get("simulator_version") == 1:
+            return Scenario(name="v0.1")
+        return None
+    try:
+        return Scenario(**stored)
+    except (TypeError, ValueError):
+        return None
+
+
+def outdated_reason(scene: dict[str, Any] | None) -> str | None:
+    """Why a simulated scene is outdated, if it is.
+
+    A scene is outdated when it was written by another simulator version (see
+    :data:`SIMULATOR_VERSION`). Version-1 scenes (torchgeo_quake 0.1 and 0.2)
+    are the ``v0.1`` scenario of the current simulator, drawn identically.
+
+    Args:
+        scene: the content of ``scene.json`` (None if absent)
+
+    Returns:
+        A sentence naming the stored and current versions and scenarios and
+        the way out, or None if *scene* is current (or not simulated).
+
+    .. versionadded:: 0.3
+    """
+    if scene is None or scene.get("simulated") is not True:
+        return None
+    parameters = scene.get("parameters")
+    version = (
+        parameters.get("simulator_version") if isinstance(parameters, dict) else None
+    )
+    if version == SIMULATOR_VERSION:
+        return None
+    stored = scene_scenario(scene)
+    what = f"scenario {stored.name}" if stored is not None else "an unknown scenario"
+    return (
+        f"it was simulated by simulator version {version} ({what}, torchgeo_quake "
+        f"{scene.get('version', '?')}); the current simulator is version "
+        f"{SIMULATOR_VERSION}, whose default is the calibrated scenario. Nothing "
+        "was changed. Simulate the current scene into a new root, or replace "
+        "this one with `torchgeo-quake simulate ROOT --overwrite` (only the "
+        "simulator's own files are replaced); to keep the model of 0.1/0.2, "
+        "simulate with `--scenario v0.1`"
+    )
+
+
 def _check_existing(
     root: Path, cities: Iterable[CitySpec], scene: dict[str, Any] | None
 ) -> None:
@@ -264,6 +341,9 @@ def _check_existing(
             different simulation).
     """
     simulated = scene is not None and scene.get("simulated") is True
+    outdated = outdated_reason(scene)
+    if outdated is not None:
+        raise FileExistsError(f"{str(root)!r} holds an outdated scene: {outdated}.")
     for city in cities:
         folder = root / city.slug
         if folder.is_dir() and any(folder.iterdir()):
