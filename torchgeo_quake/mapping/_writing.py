@@ -5,7 +5,9 @@ footprints go out a tile at a time (a few thousand buildings) to the
 GeoPackage and the GeoJSON, which are appended to, and to the overview's and
 the interactive map's outlines (:func:`write_map`); the summary, the overview
 image and the interactive map follow, and ``summary.json`` last, with the
-timings (:func:`write_summary`). The writers themselves are
+timings (:func:`write_summary`). One progress bar (:class:`WriteProgress`)
+counts the steps: a tile of footprints, the overview, the interactive map, the
+QGIS layers (and the audit). The writers themselves are
 :mod:`~torchgeo_quake.mapping.writers`, :mod:`~torchgeo_quake.mapping.html`,
 :mod:`~torchgeo_quake.mapping.overview` and
 :mod:`~torchgeo_quake.mapping.summary`.
@@ -16,7 +18,9 @@ from __future__ import annotations
 import datetime
 import gc
 import json
-from collections.abc import Sequence
+import math
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,10 +57,15 @@ from .audit import (
     write_audit,
 )
 from .html import HTMLMapWriter
-from .overview import OSM_CREDIT
+from .overview import OSM_CREDIT, overview_mode
 from .rings import RingCollector, Rings
 from .summary import EXPOSURE_COLUMNS, summarise
-from .writers import GeoJSONWriter, GeoPackageWriter, layer_geometry_type
+from .writers import (
+    GeoJSONWriter,
+    GeoPackageWriter,
+    WriteProgress,
+    layer_geometry_type,
+)
 
 #: CRS of the interactive map's outlines.
 WEB_MERCATOR = CRS.from_epsg(3857)
@@ -218,6 +227,7 @@ def _write_tiles(
     order: npt.NDArray[np.int64],
     tile_size: int,
     html_map: HTMLMapWriter,
+    steps: WriteProgress,
 ) -> RingCollector:
     """Write the features tile by tile, then release the footprints.
 
@@ -230,6 +240,7 @@ def _write_tiles(
         order: order of the features in the outputs
         tile_size: features per tile
         html_map: the interactive map (receives the outlines)
+        steps: the progress (one step per tile)
 
     Returns:
         The overview's outlines, in metres.
@@ -242,18 +253,21 @@ def _write_tiles(
     with GeoJSONWriter(staging / "damage.geojson") as geojson:
         for first in range(0, len(footprints), tile_size):
             rows = order[first : first + tile_size]
-            tile = _tile_frame(
-                rows=rows,
-                geoms=geoms[rows],
-                crs=fp_crs,
-                id_field=id_field,
-                id_values=id_values,
-                results=results,
-            )
-            gpkg.write(tile)
-            geojson.write(tile)
-            overview_rings.add(_reproject(geoms[rows], fp_crs, footprints.metric), rows)
-            html_map.add(_reproject(geoms[rows], fp_crs, WEB_MERCATOR), rows)
+            done = f"{first + len(rows)}/{len(footprints)}"
+            with steps.step(f"damage.gpkg, damage.geojson: {done} buildings"):
+                tile = _tile_frame(
+                    rows=rows,
+                    geoms=geoms[rows],
+                    crs=fp_crs,
+                    id_field=id_field,
+                    id_values=id_values,
+                    results=results,
+                )
+                gpkg.write(tile)
+                geojson.write(tile)
+                metric = _reproject(geoms[rows], fp_crs, footprints.metric)
+                overview_rings.add(metric, rows)
+                html_map.add(_reproject(geoms[rows], fp_crs, WEB_MERCATOR), rows)
     gpkg.close()
     del geoms, tile
     footprints.release()
@@ -328,8 +342,14 @@ def write_map(
     prediction: dict[str, Any],
     files: Sequence[str],
     sar: Path | None = None,
+    progress: bool = False,
+    say: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Write the GeoPackage, the GeoJSON, the overview and the interactive map.
+
+    A progress bar (*progress*) counts the tiles and the other outputs; *say*
+    tells what is written, how the overview draws the buildings and how long
+    it took.
 
     Args:
         staging: folder receiving the outputs
@@ -346,74 +366,108 @@ def write_map(
         prediction: how the prediction ran (``prediction`` section)
         files: names of the output files
         sar: the SAR image, drawn downsampled under both maps, or None
+        progress: show a progress bar
+        say: function printing progress messages (None: silent)
 
     Returns:
         The summary (without ``timing``; not written yet).
     """
     from .overview import plot_overview, save_overview
 
-    id_values = _id_values(footprints.frame, id_field)
+    start = time.perf_counter()
     kinds = results.audit()
-    if kinds is not None:
-        _write_audit(staging, footprints, results, kinds, id_values, id_field)
-    html_map = HTMLMapWriter(staging / "map.html")
-    try:
-        overview_rings = _write_tiles(
-            staging,
-            footprints,
-            results,
-            id_field=id_field,
-            id_values=id_values,
-            order=order,
-            tile_size=tile_size,
-            html_map=html_map,
-        )
-        summary = _summary(
-            results, name=name, about=about, prediction=prediction, files=files
-        )
-        counts = summary["counts"]
-        share = counts["damaged_share"]
-        subtitle = (
-            f"{counts['predicted']} buildings scored, {counts['damaged']} predicted "
-            f"damaged"
-            + (f" ({share:.1%})" if share is not None else "")
-            + f"; {counts['skipped']} not scored"
-        )
-        title = f"{name}: predicted building damage"
-        rings = overview_rings.rings()
-        underlays = _underlays(sar, rings, footprints.metric)
-        fig = plot_overview(
-            rings,
-            results.probs,
-            results.threshold,
-            title="\n".join([title, subtitle, *overview_lines(summary)]),
-            units="m",
-            credit=footprints_credit(id_field),
-            underlay=underlays[0],
-        )
-        del overview_rings, rings
-        save_overview(fig, staging / "overview.png")
-        del fig
-        html_map.close(
-            results.probs,
-            id_values,
-            results.reasons,
-            results.threshold,
-            title=title,
-            subtitle=subtitle,
-            id_field=id_field,
-            basemap=basemap,
-            attribution=basemap_attribution,
-            audit=kinds,
-            notes=notes_html(summary),
-            credit=footprints_credit(id_field),
-            units=results.units.labels,
-            underlay=underlays[1],
-        )
-    finally:
-        html_map.abort()
-    _write_qgis_layers(staging / "damage.gpkg", summary, results, footprints)
+    tiles = math.ceil(len(footprints) / max(tile_size, 1))
+    total = tiles + 4 + (kinds is not None)
+    with WriteProgress(total, progress, say or (lambda _: None)) as steps:
+        written = ", ".join(f for f in files if f != "summary.json")
+        steps.say(f"writing {len(footprints)} buildings to {written}")
+        id_values = _id_values(footprints.frame, id_field)
+        if kinds is not None:
+            with steps.step("audit.csv, audit.gpkg"):
+                _write_audit(staging, footprints, results, kinds, id_values, id_field)
+        html_map = HTMLMapWriter(staging / "map.html")
+        try:
+            overview_rings = _write_tiles(
+                staging,
+                footprints,
+                results,
+                id_field=id_field,
+                id_values=id_values,
+                order=order,
+                tile_size=tile_size,
+                html_map=html_map,
+                steps=steps,
+            )
+            with steps.step("summary"):
+                summary = _summary(
+                    results, name=name, about=about, prediction=prediction, files=files
+                )
+            title, subtitle = _titles(name, summary["counts"])
+            with steps.step("overview.png"):
+                rings = overview_rings.rings()
+                underlays = _underlays(sar, rings, footprints.metric)
+                mode = overview_mode(rings)
+                if mode == "cells":
+                    steps.say(
+                        "overview.png: buildings too small to draw one by one, "
+                        "drawn as cells of expected damaged buildings"
+                    )
+                fig = plot_overview(
+                    rings,
+                    results.probs,
+                    results.threshold,
+                    title="\n".join([title, subtitle, *overview_lines(summary)]),
+                    units="m",
+                    credit=footprints_credit(id_field),
+                    underlay=underlays[0],
+                    mode=mode,
+                )
+                del overview_rings, rings
+                save_overview(fig, staging / "overview.png")
+                del fig
+            with steps.step("map.html"):
+                html_map.close(
+                    results.probs,
+                    id_values,
+                    results.reasons,
+                    results.threshold,
+                    title=title,
+                    subtitle=subtitle,
+                    id_field=id_field,
+                    basemap=basemap,
+                    attribution=basemap_attribution,
+                    audit=kinds,
+                    notes=notes_html(summary),
+                    credit=footprints_credit(id_field),
+                    units=results.units.labels,
+                    underlay=underlays[1],
+                )
+        finally:
+            html_map.abort()
+        with steps.step("damage.gpkg: units layer, QGIS styles"):
+            _write_qgis_layers(staging / "damage.gpkg", summary, results, footprints)
+    steps.say(f"wrote them in {time.perf_counter() - start:.1f} s")
     return summary
+
+
+def _titles(name: str, counts: dict[str, Any]) -> tuple[str, str]:
+    """Title and subtitle of both maps.
+
+    Args:
+        name: city name
+        counts: ``counts`` section of the summary
+
+    Returns:
+        (title, subtitle with the counts).
+    """
+    share = counts["damaged_share"]
+    subtitle = (
+        f"{counts['predicted']} buildings scored, {counts['damaged']} predicted "
+        "damaged"
+        + (f" ({share:.1%})" if share is not None else "")
+        + f"; {counts['skipped']} not scored"
+    )
+    return f"{name}: predicted building damage", subtitle
 
 
 def _underlays(

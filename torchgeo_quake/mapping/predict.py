@@ -226,7 +226,7 @@ def map_damage(
             on which the probabilities and the threshold are refitted
         overwrite: replace the results already in *out* (all of them or, if
             anything fails, none)
-        progress: show Lightning's progress bar
+        progress: show progress bars (Lightning's, and the writing's)
         verbose: print what is done
 
     Returns:
@@ -488,6 +488,8 @@ def _make_map(
         prediction=prediction[1],
         files=OUTPUT_FILES + (AUDIT_FILES if reference is not None else ()),
         sar=files.sar,
+        progress=s.progress,
+        say=say,
     )
     times = (start, read_end, predict_end, time.perf_counter())
     write_summary(staging, summary, n=n, times=times)

@@ -333,8 +333,12 @@ class MapSettings:
         default=False,
         metadata=_option("replace results already in DIR", kind="flag"),
     )
-    #: Show Lightning's progress bar (command line: by default when the
-    #: terminal is interactive).
+    #: Show progress bars: Lightning's for the prediction, one for the writing
+    #: of the outputs (command line: by default when the terminal is
+    #: interactive).
+    #:
+    #: .. versionchanged:: 0.3
+    #:    The writing too.
     progress: bool = field(
         default=False,
         metadata=_option(

@@ -2,16 +2,19 @@
 
 Both writers take the map tile by tile (a :class:`geopandas.GeoDataFrame` of a
 few thousand buildings at a time) and append it to their file, so memory does
-not grow with the size of the city.
+not grow with the size of the city. :class:`WriteProgress` shows how far the
+writing is.
 
 .. versionadded:: 0.1
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
@@ -23,7 +26,7 @@ import pyogrio
 import shapely
 from pyproj import CRS
 
-__all__ = ["GeoJSONWriter", "GeoPackageWriter", "layer_geometry_type"]
+__all__ = ["GeoJSONWriter", "GeoPackageWriter", "WriteProgress", "layer_geometry_type"]
 
 
 def layer_geometry_type(geoms: np.ndarray) -> str:
@@ -236,3 +239,77 @@ class GeoJSONWriter:
         elif self._file is not None:
             self._file.close()
             self._file = None
+
+
+class WriteProgress:
+    """Progress of the writing of a map: a bar of steps, and messages.
+
+    The bar (tqdm, on stderr, hidden without *progress*) advances once per
+    step: a tile of footprints written, or another output file; the running
+    step's name shows on it. The messages (*say*) are printed above it
+    without breaking it. Use it as a context manager: the bar goes at the end.
+
+    .. versionadded:: 0.3
+    """
+
+    def __init__(self, total: int, progress: bool, say: Callable[[str], None]) -> None:
+        """Initialize a new WriteProgress instance.
+
+        Args:
+            total: number of steps
+            progress: show the bar
+            say: function printing progress messages
+        """
+        from tqdm.auto import tqdm
+
+        self._say = say
+        #: Steps done so far (counted with the bar hidden too).
+        self.done = 0
+        self.bar = tqdm(
+            total=total,
+            desc="write",
+            unit="step",
+            disable=not progress,
+            leave=False,
+            dynamic_ncols=True,
+        )
+
+    @contextlib.contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        """One step: its name on the bar while it runs, then one step more.
+
+        Args:
+            name: what is written
+
+        Yields:
+            Nothing: the step runs in the ``with`` block.
+        """
+        self.bar.set_postfix_str(name)
+        yield
+        self.done += 1
+        self.bar.update()
+
+    def say(self, message: str) -> None:
+        """Print a message above the bar.
+
+        Args:
+            message: the message
+        """
+        with self.bar.external_write_mode():
+            self._say(message)
+
+    def __enter__(self) -> WriteProgress:
+        """Enter the context.
+
+        Returns:
+            The progress.
+        """
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Remove the bar.
+
+        Args:
+            exc: exception type, value and traceback, if any
+        """
+        self.bar.close()
