@@ -20,6 +20,7 @@ _ALL = {
     "paper",
     "utils",
     "simulation",
+    "realism",
     "datasets",
     "samplers",
     "datamodules",
@@ -41,8 +42,10 @@ FORBIDDEN: dict[str, set[str]] = {
         "mapping",
         "protocols",
         "simulation",
+        "realism",
     },
     "simulation": {
+        "realism",
         "datasets",
         "samplers",
         "datamodules",
@@ -51,10 +54,34 @@ FORBIDDEN: dict[str, set[str]] = {
         "mapping",
         "protocols",
     },
-    "datasets": {"samplers", "datamodules", "trainers", "mapping", "protocols"},
-    "samplers": {"datamodules", "trainers", "mapping", "protocols", "simulation"},
-    "models": {"datasets", "samplers", "datamodules", "trainers", "mapping"},
-    "trainers": {"mapping", "protocols", "simulation"},
+    "datasets": {
+        "realism",
+        "samplers",
+        "datamodules",
+        "trainers",
+        "mapping",
+        "protocols",
+    },
+    # The calibration table reads scenes through the data layer and the
+    # simulator; nothing that trains or maps depends on it.
+    "realism": {
+        "samplers",
+        "datamodules",
+        "models",
+        "trainers",
+        "mapping",
+        "protocols",
+    },
+    "samplers": {
+        "datamodules",
+        "trainers",
+        "mapping",
+        "protocols",
+        "simulation",
+        "realism",
+    },
+    "models": {"datasets", "samplers", "datamodules", "trainers", "mapping", "realism"},
+    "trainers": {"mapping", "protocols", "simulation", "realism"},
 }
 
 

@@ -3,21 +3,21 @@
 Instead of pinning the weaknesses of the 0.1 simulator
 (``test_sim_informativeness.py``), these tests assert what the calibrated
 scene must show, measured with the calibration table's own code
-(:mod:`torchgeo_quake.simulation.calibration_features`,
-:mod:`torchgeo_quake.simulation.calibration_table`):
+(:mod:`torchgeo_quake.realism.features`,
+:mod:`torchgeo_quake.realism.table`):
 
 * no single trivial feature (mean dB in the footprint, footprint area, DSM
   height residual, GEM vector identity) ranks damage within a city better than
   its bound (:data:`SAR_FEATURE_BOUND` = 0.81, :data:`CUE_FEATURE_BOUND` =
   0.75, derived from the paper's published SAR + FTP AUROC; see the module
-  docstring of ``calibration_features``);
+  docstring of :mod:`torchgeo_quake.realism.features`);
 * DSM-derived height and GEM taxonomy carry damage signal that transfers
   across cities (leave-one-city-out AUROC above 0.5 by :data:`TRANSFER_MARGIN`);
 * the simulated collapse rates follow GEM's vulnerability functions across
   material x storeys classes. Their level is fixed by Table II's counts and
   is reported, not asserted, beside the band GEM gives at the simulated
   shaking for a collapse loss ratio between GEM's "extensive" and "complete"
-  damage states (:data:`~torchgeo_quake.simulation.calibration_table.
+  damage states (:data:`~torchgeo_quake.realism.table.
   COLLAPSE_BAND`): GEM expects more collapses than HOTOSM lists.
 
 What the calibrated scene does not show is marked ``xfail(strict=True)`` with
@@ -26,7 +26,7 @@ the measured value, so that the mark fails the day the scene changes.
 The calibrated scene is simulated once for the module at scale 0.1 (96 damaged
 samples in the three large cities). Per-city AUROCs of ~20 damaged samples
 have a standard error of ~0.06, so the assertions use the mean over the cities
-with at least :data:`~torchgeo_quake.simulation.calibration_features.
+with at least :data:`~torchgeo_quake.realism.features.
 MIN_POSITIVES` damaged samples, weighted by their damaged count (standard error
 ~0.03). The v0.1 scene, whose SAR cue is a known shortcut (mean dB AUROC
 0.84-0.89 at full scale), is the negative control: the same check must flag it.
@@ -44,7 +44,7 @@ import pandas as pd
 import pytest
 from scipy.stats import spearmanr
 
-from torchgeo_quake.simulation.calibration_features import (
+from torchgeo_quake.realism.features import (
     CUE_FEATURE_BOUND,
     MIN_POSITIVES,
     SAR_FEATURE_BOUND,
@@ -58,8 +58,8 @@ from torchgeo_quake.simulation.calibration_features import (
     separability,
     within_city_auroc,
 )
-from torchgeo_quake.simulation.calibration_markdown import format_markdown
-from torchgeo_quake.simulation.calibration_table import (
+from torchgeo_quake.realism.markdown import format_markdown
+from torchgeo_quake.realism.table import (
     COLLAPSE_BAND,
     collapse_level,
     collapse_rates,

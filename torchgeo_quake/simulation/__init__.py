@@ -52,10 +52,10 @@ Modules, one job each:
 * :mod:`.reference_stats` - footprint statistics of real and simulated
   destroyed-building layers;
 * :mod:`.diagnostics` - how strongly single SAR features rank damage;
-* :mod:`.calibration_features` - per-building features and their AUROCs;
-* :mod:`.calibration_table` - the calibration table of docs/simulator.md;
-* :mod:`.calibration_markdown` - that table as Markdown;
 * :mod:`.command` - :func:`simulate_cli` for ``torchgeo-quake simulate``.
+
+The calibration table that measures a scene against public evidence needs the
+data layer, so it lives above both, in :mod:`torchgeo_quake.realism`.
 
 .. versionadded:: 0.1
 """

@@ -1,7 +1,7 @@
 """The simulator's calibration table as Markdown (for docs/simulator.md).
 
 :func:`format_markdown` turns what
-:func:`~torchgeo_quake.simulation.calibration_table.calibration_table` returns
+:func:`~torchgeo_quake.realism.table.calibration_table` returns
 into four tables: destroyed buildings (simulated / real), collapse rates by
 material and storeys (simulated / GEM), SAR-only difficulty (within-city AUROC
 of single features, bold above their bound) and transfer (leave-one-city-out
@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..paper import CITY_NAMES
-from .calibration_table import COLLAPSE_BAND
+from .table import COLLAPSE_BAND
 
 __all__ = ["format_markdown"]
 

@@ -4,7 +4,7 @@ Issue 14 ("Measured, not assumed") asks for a table, computed by a script
 (``docs/scripts/simulator_calibration.py``), that sets every calibrated
 property of a simulated scene beside its public reference; docs/simulator.md
 includes the Markdown that
-:func:`~torchgeo_quake.simulation.calibration_markdown.format_markdown`
+:func:`~torchgeo_quake.realism.markdown.format_markdown`
 writes. The rows:
 
 Footprints (:func:`footprint_rows`)
@@ -42,7 +42,7 @@ Collapse rates (:func:`collapse_rates`)
 SAR-only difficulty and transfer
     Within-city AUROC of single features and of gradient boosting on the SAR
     patch, leave-one-city-out AUROC of single inputs
-    (:mod:`~torchgeo_quake.simulation.calibration_features`), and the CNN's
+    (:mod:`~torchgeo_quake.realism.features`), and the CNN's
     SAR + FTP leave-one-city-out AUROC from a protocol result folder
     (:func:`read_loco_auroc`) beside the paper's Table IV.
 
@@ -64,7 +64,14 @@ import numpy.typing as npt
 import pandas as pd
 
 from ..paper import CITY_NAMES, CITY_SLUGS, INPUT_CONFIGURATIONS
-from .calibration_features import (
+from ..simulation.reference_stats import (
+    FootprintStats,
+    real_density_estimate,
+    real_stats,
+    simulated_stats,
+)
+from ..simulation.scene_record import scene_scenario
+from .features import (
     CUE_FEATURE_BOUND,
     MATERIAL_CLASSES,
     PAPER_LOCO_AUROC,
@@ -79,13 +86,6 @@ from .calibration_features import (
     storey_class,
     within_city_auroc,
 )
-from .reference_stats import (
-    FootprintStats,
-    real_density_estimate,
-    real_stats,
-    simulated_stats,
-)
-from .scene_record import scene_scenario
 
 __all__ = [
     "COLLAPSE_BAND",
@@ -132,12 +132,12 @@ def gem_collapse_probability(
 
     .. versionadded:: 0.3
     """
-    from .damage_gem import (
+    from ..simulation.damage_gem import (
         COLLAPSE_LOSS_RATIO,
         design_spectrum_imts,
         taxonomy_collapse_probability,
     )
-    from .vulnerability import IMTS, load_vulnerability
+    from ..simulation.vulnerability import IMTS, load_vulnerability
 
     model = load_vulnerability(vulnerability_dir)
     out = np.zeros(len(truth))
@@ -197,7 +197,7 @@ def collapse_rates(
     collapsed when its ``damage_grade`` is 2.
 
     Args:
-        truth: ``truth.csv`` rows (:func:`.calibration_features.read_truth`)
+        truth: ``truth.csv`` rows (:func:`.features.read_truth`)
         gem_probability: GEM collapse probability per row of *truth*
             (:func:`gem_collapse_probability`); None leaves ``gem_rate`` NaN
 

@@ -1,7 +1,7 @@
 """Per-building features of a simulated scene and how well each ranks damage.
 
 The "SAR-only difficulty" and "transfer" rows of the simulator's calibration
-table (:mod:`~torchgeo_quake.simulation.calibration_table`) and the realism
+table (:mod:`~torchgeo_quake.realism.table`) and the realism
 tests (``tests/simulation/test_sim_realism.py``) rest on these numbers.
 
 Features (:func:`sample_features`)
