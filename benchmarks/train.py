@@ -149,7 +149,7 @@ def make_train_step(
         with autocast(device, amp):
             logits = model(**inputs)
         loss = nn.functional.binary_cross_entropy_with_logits(logits.float(), label)
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call,unused-ignore]
         opt.step()
 
     return step

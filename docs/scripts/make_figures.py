@@ -94,7 +94,9 @@ def save(fig: Figure, path: Path, colors: int = 128) -> None:
     plt.close(fig)
     buffer.seek(0)
     image = Image.open(buffer).convert("RGB")
-    image = image.quantize(colors=colors, method=Image.Quantize.FASTOCTREE, dither=0)
+    image = image.quantize(
+        colors=colors, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE
+    )
     image.save(path, format="PNG", optimize=True)
 
 
@@ -233,7 +235,8 @@ def _example(ctx: Context, label: int) -> dict[str, Any]:
     ).set_index("osm_id")
     candidates = np.flatnonzero(dataset.labels == label)
     heights = truth.loc[dataset.building_ids[candidates], "height_m"].to_numpy()
-    return dataset[int(candidates[int(np.argmax(heights))])]
+    sample: dict[str, Any] = dataset[int(candidates[int(np.argmax(heights))])]
+    return sample
 
 
 def patch_intact(ctx: Context, path: Path) -> None:
@@ -646,7 +649,9 @@ def map_overview(ctx: Context, path: Path) -> None:
     )
     image = Image.open(result.files["overview.png"]).convert("RGB")
     image.thumbnail((1000, 1000))
-    image = image.quantize(colors=96, method=Image.Quantize.FASTOCTREE, dither=0)
+    image = image.quantize(
+        colors=96, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE
+    )
     image.save(path, format="PNG", optimize=True)
 
 
@@ -696,7 +701,7 @@ def _stats(array: Any) -> dict[str, float]:
     values = values[np.isfinite(values)]
     if not values.size:
         return {"n": 0}
-    return _plain(
+    summary: dict[str, float] = _plain(
         {
             "n": int(values.size),
             "mean": values.mean(),
@@ -705,6 +710,7 @@ def _stats(array: Any) -> dict[str, float]:
             "max": values.max(),
         }
     )
+    return summary
 
 
 def _strip_docstrings(tree: ast.AST) -> ast.AST:
@@ -900,7 +906,8 @@ def manifest_entry(name: str, ctx: Context) -> dict[str, Any]:
         "script": script_fingerprint(FIGURES[name].__name__),
         "inputs": INPUTS[name](ctx),
     }
-    return _plain(json.loads(json.dumps(entry, default=_plain)))
+    plain: dict[str, Any] = _plain(json.loads(json.dumps(entry, default=_plain)))
+    return plain
 
 
 def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:

@@ -82,7 +82,7 @@ def _onednn_bf16() -> bool:
     Returns:
         The answer (False for builds without oneDNN).
     """
-    if not torch.backends.mkldnn.is_available():  # pragma: no cover
+    if not torch.backends.mkldnn.is_available():  # type: ignore[no-untyped-call,unused-ignore]  # pragma: no cover
         return False
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
