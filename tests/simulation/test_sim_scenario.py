@@ -136,3 +136,12 @@ def test_dataset_refuses_another_scenario(tmp_path: Path) -> None:
         KahramanmarasDamage(
             tmp_path, cities=[CITY], scale=SCALE, cache=False, scenario="calibrated"
         )
+
+
+def test_datamodule_passes_the_scenario(old_scene: Path) -> None:
+    from torchgeo_quake.datamodules import KahramanmarasDamageDataModule
+
+    kwargs = {"cities": [CITY], "scale": SCALE}
+    with pytest.raises(ValueError, match="outdated scene"):
+        KahramanmarasDamageDataModule(old_scene, **kwargs).prepare_data()
+    KahramanmarasDamageDataModule(old_scene, scenario="v0.1", **kwargs).prepare_data()

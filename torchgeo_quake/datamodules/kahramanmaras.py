@@ -43,7 +43,8 @@ class KahramanmarasDamageDataModule(BuildingDamageDataModule):
        A subclass of :class:`BuildingDamageDataModule`; a relative
        ``splits_file`` is relative to the trainer's ``default_root_dir``.
     .. versionchanged:: 0.3
-       *buffer* and *selection* (see :class:`BuildingDamageDataModule`).
+       *buffer* and *selection* (see :class:`BuildingDamageDataModule`), and
+       *scenario*, passed to :class:`~torchgeo_quake.datasets.KahramanmarasDamage`.
     """
 
     def __init__(
@@ -69,6 +70,7 @@ class KahramanmarasDamageDataModule(BuildingDamageDataModule):
         block_size: float = 1000.0,
         buffer: float = 0.0,
         selection: Selection = "random",
+        scenario: str | None = None,
     ) -> None:
         """Initialize a new KahramanmarasDamageDataModule instance.
 
@@ -102,6 +104,10 @@ class KahramanmarasDamageDataModule(BuildingDamageDataModule):
             selection: validation split of ``"loco"``: ``"random"`` (a share
                 of the training cities) or ``"inner-city"`` (all of the
                 training city with the most damaged buildings)
+            scenario: simulator scenario of the scene (``"calibrated"`` or
+                ``"v0.1"``; None: simulate the calibrated default and accept
+                any current scene; see
+                :class:`~torchgeo_quake.datasets.KahramanmarasDamage`)
 
         Raises:
             ValueError: If *block_size* is not positive, *buffer* is negative,
@@ -138,4 +144,5 @@ class KahramanmarasDamageDataModule(BuildingDamageDataModule):
             "scale": scale,
             "radiometry": radiometry,
             "simulate": simulate,
+            "scenario": scenario,
         }
