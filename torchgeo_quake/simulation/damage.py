@@ -63,6 +63,8 @@ __all__ = [
     "ERA_VULNERABILITY",
     "MATERIAL_VULNERABILITY",
     "Damage",
+    "debris_geometry",
+    "exact_count_grades",
     "false_negative_count",
     "shaking_field",
     "simulate_damage",
@@ -201,6 +203,109 @@ def _vulnerability(
     return np.asarray(v, dtype=np.float64)
 
 
+def exact_count_grades(
+    city: CitySpec,
+    latent: FloatArray,
+    latent2: FloatArray,
+    area: FloatArray,
+    counted: BoolArray,
+    n_damaged: int,
+    rng: np.random.Generator,
+) -> tuple[IntArray, BoolArray, float]:
+    """Damage grades with the exact Table II count (see the module docstring).
+
+    The ``C`` counted buildings with the highest *latent* collapse, partial
+    damage goes to the highest *latent2* among the rest, and the reference
+    misses ``n_fn`` collapsed buildings drawn with probability proportional to
+    ``1 / sqrt(area)`` (one ``rng.choice``).
+
+    Args:
+        city: the city (``false_negative_share``, ``partial_factor``)
+        latent: latent collapse variable per building
+        latent2: latent variable of partial damage
+        area: footprint area (m²)
+        counted: True for the buildings inside the valid SAR area
+        n_damaged: damaged buildings the reference must list
+        rng: random generator
+
+    Returns:
+        (grade 0/1/2, listed in the reference, latent threshold of collapse).
+
+    Raises:
+        ValueError: If *n_damaged* is not between 1 and the number of counted
+            buildings minus one.
+
+    .. versionadded:: 0.3
+    """
+    n = latent.size
+    counted_idx = np.flatnonzero(counted)
+    if not 1 <= n_damaged < counted_idx.size:
+        raise ValueError(
+            f"{city.name}: {n_damaged} damaged buildings requested among "
+            f"{counted_idx.size} buildings in the image"
+        )
+    n_fn = min(
+        false_negative_count(n_damaged, city.false_negative_share),
+        counted_idx.size - n_damaged,
+    )
+    n_collapse = n_damaged + n_fn
+    order = counted_idx[np.argsort(-latent[counted_idx], kind="stable")]
+    collapsed = order[:n_collapse]
+    below = latent[order[n_collapse]] if n_collapse < order.size else latent.min() - 1
+    threshold = 0.5 * (latent[order[n_collapse - 1]] + below)
+    grade = np.zeros(n, dtype=np.int64)
+    grade[collapsed] = 2
+    rest = counted_idx[grade[counted_idx] == 0]
+    n_partial = min(round(city.partial_factor * n_collapse), rest.size)
+    grade[rest[np.argsort(-latent2[rest], kind="stable")[:n_partial]]] = 1
+    weights = 1.0 / np.sqrt(area[collapsed])
+    missed = rng.choice(collapsed, size=n_fn, replace=False, p=weights / weights.sum())
+    in_reference = grade == 2
+    in_reference[missed] = False
+    return grade, np.asarray(in_reference, dtype=bool), float(threshold)
+
+
+def debris_geometry(
+    grade: IntArray, heights: FloatArray, rng: np.random.Generator
+) -> tuple[FloatArray, FloatArray, FloatArray, IntArray]:
+    """Debris geometry of the damaged buildings.
+
+    Pancake heaps of ~20-35 % of the height spreading beyond the footprint;
+    partially damaged buildings lose up to 40 % of their height and shed
+    debris along one side.
+
+    Args:
+        grade: damage grade per building (0, 1, 2)
+        heights: intact building heights (metres)
+        rng: random generator (four draws, in this order)
+
+    Returns:
+        (residual height factor, heap height, spread, apron side), see
+        :class:`Damage`.
+
+    .. versionadded:: 0.3
+    """
+    n = grade.size
+    residual = np.ones(n)
+    residual[grade == 2] = 0.0
+    residual[grade == 1] = rng.uniform(0.6, 1.0, size=int((grade == 1).sum()))
+    heap = np.where(
+        grade == 2, np.clip(heights * rng.uniform(0.2, 0.35, size=n), 1.2, 8.0), 0.0
+    )
+    spread = np.where(
+        grade == 2,
+        np.clip(heights * rng.uniform(0.15, 0.35, size=n), 2.0, 9.0),
+        np.where(grade == 1, rng.uniform(1.5, 3.5, size=n), 0.0),
+    )
+    apron = np.where(grade == 1, rng.integers(0, 4, size=n), -1).astype(np.int64)
+    return (
+        residual,
+        np.asarray(heap, dtype=np.float64),
+        np.asarray(spread, dtype=np.float64),
+        apron,
+    )
+
+
 def simulate_damage(
     city: CitySpec,
     attributes: pd.DataFrame,
@@ -246,47 +351,11 @@ def simulate_damage(
     noise = city.propensity_noise
     latent = eta + rng.logistic(0.0, noise, size=n)
     latent2 = eta + rng.logistic(0.0, noise, size=n)
-    counted_idx = np.flatnonzero(counted)
-    if not 1 <= n_damaged < counted_idx.size:
-        raise ValueError(
-            f"{city.name}: {n_damaged} damaged buildings requested among "
-            f"{counted_idx.size} buildings in the image"
-        )
-    n_fn = min(
-        false_negative_count(n_damaged, city.false_negative_share),
-        counted_idx.size - n_damaged,
+    grade, in_reference, threshold = exact_count_grades(
+        city, latent, latent2, area, counted, n_damaged, rng
     )
-    n_collapse = n_damaged + n_fn
-    order = counted_idx[np.argsort(-latent[counted_idx], kind="stable")]
-    collapsed = order[:n_collapse]
-    below = latent[order[n_collapse]] if n_collapse < order.size else latent.min() - 1
-    threshold = 0.5 * (latent[order[n_collapse - 1]] + below)
-    grade = np.zeros(n, dtype=np.int64)
-    grade[collapsed] = 2
-    rest = counted_idx[grade[counted_idx] == 0]
-    n_partial = min(round(city.partial_factor * n_collapse), rest.size)
-    partial = rest[np.argsort(-latent2[rest], kind="stable")[:n_partial]]
-    grade[partial] = 1
-    weights = 1.0 / np.sqrt(area[collapsed])
-    missed = rng.choice(collapsed, size=n_fn, replace=False, p=weights / weights.sum())
-    in_reference = grade == 2
-    in_reference[missed] = False
     probability = 1.0 / (1.0 + np.exp(-(eta - threshold) / noise))
-    # Debris geometry: pancake heaps of ~20-35 % of the height spreading beyond
-    # the footprint; partially damaged buildings lose up to 40 % of their height
-    # and shed debris along one side.
-    residual = np.ones(n)
-    residual[grade == 2] = 0.0
-    residual[grade == 1] = rng.uniform(0.6, 1.0, size=int((grade == 1).sum()))
-    heap = np.where(
-        grade == 2, np.clip(heights * rng.uniform(0.2, 0.35, size=n), 1.2, 8.0), 0.0
-    )
-    spread = np.where(
-        grade == 2,
-        np.clip(heights * rng.uniform(0.15, 0.35, size=n), 2.0, 9.0),
-        np.where(grade == 1, rng.uniform(1.5, 3.5, size=n), 0.0),
-    )
-    apron = np.where(grade == 1, rng.integers(0, 4, size=n), -1).astype(np.int64)
+    residual, heap, spread, apron = debris_geometry(grade, heights, rng)
     return Damage(
         grade=grade,
         in_reference=np.asarray(in_reference, dtype=bool),

@@ -79,7 +79,7 @@ import pandas as pd
 from scipy.special import expit, logit
 
 from .cities import CitySpec
-from .damage import Damage, false_negative_count
+from .damage import Damage, debris_geometry, exact_count_grades
 from .gem_tables import parse_taxonomies
 from .vulnerability import IMTS, VulnerabilityModel, imt_period
 
@@ -337,43 +337,11 @@ def simulate_damage_gem(
     eta = shaking + strength * (logit(p) - shaking)
     latent = eta + rng.logistic(0.0, 1.0, size=n)
     latent2 = eta + rng.logistic(0.0, 1.0, size=n)
-    counted_idx = np.flatnonzero(counted)
-    if not 1 <= n_damaged < counted_idx.size:
-        raise ValueError(
-            f"{city.name}: {n_damaged} damaged buildings requested among "
-            f"{counted_idx.size} buildings in the image"
-        )
-    n_fn = min(
-        false_negative_count(n_damaged, city.false_negative_share),
-        counted_idx.size - n_damaged,
+    grade, in_reference, threshold = exact_count_grades(
+        city, latent, latent2, area, counted, n_damaged, rng
     )
-    n_collapse = n_damaged + n_fn
-    order = counted_idx[np.argsort(-latent[counted_idx], kind="stable")]
-    collapsed = order[:n_collapse]
-    below = latent[order[n_collapse]] if n_collapse < order.size else latent.min() - 1
-    threshold = 0.5 * (latent[order[n_collapse - 1]] + below)
-    grade = np.zeros(n, dtype=np.int64)
-    grade[collapsed] = 2
-    rest = counted_idx[grade[counted_idx] == 0]
-    n_partial = min(round(city.partial_factor * n_collapse), rest.size)
-    grade[rest[np.argsort(-latent2[rest], kind="stable")[:n_partial]]] = 1
-    weights = 1.0 / np.sqrt(area[collapsed])
-    missed = rng.choice(collapsed, size=n_fn, replace=False, p=weights / weights.sum())
-    in_reference = grade == 2
-    in_reference[missed] = False
     # Debris geometry as in damage.simulate_damage (same draws, same order).
-    residual = np.ones(n)
-    residual[grade == 2] = 0.0
-    residual[grade == 1] = rng.uniform(0.6, 1.0, size=int((grade == 1).sum()))
-    heap = np.where(
-        grade == 2, np.clip(heights * rng.uniform(0.2, 0.35, size=n), 1.2, 8.0), 0.0
-    )
-    spread = np.where(
-        grade == 2,
-        np.clip(heights * rng.uniform(0.15, 0.35, size=n), 2.0, 9.0),
-        np.where(grade == 1, rng.uniform(1.5, 3.5, size=n), 0.0),
-    )
-    apron = np.where(grade == 1, rng.integers(0, 4, size=n), -1).astype(np.int64)
+    residual, heap, spread, apron = debris_geometry(grade, heights, rng)
     return Damage(
         grade=grade,
         in_reference=np.asarray(in_reference, dtype=bool),
