@@ -50,7 +50,6 @@ from .landcover import (
     PixelGrid,
     build_surface,
 )
-from .scenario import Scenario
 from .surface_plan import plan_surface
 
 __all__ = [
@@ -141,8 +140,7 @@ def render_dsm(sim: CitySimulation, fields: CityFields) -> Dsm:
         grid.left, grid.top, grid.res, grid.shape
     )
     height = ndimage.gaussian_filter(ground + objects, sigma=4.0 / DSM_RES)
-    scenario = getattr(sim, "scenario", None)
-    if isinstance(scenario, Scenario) and not scenario.is_v01:
+    if not sim.scenario.is_v01:
         x, y = grid.centres()
         xx, yy = np.meshgrid(x, y)
         slope = sim.terrain.slope_deg(xx, yy)

@@ -117,7 +117,6 @@ from .sar_radiometry import speckle as speckle
 from .sar_raycast import ScatterRasters as ScatterRasters
 from .sar_raycast import coarsen as coarsen
 from .sar_raycast import render_intensity as render_intensity
-from .scenario import Scenario
 
 __all__ = [
     "CITY_CONTRAST_RANGE",
@@ -228,7 +227,7 @@ def render_sar(sim: CitySimulation, fields: CityFields) -> SarImage:
     .. versionchanged:: 0.3
        The calibrated scenario's image formation (see the module docstring).
     """
-    if not _scenario(sim).is_v01:
+    if not sim.scenario.is_v01:
         from .sar_strips import render_calibrated
 
         return render_calibrated(sim, fields)
@@ -264,19 +263,6 @@ def render_sar(sim: CitySimulation, fields: CityFields) -> SarImage:
         grid=grid,
         tags=acquisition_tags(city),
     )
-
-
-def _scenario(sim: CitySimulation) -> Scenario:
-    """The scenario of a city (v0.1 for simulations made before scenarios).
-
-    Args:
-        sim: the city
-
-    Returns:
-        Its scenario.
-    """
-    scenario = getattr(sim, "scenario", None)
-    return scenario if isinstance(scenario, Scenario) else Scenario("v0.1")
 
 
 def misregistration(rng: np.random.Generator) -> tuple[float, float]:

@@ -36,7 +36,6 @@ from .sar import (
     RANGE_PAD_M,
     SAR_RES,
     SarImage,
-    _scenario,
     acquisition_tags,
     blend_db,
     misregistration,
@@ -238,7 +237,7 @@ def render_calibrated(
         )
     city = sim.city
     rng = city_rng(sim.seed, city, sim.scale, "sar")
-    contrast = rng.uniform(*CITY_CONTRAST_RANGE) * _scenario(sim).sar_contrast
+    contrast = rng.uniform(*CITY_CONTRAST_RANGE) * sim.scenario.sar_contrast
     dx, dy = misregistration(rng)
     seeds = rng.integers(0, 2**62, size=2)
     speckle_seed = int(rng.integers(0, 2**62))

@@ -106,7 +106,12 @@ from .gmpe import (
     vs30_from_slope,
 )
 from .ruptures import RUPTURES, Rupture, joyner_boore_km
-from .stations import DEFAULT_VS30, condition_on_stations, stations_near
+from .stations import (
+    DEFAULT_VS30,
+    Station,
+    condition_on_stations,
+    stations_near,
+)
 from .terrain import Terrain
 
 __all__ = [
@@ -416,7 +421,8 @@ def _records(
     grid_xy: tuple[FloatArray, FloatArray],
     left: float,
     top: float,
-    reach_m: float,
+    stations: list[Station],
+    xy: FloatArray,
 ) -> _Records | None:
     """The recorded residuals of an event near a city.
 
@@ -426,15 +432,13 @@ def _records(
         grid_xy: (x, y) of the grid cells
         left: x of the grid's west edge
         top: y of the grid's north edge
-        reach_m: search radius for stations (metres)
+        stations: the stations near the city (:func:`~.stations.stations_near`)
+        xy: their local coordinates, N x 2
 
     Returns:
         The records, or None if the event has none near the city.
     """
-    if rupture.event_id != RECORDED_EVENT:
-        return None
-    stations, xy = stations_near(origin, reach_m)
-    if not stations:
+    if rupture.event_id != RECORDED_EVENT or not stations:
         return None
     rjb = joyner_boore_km(rupture, xy[:, 0], xy[:, 1], origin)
     vs30 = np.asarray(
@@ -476,7 +480,7 @@ def ground_motion(
     """
     if radius <= 0:
         raise ValueError(f"{city.name}: radius must be positive, got {radius}")
-    _, station_xy = stations_near(origin, STATION_REACH_M)
+    stations, station_xy = stations_near(origin, STATION_REACH_M)
     reach = float(np.abs(station_xy).max()) + 2 * GRID_RES if len(station_xy) else 0
     n = math.ceil(2 * max(radius, reach) / GRID_RES) + 1
     left = -0.5 * n * GRID_RES
@@ -488,7 +492,7 @@ def ground_motion(
     top = 0.5 * n * GRID_RES
     for rupture in RUPTURES:
         rjb = joyner_boore_km(rupture, xx, yy, origin)
-        records = _records(rupture, origin, (xx, yy), left, top, STATION_REACH_M)
+        records = _records(rupture, origin, (xx, yy), left, top, stations, station_xy)
         ln_event = _event_ln_motion(rupture, rjb, vs30, chol, rng, records)
         for imt in IMTS:
             ln_max[imt] = (
