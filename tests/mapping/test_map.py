@@ -84,6 +84,10 @@ def test_cli_writes_every_output(
     assert f"{n} footprints:" in printed
     assert re.search(r"\d+ predicted \(\d+ damaged", printed)
     assert "skipped, outside the SAR image" in printed
+    # The input-shift check is reported once, in the final report.
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["shift"]["checked"] and not summary["shift"]["warnings"]
+    assert printed.count("inputs within the") == 1, printed
     assert (out / "overview.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert leftovers(out.parent) == []
 

@@ -85,6 +85,12 @@ def check_shift(
 ) -> tuple[dict[str, Any], tuple[float, float] | None]:
     """Compare the new inputs with the training inputs; adapt the SAR values.
 
+    The verdict (within the training range, the shift warnings, or why the
+    shift was not checked) goes into the returned section only: the printed
+    report of ``torchgeo-quake map`` shows it once, at the end
+    (:func:`~torchgeo_quake.mapping._html_notes.report_lines`), and each
+    shift warning is also raised as a :class:`UserWarning`.
+
     Args:
         model: the model (its training statistics, ``task.input_stats``)
         area: the buildings to score
@@ -111,9 +117,7 @@ def check_shift(
                 "trained before torchgeo_quake 0.2 recorded them); retrain the "
                 "model, or map without --adapt-radiometry."
             )
-        section = measure_shift(None, {}, model.modalities)
-        say(section["reason"])
-        return section, None
+        return measure_shift(None, {}, model.modalities), None
     if not len(area.windows):
         empty = {"checked": False, "reason": "no building to score", "warnings": []}
         return empty, None
@@ -122,14 +126,10 @@ def check_shift(
     section = measure_shift(
         train, new, model.modalities, arrays.get("gem"), GEM_FEATURE_NAMES
     )
-    for text in section["warnings"]:
-        message = f"input shift: {text}; the model may be out of its depth here"
-        say(message)
-        if is_global_zero():  # once, not per process of a DDP run
+    if is_global_zero():  # once, not per process of a DDP run
+        for text in section["warnings"]:
+            message = f"input shift: {text}; the model may be out of its depth here"
             warnings.warn(message, UserWarning, stacklevel=2)
-    if not section["warnings"]:
-        sampled = section["sampled_buildings"]
-        say(f"inputs within the training range ({sampled} buildings sampled)")
     section["adapt_radiometry"] = None
     if not adapt:
         return section, None
