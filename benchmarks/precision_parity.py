@@ -6,8 +6,8 @@ Runs one protocol (``cv`` by default, in the runner's quick mode unless
 seeds and data, each into its own output folder
 (``OUT/<precision>``; finished runs are reused), then compares the runs'
 validation metrics (the best epoch's ``val_f1``, ``val_auroc``, ``val_ap``,
-from each run's CSV log) and test metrics (``test_f1`` at the best-F1 threshold
-of the test split, the paper's figure, ``test_f1_valthr`` at the validation
+from each run's CSV log) and test metrics (``test_f1_oracle`` at the best-F1
+threshold of the test split, the paper's figure, ``test_f1_valthr`` at the validation
 threshold, ``test_auroc``, ``test_ap``, from ``metrics.json``).
 
 For each precision and seed the metrics are averaged over the protocol's
@@ -44,9 +44,10 @@ from torchgeo_quake.protocols import (
     run_protocol,
 )
 from torchgeo_quake.protocols.training import train_run
+from torchgeo_quake.trainers.collection import upgrade_test_metrics
 
 VAL_METRICS = ("val_f1", "val_auroc", "val_ap")
-TEST_METRICS = ("test_f1", "test_f1_valthr", "test_auroc", "test_ap")
+TEST_METRICS = ("test_f1_oracle", "test_f1_valthr", "test_auroc", "test_ap")
 
 
 def best_epoch_validation(run_dir: Path, best_epoch: int | None) -> dict[str, float]:
@@ -82,6 +83,8 @@ def collect(
     by_seed: dict[int, list[dict[str, Any]]] = {}
     for path in sorted(out.glob("runs/*/*/seed*/metrics.json")):
         record = json.loads(path.read_text())
+        # Records before 0.3 name the oracle-threshold F1 test_f1.
+        record["metrics"] = upgrade_test_metrics(record["metrics"])
         if folds is not None and record.get("fold") not in folds:
             continue
         row = best_epoch_validation(path.parent, record.get("best_epoch"))

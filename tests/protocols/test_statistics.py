@@ -197,7 +197,7 @@ def test_fold_intervals_use_the_split_sizes() -> None:
             "config": config,
             "split": f"fold{k}",
             "seed": 0,
-            "metrics": {"test_f1": 0.5 + shift + 0.01 * k, "test_auroc": 0.8},
+            "metrics": {"test_f1_oracle": 0.5 + shift + 0.01 * k, "test_auroc": 0.8},
             "n_test": 100,
             "n_train": 400,
             "n_test_damaged": 12,

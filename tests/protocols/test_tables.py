@@ -24,10 +24,10 @@ def record(
     config: str, split: str, seed: int = 0, shift: float = 0.0, **extra: float
 ) -> dict[str, Any]:
     metrics = {
-        "test_precision": 0.5 + shift,
-        "test_recall": 0.4 + shift,
-        "test_f1": 0.45 + shift,
-        "test_kappa": 0.3 + shift,
+        "test_precision_oracle": 0.5 + shift,
+        "test_recall_oracle": 0.4 + shift,
+        "test_f1_oracle": 0.45 + shift,
+        "test_kappa_oracle": 0.3 + shift,
         "test_auroc": 0.8 + shift,
         "test_ap": 0.6 + shift,
         "test_precision_valthr": 0.3 + shift,
@@ -78,6 +78,37 @@ def test_mean_sample_std_and_bold() -> None:
     assert interval is not None and interval.mean == pytest.approx(0.05)
 
 
+def legacy(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The records as versions before 0.3 wrote them (test_f1, not _oracle)."""
+    return [
+        {
+            **r,
+            "metrics": {k.removesuffix("_oracle"): v for k, v in r["metrics"].items()},
+        }
+        for r in records
+    ]
+
+
+def test_records_of_earlier_versions_give_the_same_tables(tmp_path: Path) -> None:
+    new = cv_records("sar_ftp")
+    old = legacy(new)
+    assert "test_f1" in old[0]["metrics"] and "test_f1_oracle" not in old[0]["metrics"]
+    for policy in ("bestf1", "valthr"):
+        a = build_table(new, "cv", policy, order=["sar_ftp", "b"])
+        b = build_table(old, "cv", policy, order=["sar_ftp", "b"])
+        assert format_markdown(a) == format_markdown(b)
+    # The oracle F1 is read, not missing: 0.55 in the old records too.
+    cell = build_table(old, "cv", "bestf1", order=["sar_ftp", "b"]).cells[
+        ("F1 score",), "SAR_FTP"
+    ]
+    assert cell.mean == pytest.approx(0.55) and cell.n == 2
+    write_tables(old, tmp_path, "cv", order=["sar_ftp", "b"])
+    with (tmp_path / "runs.csv").open() as f:
+        row = next(csv.DictReader(f))
+    assert float(row["test_f1_oracle"]) == pytest.approx(0.45)
+    assert "test_f1" not in row
+
+
 def test_without_reference_nothing_is_bold() -> None:
     table = build_table(cv_records(), "cv", "bestf1", order=["a", "b"])
     assert not any(cell.bold for cell in table.cells.values())
@@ -100,7 +131,7 @@ def test_policies_use_their_metrics() -> None:
 def test_equal_is_not_bold_and_nan_is_marked() -> None:
     records = [
         record("sar_ftp", "fold0"),
-        record("b", "fold0", test_precision=math.nan),
+        record("b", "fold0", test_precision_oracle=math.nan),
         record("b", "fold1"),
         record("sar_ftp", "fold1"),
     ]
@@ -197,13 +228,14 @@ def test_write_three_formats(tmp_path: Path) -> None:
     assert len(compared) == 10
     assert {r["significant"] for r in compared} == {"yes"}
     assert (
-        "| B | F1 score | bestf1 | +0.050 |"
+        "| B | F1 score | oracle | +0.050 |"
         in (tmp_path / "comparisons_cv.md").read_text()
     )
     with (tmp_path / "runs.csv").open() as f:
         runs = list(csv.DictReader(f))
     assert len(runs) == 4
-    assert np.isclose(float(runs[0]["test_f1"]), 0.45)
+    assert np.isclose(float(runs[0]["test_f1_oracle"]), 0.45)
+    assert "test_f1" not in runs[0]
 
 
 def test_invalid_arguments() -> None:
@@ -219,7 +251,11 @@ def test_confusion_figure_passes_over_tiny_test_splits() -> None:
     from torchgeo_quake.protocols.figures import MIN_DAMAGED, _figure_run
 
     def record(split: str, f1: float | None, damaged: int) -> dict[str, Any]:
-        return {"split": split, "metrics": {"test_f1": f1}, "n_test_damaged": damaged}
+        return {
+            "split": split,
+            "metrics": {"test_f1_oracle": f1},
+            "n_test_damaged": damaged,
+        }
 
     runs = [
         record("osmaniye", 0.9, 2),  # best F1, but only two damaged buildings

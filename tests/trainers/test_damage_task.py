@@ -149,21 +149,10 @@ def test_fast_dev_run_fit_validate_test_predict(
     assert 0 <= val["val_threshold"] <= 1
     assert float(task.threshold) == pytest.approx(val["val_threshold"])
     test = trainer.test(task, datamodule=dm)[0]
-    expected = {
-        f"test_{k}"
-        for k in (
-            "loss",
-            "precision",
-            "recall",
-            "f1",
-            "kappa",
-            "auroc",
-            "ap",
-            "threshold",
-        )
-    } | {
-        f"test_{k}_valthr" for k in ("precision", "recall", "f1", "kappa", "threshold")
-    }
+    at_threshold = ("precision", "recall", "f1", "kappa", "threshold")
+    expected = {f"test_{k}" for k in ("loss", "auroc", "ap")}
+    expected |= {f"test_{k}_valthr" for k in at_threshold}
+    expected |= {f"test_{k}_oracle" for k in at_threshold}
     expected |= {f"test_{k}" for k in ("brier", "ece")}
     expected |= {f"test_count_{k}" for k in ("expected", "observed", "thresholded")}
     assert set(test) == expected
@@ -209,11 +198,13 @@ def test_epoch_metrics_and_predictions(tmp_path: Path) -> None:
     test = trainer.test(task, datamodule=dm)[0]
     preds = task.last_predictions["test"]
     best = best_f1_threshold(preds.probs, preds.labels)
-    assert test["test_threshold"] == pytest.approx(best)
+    assert test["test_threshold_oracle"] == pytest.approx(best)
     at_best = threshold_metrics(preds.probs, preds.labels, best)
     at_val = threshold_metrics(preds.probs, preds.labels, float(task.threshold))
     for key in ("precision", "recall", "f1", "kappa"):
-        assert test[f"test_{key}"] == pytest.approx(at_best[key], abs=1e-6, nan_ok=True)
+        assert test[f"test_{key}_oracle"] == pytest.approx(
+            at_best[key], abs=1e-6, nan_ok=True
+        )
         assert test[f"test_{key}_valthr"] == pytest.approx(
             at_val[key], abs=1e-6, nan_ok=True
         )

@@ -17,6 +17,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..trainers.collection import upgrade_test_metrics
+
 if TYPE_CHECKING:
     from .tables import Table
 
@@ -124,6 +126,9 @@ def write_table_files(
 def write_runs_csv(records: Sequence[Mapping[str, Any]], folder: Path) -> Path:
     """Write ``runs.csv``: one row per run with every test metric.
 
+    The metrics are written under their current names (records of earlier
+    versions are upgraded: ``test_f1`` becomes ``test_f1_oracle``).
+
     Args:
         records: finished runs
         folder: output folder (exists)
@@ -131,6 +136,7 @@ def write_runs_csv(records: Sequence[Mapping[str, Any]], folder: Path) -> Path:
     Returns:
         The file.
     """
+    records = [{**r, "metrics": upgrade_test_metrics(r["metrics"])} for r in records]
     keys = sorted({k for r in records for k in r["metrics"]})
     runs_csv = folder / "runs.csv"
     with runs_csv.open("w", newline="", encoding="utf-8") as f:

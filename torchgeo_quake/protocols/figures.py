@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..trainers.collection import upgrade_test_metrics
 from ..trainers.metrics import ECE_BINS, reliability_curve
 from .calibration import run_probabilities
 from .records import read_run_log
@@ -113,12 +114,13 @@ def _figure_run(records: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | Non
         :data:`MIN_DAMAGED` damaged test buildings when there are any; None
         when no run has a defined F1.
     """
-    scored = [r for r in records if r["metrics"].get("test_f1") is not None]
+    records = [{**r, "metrics": upgrade_test_metrics(r["metrics"])} for r in records]
+    scored = [r for r in records if r["metrics"].get("test_f1_oracle") is not None]
     large = [r for r in scored if int(r.get("n_test_damaged") or 0) >= MIN_DAMAGED]
     candidates = large or scored
     if not candidates:
         return None
-    return max(candidates, key=lambda r: float(r["metrics"]["test_f1"]))
+    return max(candidates, key=lambda r: float(r["metrics"]["test_f1_oracle"]))
 
 
 def plot_confusion_matrix(
@@ -151,8 +153,8 @@ def plot_confusion_matrix(
     fig, axes = plt.subplots(1, 2, figsize=(8.4, 3.8))
     thresholds = (
         (
-            "best-F1 threshold of the test split (paper)",
-            best["metrics"]["test_threshold"],
+            "oracle: best-F1 threshold of the test split (paper)",
+            best["metrics"]["test_threshold_oracle"],
         ),
         ("validation threshold (deployable)", best["val_threshold"]),
     )
@@ -177,7 +179,8 @@ def plot_confusion_matrix(
         ax.set_ylabel("Reference")
         ax.set_title(f"{name}\nthreshold {float(threshold):.3f}", fontsize=9)
     fig.suptitle(
-        f"Highest test F1: {_title(best)} (F1 {best['metrics']['test_f1']:.3f})",
+        f"Highest oracle-threshold test F1: {_title(best)} "
+        f"(F1 {best['metrics']['test_f1_oracle']:.3f})",
         fontsize=10,
     )
     fig.tight_layout()

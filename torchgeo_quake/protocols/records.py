@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..trainers.collection import upgrade_test_metrics
 from ..utils import atomic_write_text
 from .config import RUNNER_OWNED, ExperimentConfig
 from .settings import ProtocolSettings
@@ -243,7 +244,9 @@ def load_runs(out: str | os.PathLike[str]) -> list[dict[str, Any]]:
         out: the protocol's output folder
 
     Returns:
-        One dict per finished run, sorted by configuration, split and seed.
+        One dict per finished run, sorted by configuration, split and seed;
+        the metrics under their current names
+        (:func:`~torchgeo_quake.trainers.collection.upgrade_test_metrics`).
 
     Raises:
         DamagedRunError: If a record cannot be read.
@@ -260,6 +263,9 @@ def load_runs(out: str | os.PathLike[str]) -> list[dict[str, Any]]:
                 f"folder {path.parent} and run the protocol again to retrain it"
             ) from err
         record["directory"] = str(path.parent)
+        # Records of earlier versions name the oracle-threshold metrics
+        # test_f1 etc.; read them under today's names.
+        record["metrics"] = upgrade_test_metrics(record.get("metrics", {}))
         records.append(record)
     return records
 

@@ -13,7 +13,7 @@ metrics themselves are those of :mod:`torchgeo_quake.trainers.metrics`.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -39,7 +39,16 @@ __all__ = [
     "fit_calibration",
     "logged_test_values",
     "logged_validation_values",
+    "upgrade_test_metrics",
 ]
+
+#: Names before 0.3 of the metrics at the test split's own best-F1 threshold
+#: (an oracle threshold, chosen on the data it is scored on) → their names
+#: since 0.3.
+LEGACY_ORACLE_NAMES: dict[str, str] = {
+    f"test_{k}": f"test_{k}_oracle"
+    for k in ("precision", "recall", "f1", "kappa", "threshold")
+}
 
 #: Gathers a tensor of the same shape from every process, stacked in rank
 #: order (:meth:`lightning.pytorch.LightningModule.all_gather`).
@@ -291,11 +300,14 @@ def logged_test_values(
         val_threshold: The stored validation threshold.
 
     Returns:
-        ``test_loss``, ``test_precision``, ``test_recall``, ``test_f1``,
-        ``test_kappa`` at ``test_threshold`` (the best-F1 threshold of the test
-        set; NaN without damaged buildings), ``test_auroc``, ``test_ap``, and
+        ``test_loss``, ``test_auroc``, ``test_ap``;
         ``test_precision_valthr``, ``test_recall_valthr``, ``test_f1_valthr``,
-        ``test_kappa_valthr`` at ``test_threshold_valthr`` (*val_threshold*),
+        ``test_kappa_valthr`` at ``test_threshold_valthr`` (*val_threshold*:
+        the deployable figures); ``test_precision_oracle``,
+        ``test_recall_oracle``, ``test_f1_oracle``, ``test_kappa_oracle`` at
+        ``test_threshold_oracle``, the best-F1 threshold of the test set itself
+        (the paper's convention, an oracle: not achievable in deployment; NaN
+        without damaged buildings);
         and the calibration of the probabilities: ``test_brier``,
         ``test_ece``, ``test_count_expected`` (sum of the probabilities),
         ``test_count_observed`` (damaged buildings) and
@@ -303,6 +315,10 @@ def logged_test_values(
         see :func:`~torchgeo_quake.trainers.metrics.calibration_metrics`.
 
     .. versionadded:: 0.2
+    .. versionchanged:: 0.3
+       The metrics at the test set's own threshold are named ``*_oracle``
+       (``test_f1`` became ``test_f1_oracle``; see
+       :func:`upgrade_test_metrics`).
     """
     ranking = ranking_metrics(preds.probs, preds.labels)
     best = best_f1_threshold(preds.probs, preds.labels)
@@ -314,11 +330,39 @@ def logged_test_values(
     calibration = calibration_metrics(preds.probs, preds.labels, val_threshold)
     return {
         "test_loss": loss,
-        **{f"test_{k}": v for k, v in at_best.items()},
         "test_auroc": ranking["auroc"],
         "test_ap": ranking["ap"],
-        "test_threshold": best,
         **{f"test_{k}_valthr": v for k, v in at_val.items()},
         "test_threshold_valthr": val_threshold,
+        **{f"test_{k}_oracle": v for k, v in at_best.items()},
+        "test_threshold_oracle": best,
         **{f"test_{k}": v for k, v in calibration.items()},
     }
+
+
+def upgrade_test_metrics(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """Test metrics under their current names, whatever version logged them.
+
+    Runs of versions before 0.3 logged the metrics at the test set's own
+    best-F1 threshold as ``test_precision``, ``test_recall``, ``test_f1``,
+    ``test_kappa`` and ``test_threshold``; they are renamed ``*_oracle`` here
+    (:data:`LEGACY_ORACLE_NAMES`), so that old protocol folders and records
+    still build tables. A name present under both spellings keeps the
+    current one.
+
+    Args:
+        metrics: Logged test metrics (e.g. a run record's ``"metrics"``).
+
+    Returns:
+        A new dict with the legacy names replaced.
+
+    .. versionadded:: 0.3
+    """
+    upgraded: dict[str, Any] = {}
+    for key, value in metrics.items():
+        new = LEGACY_ORACLE_NAMES.get(key)
+        if new is None:
+            upgraded[key] = value
+        elif new not in metrics:
+            upgraded[new] = value
+    return upgraded

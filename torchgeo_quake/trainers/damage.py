@@ -108,13 +108,15 @@ class DamageDetectionTask(NormalizationMixin, CalibrationMixin, BaseTask):
       it, and used by :meth:`predict_step`.
       Without damaged buildings in the validation set the stored threshold is
       kept (and logged).
-    * ``test_loss``, ``test_auroc``, ``test_ap`` and ``test_precision``,
-      ``test_recall``, ``test_f1``, ``test_kappa`` at ``test_threshold``, the
-      best-F1 threshold *of the test set* as in the paper (optimistic: it is
-      chosen on the data it is scored on), and ``test_precision_valthr``,
+    * ``test_loss``, ``test_auroc``, ``test_ap``; ``test_precision_valthr``,
       ``test_recall_valthr``, ``test_f1_valthr``, ``test_kappa_valthr`` at the
-      stored validation threshold (``test_threshold_valthr``), the figure a
-      deployed model would achieve; and the calibration: ``test_brier``,
+      stored validation threshold (``test_threshold_valthr``), the figures a
+      deployed model achieves; ``test_precision_oracle``,
+      ``test_recall_oracle``, ``test_f1_oracle``, ``test_kappa_oracle`` at
+      ``test_threshold_oracle``, the best-F1 threshold *of the test set* as in
+      the paper (an oracle: chosen on the data it is scored on, so optimistic
+      and not achievable in deployment; named ``test_f1`` etc. before 0.3);
+      and the calibration: ``test_brier``,
       ``test_ece``, ``test_count_expected`` (sum of the probabilities),
       ``test_count_observed`` and ``test_count_thresholded`` (at the stored
       validation threshold).
