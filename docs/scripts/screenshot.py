@@ -19,7 +19,8 @@ Exit status 0 when all pages pass, 1 when one fails, and 77 (with a message) whe
 Chromium is installed, as on CI machines without a browser: install Debian's
 ``chromium`` package (or set ``CHROMIUM`` to the browser's path) to run it. Look at
 the PNGs: the checks catch missing styles, scripts and images, not every
-layout problem.
+layout problem. ``--colors 256`` saves the PNGs with a palette of 256 colours (after
+the checks), small enough for the documentation.
 """
 
 from __future__ import annotations
@@ -171,6 +172,20 @@ def check_png(png: Path) -> list[str]:
     return problems
 
 
+def save_palette(png: Path, colors: int) -> None:
+    """Save a screenshot again with a palette, smaller (for the documentation).
+
+    Args:
+        png: the screenshot, overwritten
+        colors: number of colours of the palette (at most 256)
+    """
+    image = Image.open(png).convert("RGB")
+    image = image.quantize(
+        colors=colors, method=Image.Quantize.MAXCOVERAGE, dither=Image.Dither.NONE
+    )
+    image.save(png, format="PNG", optimize=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("site", type=Path, help="folder of the built site")
@@ -185,6 +200,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--width", type=int, default=1280, help="default 1280")
     parser.add_argument("--height", type=int, default=2400, help="default 2400")
+    parser.add_argument(
+        "--colors",
+        type=int,
+        default=None,
+        help="save the PNGs with a palette of this many colours (after the checks)",
+    )
     args = parser.parse_intermixed_args(argv)
 
     chromium = find_chromium()
@@ -213,6 +234,8 @@ def main(argv: list[str] | None = None) -> int:
         png = args.out / (page.replace("/", "_").removesuffix(".html") + ".png")
         shoot(chromium, args.site, page, png, args.width, args.height)
         problems += check_png(png)
+        if args.colors:
+            save_palette(png, args.colors)
         print(f"{page} -> {png}")
     for problem in problems:
         print(f"ERROR: {problem}", file=sys.stderr)

@@ -6,8 +6,9 @@ diagram's sizes come from the model the configuration builds, fingerprints see
 code changes but not comments or docstrings, and differences are reported by
 field. ``docs/scripts/protocol_results.py`` copies a protocol's outputs into
 ``docs/results/`` unedited. ``test_screenshots`` renders the built site in
-headless Chromium and runs only where a Chromium is installed (CI machines without
-one skip it, saying so).
+headless Chromium, and ``test_map_screenshot`` a small ``map.html`` opened from disk
+with the network cut off; both run only where a Chromium is installed (CI machines
+without one skip them, saying so).
 """
 
 from __future__ import annotations
@@ -169,3 +170,88 @@ def test_screenshots(site: Path, tmp_path: Path) -> None:
         "scene_overview.png" in url
         for url in screenshot.missing_resources(broken, "index.html")
     )
+
+
+def _tiny_map(folder: Path) -> Path:
+    """``map.html`` of 25 buildings over a speckled SAR image, as the map writes it."""
+    import numpy as np
+    import rasterio
+    import shapely
+    from pyproj import CRS, Transformer
+    from rasterio.warp import transform_bounds
+
+    from torchgeo_quake.mapping._underlay import sar_underlay
+    from torchgeo_quake.mapping.html import HTMLMapWriter
+
+    utm, web = CRS.from_epsg(32637), CRS.from_epsg(3857)
+    sar = folder / "sar.tif"
+    values = np.random.default_rng(0).gamma(1.0, 1.0, (150, 150)).astype("float32")
+    values[:, 70:80] *= 0.05  # a dark street
+    with rasterio.open(
+        sar,
+        "w",
+        driver="GTiff",
+        width=150,
+        height=150,
+        count=1,
+        dtype="float32",
+        crs=utm,
+        transform=rasterio.transform.from_origin(300000, 4100300, 2, 2),
+    ) as dst:
+        dst.write(values, 1)
+    to_web = Transformer.from_crs(utm, web, always_xy=True)
+    squares = shapely.transform(
+        [
+            shapely.box(
+                300020 + 55 * i, 4100020 + 55 * j, 300040 + 55 * i, 4100040 + 55 * j
+            )
+            for i in range(5)
+            for j in range(5)
+        ],
+        lambda xy: np.column_stack(to_web.transform(xy[:, 0], xy[:, 1])),
+    )
+    bounds = transform_bounds(utm, web, 300000, 4100000, 300300, 4100300)
+    underlay = sar_underlay(sar, web, bounds)
+    assert underlay is not None
+    page = folder / "map.html"
+    writer = HTMLMapWriter(page)
+    writer.add(np.asarray(squares, dtype=object), np.arange(25))
+    probability = np.linspace(0, 1, 25)
+    probability[0] = np.nan
+    reasons = ["outside the SAR image"] + [None] * 24
+    writer.close(
+        probability, list(range(25)), reasons, 0.5, title="tiny", underlay=underlay
+    )
+    return page
+
+
+def test_map_screenshot(tmp_path: Path) -> None:
+    """map.html renders offline from disk: buildings over the SAR underlay."""
+    shots = _load("screenshot_map")
+    chromium = shots.find_chromium()
+    if chromium is None:
+        pytest.skip("no Chromium installed (Debian package chromium): not rendered")
+    page = _tiny_map(tmp_path)
+    png = tmp_path / "map.png"
+    assert (
+        shots.main([str(page), "--out", str(png), "--width", "800", "--height", "600"])
+        == 0
+    )
+    assert png.is_file()
+    # The checks fail on a copy whose underlay does not decode (nothing is drawn
+    # under the buildings) and which asks the network for basemap tiles.
+    text = page.read_text(encoding="utf-8")
+    text = text.replace("data:image/png;base64,", "data:image/png;base64,AA", 1)
+    text = text.replace('"basemap":null', '"basemap":"https://t.test/{z}/{x}/{y}.png"')
+    broken = tmp_path / "broken.html"
+    broken.write_text(text, encoding="utf-8")
+    problems = shots.shoot_map(chromium, broken, tmp_path / "broken.png", 800, 600)
+    assert len(problems) == 3, problems
+    assert "fetches basemap tiles" in problems[0]
+    assert "network requests" in problems[1] and "https://t.test/" in problems[1]
+    assert "SAR underlay is not drawn" in problems[2]
+    # A page without an underlay is flagged from its data.
+    text = shots.variant(page.read_text(encoding="utf-8"), underlay=False, boxes=True)
+    assert shots.page_problems("map.html", shots.page_data(text)) == [
+        "map.html: no SAR underlay in the page (DATA.sar)"
+    ]
