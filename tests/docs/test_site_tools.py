@@ -137,6 +137,21 @@ def test_protocol_results_copy_outputs_unedited(
     }
     # A protocol that has not been run is refused, naming the folder.
     assert results.main(["--runs", str(tmp_path / "runs"), "loco"]) == 1
+    # Any output folder by name, with its comparisons; never its run folders.
+    (source / "comparisons_cv.md").write_text("| d |\n")
+    assert results.main(["--source", str(source), "--name", "calibrated-cv"]) == 0
+    named = tmp_path / "results" / "calibrated-cv"
+    assert sorted(p.name for p in named.iterdir()) == [
+        "comparisons_cv.md",
+        "pr_roc_curves.png",
+        "protocol.json",
+        "runs.csv",
+        "table_III_cv_bestf1.md",
+    ]
+    with pytest.raises(SystemExit):
+        results.main(["--source", str(source)])  # --name missing
+    with pytest.raises(SystemExit):
+        results.main(["--source", str(source), "--name", "../outside"])
 
 
 def test_argparse_help_is_generated() -> None:
