@@ -186,6 +186,38 @@ def save_palette(png: Path, colors: int) -> None:
     image.save(png, format="PNG", optimize=True)
 
 
+def add_size_options(parser: argparse.ArgumentParser, width: int, height: int) -> None:
+    """Add ``--width``, ``--height`` and ``--colors`` to a command's parser.
+
+    Args:
+        parser: the command's parser
+        width: default window width in pixels
+        height: default window height in pixels
+    """
+    parser.add_argument("--width", type=int, default=width, help=f"default {width}")
+    parser.add_argument("--height", type=int, default=height, help=f"default {height}")
+    parser.add_argument(
+        "--colors",
+        type=int,
+        default=None,
+        help="save the PNGs with a palette of this many colours (after the checks)",
+    )
+
+
+def no_chromium() -> int:
+    """Say that no browser was found, and how to get one.
+
+    Returns:
+        :data:`SKIPPED`, the exit status for "not run".
+    """
+    print(
+        "SKIPPED: no Chromium found (install Debian's chromium package or set "
+        "CHROMIUM to the browser's path)",
+        file=sys.stderr,
+    )
+    return SKIPPED
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("site", type=Path, help="folder of the built site")
@@ -198,24 +230,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--out", type=Path, default=Path("screenshots"), help="folder for the PNGs"
     )
-    parser.add_argument("--width", type=int, default=1280, help="default 1280")
-    parser.add_argument("--height", type=int, default=2400, help="default 2400")
-    parser.add_argument(
-        "--colors",
-        type=int,
-        default=None,
-        help="save the PNGs with a palette of this many colours (after the checks)",
-    )
+    add_size_options(parser, width=1280, height=2400)
     args = parser.parse_intermixed_args(argv)
 
     chromium = find_chromium()
     if chromium is None:
-        print(
-            "SKIPPED: no Chromium found (install Debian's chromium package or set "
-            "CHROMIUM to the browser's path)",
-            file=sys.stderr,
-        )
-        return SKIPPED
+        return no_chromium()
     if not (args.site / "index.html").is_file():
         parser.error(
             f"{args.site} is not a built site (no index.html): run "

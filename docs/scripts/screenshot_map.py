@@ -41,7 +41,13 @@ import numpy.typing as npt
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from screenshot import FLAGS, SKIPPED, find_chromium, save_palette
+from screenshot import (
+    FLAGS,
+    add_size_options,
+    find_chromium,
+    no_chromium,
+    save_palette,
+)
 
 #: Browser flags that cut the network off: every request goes to a proxy that
 #: does not exist (loopback included) and no host name resolves.
@@ -323,24 +329,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--out", type=Path, default=Path("map.png"), help="the PNG (default map.png)"
     )
-    parser.add_argument("--width", type=int, default=1200, help="default 1200")
-    parser.add_argument("--height", type=int, default=800, help="default 800")
-    parser.add_argument(
-        "--colors",
-        type=int,
-        default=None,
-        help="save the PNG with a palette of this many colours (after the checks)",
-    )
+    add_size_options(parser, width=1200, height=800)
     args = parser.parse_args(argv)
 
     chromium = find_chromium()
     if chromium is None:
-        print(
-            "SKIPPED: no Chromium found (install Debian's chromium package or set "
-            "CHROMIUM to the browser's path)",
-            file=sys.stderr,
-        )
-        return SKIPPED
+        return no_chromium()
     if not args.page.is_file():
         parser.error(f"{args.page} is not a file")
     problems = shoot_map(chromium, args.page, args.out, args.width, args.height)
