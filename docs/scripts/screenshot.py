@@ -115,6 +115,46 @@ def missing_resources(site: Path, page: str) -> list[str]:
     return missing
 
 
+def render(
+    chromium: str,
+    page: Path,
+    png: Path,
+    width: int,
+    height: int,
+    flags: tuple[str, ...] = (),
+) -> None:
+    """Render an HTML file, opened from disk (``file://``), to a PNG.
+
+    Args:
+        chromium: browser executable
+        page: the HTML file
+        png: output file (an older one is removed first)
+        width: window width in pixels
+        height: window height in pixels
+        flags: browser flags beside :data:`FLAGS` (e.g. to cut the network off)
+
+    Raises:
+        RuntimeError: If Chromium fails or writes no screenshot.
+    """
+    png.unlink(missing_ok=True)
+    with tempfile.TemporaryDirectory() as profile:
+        command = [
+            chromium,
+            *FLAGS,
+            *flags,
+            f"--user-data-dir={profile}",
+            f"--window-size={width},{height}",
+            f"--screenshot={png.resolve()}",
+            page.resolve().as_uri(),
+        ]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    if result.returncode != 0 or not png.exists():
+        raise RuntimeError(
+            f"Chromium could not render {page} (exit {result.returncode}):\n"
+            f"{result.stderr[-2000:]}"
+        )
+
+
 def shoot(
     chromium: str, site: Path, page: str, png: Path, width: int, height: int
 ) -> None:
@@ -131,21 +171,7 @@ def shoot(
     Raises:
         RuntimeError: If Chromium fails or writes no screenshot.
     """
-    with tempfile.TemporaryDirectory() as profile:
-        command = [
-            chromium,
-            *FLAGS,
-            f"--user-data-dir={profile}",
-            f"--window-size={width},{height}",
-            f"--screenshot={png}",
-            (site / page).resolve().as_uri(),
-        ]
-        result = subprocess.run(command, capture_output=True, text=True, timeout=120)
-    if result.returncode != 0 or not png.exists():
-        raise RuntimeError(
-            f"Chromium could not render {page} (exit {result.returncode}):\n"
-            f"{result.stderr[-2000:]}"
-        )
+    render(chromium, site / page, png, width, height)
 
 
 def check_png(png: Path) -> list[str]:

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
@@ -42,10 +41,10 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from screenshot import (
-    FLAGS,
     add_size_options,
     find_chromium,
     no_chromium,
+    render,
     save_palette,
 )
 
@@ -131,7 +130,7 @@ def page_problems(name: str, data: dict[str, Any]) -> list[str]:
     return problems
 
 
-def render(
+def render_offline(
     chromium: str,
     page: Path,
     png: Path,
@@ -152,26 +151,10 @@ def render(
     Raises:
         RuntimeError: If Chromium fails or writes no screenshot.
     """
-    png.unlink(missing_ok=True)
-    with tempfile.TemporaryDirectory() as profile:
-        command = [
-            chromium,
-            *FLAGS,
-            *OFFLINE,
-            f"--user-data-dir={profile}",
-            f"--virtual-time-budget={BUDGET_MS}",
-            f"--window-size={width},{height}",
-            f"--screenshot={png.resolve()}",
-        ]
-        if netlog is not None:
-            command += [f"--log-net-log={netlog}", "--net-log-capture-mode=Default"]
-        command.append(page.resolve().as_uri())
-        result = subprocess.run(command, capture_output=True, text=True, timeout=120)
-    if result.returncode != 0 or not png.exists():
-        raise RuntimeError(
-            f"Chromium could not render {page} (exit {result.returncode}):\n"
-            f"{result.stderr[-2000:]}"
-        )
+    flags: tuple[str, ...] = (*OFFLINE, f"--virtual-time-budget={BUDGET_MS}")
+    if netlog is not None:
+        flags += (f"--log-net-log={netlog}", "--net-log-capture-mode=Default")
+    render(chromium, page, png, width, height, flags)
 
 
 def page_requests(netlog: Path) -> list[str]:
@@ -309,7 +292,9 @@ def shoot_map(
         with ThreadPoolExecutor(len(jobs)) as pool:
             list(
                 pool.map(
-                    lambda job: render(chromium, job[0], job[1], width, height, job[2]),
+                    lambda job: render_offline(
+                        chromium, job[0], job[1], width, height, job[2]
+                    ),
                     jobs,
                 )
             )
