@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from ..trainers.collection import upgrade_test_metrics
+from .records import with_current_names
 from .statistics import (
     Interval,
     NullReference,
@@ -86,7 +86,7 @@ def _metric(record: Mapping[str, Any], key: str) -> float:
     Returns:
         The value.
     """
-    value = upgrade_test_metrics(record["metrics"]).get(f"test_{key}")
+    value = record["metrics"].get(f"test_{key}")
     return math.nan if value is None else float(value)
 
 
@@ -288,6 +288,7 @@ def compare(
         The comparisons; without runs of the reference, none (and a note).
     """
     result = Comparisons(reference, "none", protocol=protocol)
+    records = with_current_names(records)
     present = any(r["config"] == reference for r in records)
     if not present:
         result.notes.append(

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..trainers.collection import upgrade_test_metrics
+from .records import with_current_names
 
 if TYPE_CHECKING:
     from .tables import Table
@@ -136,7 +136,7 @@ def write_runs_csv(records: Sequence[Mapping[str, Any]], folder: Path) -> Path:
     Returns:
         The file.
     """
-    records = [{**r, "metrics": upgrade_test_metrics(r["metrics"])} for r in records]
+    records = with_current_names(records)
     keys = sorted({k for r in records for k in r["metrics"]})
     runs_csv = folder / "runs.csv"
     with runs_csv.open("w", newline="", encoding="utf-8") as f:

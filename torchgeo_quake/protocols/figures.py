@@ -29,10 +29,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..trainers.collection import upgrade_test_metrics
 from ..trainers.metrics import ECE_BINS, reliability_curve
 from .calibration import run_probabilities
-from .records import read_run_log
+from .records import read_run_log, with_current_names
 
 __all__ = [
     "plot_confusion_matrix",
@@ -114,7 +113,7 @@ def _figure_run(records: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | Non
         :data:`MIN_DAMAGED` damaged test buildings when there are any; None
         when no run has a defined F1.
     """
-    records = [{**r, "metrics": upgrade_test_metrics(r["metrics"])} for r in records]
+    records = with_current_names(records)
     scored = [r for r in records if r["metrics"].get("test_f1_oracle") is not None]
     large = [r for r in scored if int(r.get("n_test_damaged") or 0) >= MIN_DAMAGED]
     candidates = large or scored

@@ -237,6 +237,25 @@ def read_run_log(directory: str | os.PathLike[str]) -> pd.DataFrame | None:
     return pd.concat(frames, ignore_index=True)
 
 
+def with_current_names(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Run records with their test metrics under today's names.
+
+    Records of versions before 0.3 name the oracle-threshold metrics
+    ``test_f1`` etc.; the tables, comparisons, figures and ``runs.csv`` read
+    every record through this function, so old protocol folders still work.
+
+    Args:
+        records: run records (each with a ``"metrics"`` mapping)
+
+    Returns:
+        Shallow copies with upgraded metrics
+        (:func:`~torchgeo_quake.trainers.collection.upgrade_test_metrics`).
+
+    .. versionadded:: 0.3
+    """
+    return [{**r, "metrics": upgrade_test_metrics(r["metrics"])} for r in records]
+
+
 def load_runs(out: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """Records (``metrics.json``) of all finished runs under a protocol folder.
 
@@ -245,8 +264,7 @@ def load_runs(out: str | os.PathLike[str]) -> list[dict[str, Any]]:
 
     Returns:
         One dict per finished run, sorted by configuration, split and seed;
-        the metrics under their current names
-        (:func:`~torchgeo_quake.trainers.collection.upgrade_test_metrics`).
+        the metrics under their current names (:func:`with_current_names`).
 
     Raises:
         DamagedRunError: If a record cannot be read.
@@ -263,11 +281,9 @@ def load_runs(out: str | os.PathLike[str]) -> list[dict[str, Any]]:
                 f"folder {path.parent} and run the protocol again to retrain it"
             ) from err
         record["directory"] = str(path.parent)
-        # Records of earlier versions name the oracle-threshold metrics
-        # test_f1 etc.; read them under today's names.
-        record["metrics"] = upgrade_test_metrics(record.get("metrics", {}))
+        record.setdefault("metrics", {})
         records.append(record)
-    return records
+    return with_current_names(records)
 
 
 # ------------------------------------------------------------- protocol.json

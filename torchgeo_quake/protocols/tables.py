@@ -3,11 +3,9 @@
 Every table is written in two versions, one per threshold policy, and in three
 formats (Markdown, CSV, JSON):
 
-* ``bestf1`` — precision, recall, F1 and kappa at the threshold maximising F1 on
-  the precision–recall curve **of the test split itself** (an oracle threshold;
-  the logged metrics are named ``test_f1_oracle`` etc.): the paper's
-  convention, optimistic because the threshold is chosen on the data it is
-  scored on;
+* ``bestf1`` — precision, recall, F1 and kappa (``test_f1_oracle`` etc.) at the
+  best-F1 threshold **of the test split itself**, an oracle: the paper's
+  convention, optimistic as it is chosen on the data it is scored on;
 * ``valthr`` — the same metrics at the threshold chosen (best F1) on the
   **validation** split, stored in the checkpoint: what a deployed model
   achieves.
@@ -33,8 +31,7 @@ are written by the private module ``_table_files``, the comparisons by
 
 .. versionchanged:: 0.3
    Sample standard deviation, AP, bold by significance, null reference; the
-   ``bestf1`` tables read the ``*_oracle`` metrics (and the names of earlier
-   records, upgraded by :func:`~torchgeo_quake.protocols.load_runs`).
+   ``*_oracle`` metrics (:func:`.records.with_current_names`).
 """
 
 from __future__ import annotations
@@ -49,7 +46,6 @@ from typing import Any
 import numpy as np
 
 from ..paper import CITY_NAMES
-from ..trainers.collection import upgrade_test_metrics
 from ._comparisons import (
     REFERENCE,
     Comparisons,
@@ -66,6 +62,7 @@ from ._table_text import (
     sun_notes,
     upper_first,
 )
+from .records import with_current_names
 from .statistics import Interval, sample_std
 
 __all__ = [
@@ -118,8 +115,6 @@ SUN_ET_AL: dict[str, tuple[float, float] | None] = {
 #: Threshold-free metrics (the same under both policies).
 _RANKING = ("auroc", "ap")
 
-#: Display names of the city slugs.
-_CITY_NAMES = CITY_NAMES
 
 SUN_LABEL = "Sun et al. 2024 (quoted, not re-run)"
 
@@ -264,7 +259,7 @@ def _value(record: Mapping[str, Any], metric: str, policy: str) -> float:
         The value (NaN when missing or undefined).
     """
     suffix = "" if metric in _RANKING else POLICIES[policy][0]
-    value = upgrade_test_metrics(record["metrics"]).get(f"test_{metric}{suffix}")
+    value = record["metrics"].get(f"test_{metric}{suffix}")
     return math.nan if value is None else float(value)
 
 
@@ -346,7 +341,7 @@ def _loco_body(
             runs = [r for r in records if r["config"] == name and r["split"] == city]
             if not runs:
                 continue
-            row: tuple[str, ...] = (_CITY_NAMES.get(city, city), label_of[name])
+            row: tuple[str, ...] = (CITY_NAMES.get(city, city), label_of[name])
             rows.append(row)
             if first and city in comparisons.null:
                 extras[row] = comparisons.null[city].text()
@@ -475,6 +470,7 @@ def build_table(
         raise ValueError(f"policy must be one of {sorted(POLICIES)}, got {policy!r}")
     if not records:
         raise ValueError("no finished runs to tabulate")
+    records = with_current_names(records)
     names = list(order) if order else []
     for record in records:
         if record["config"] not in names:
@@ -598,7 +594,7 @@ def write_tables(
     label_of = {n: found[n] for n in order or () if n in found} | found
     label_of.update(labels or {})
     written += write_comparisons(
-        comparisons, folder, protocol, label_of, METRICS, _CITY_NAMES
+        comparisons, folder, protocol, label_of, METRICS, CITY_NAMES
     )
     written.append(write_runs_csv(records, folder))
     return written
