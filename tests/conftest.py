@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -35,6 +39,26 @@ def shared_data() -> Path:
     if not SHARED.exists():
         pytest.skip(f"real public data not found at {SHARED} (../shared/data)")
     return SHARED
+
+
+def _load_script(path: Path) -> ModuleType:
+    """Import a script that is not in a package (benchmarks/, docs/scripts/).
+
+    Registered in ``sys.modules`` under its file name, so that dataclasses
+    and pickling inside it work.
+    """
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[path.stem] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def load_script() -> Callable[[Path], ModuleType]:
+    """A function that imports a script by its path."""
+    return _load_script
 
 
 @pytest.fixture(scope="session")

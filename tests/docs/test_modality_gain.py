@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import types
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -15,13 +14,8 @@ SCRIPT = Path(__file__).resolve().parents[2] / "docs" / "scripts" / "modality_ga
 
 
 @pytest.fixture(scope="module")
-def gain() -> types.ModuleType:
-    spec = importlib.util.spec_from_file_location("modality_gain", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["modality_gain"] = module
-    spec.loader.exec_module(module)
-    return module
+def gain(load_script: Callable[[Path], types.ModuleType]) -> types.ModuleType:
+    return load_script(SCRIPT)
 
 
 def _runs(dsm_gain: float) -> pd.DataFrame:

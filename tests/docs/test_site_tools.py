@@ -13,12 +13,11 @@ without one skip them, saying so).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
-import sys
 import textwrap
 import types
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -28,18 +27,17 @@ ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = ROOT / "docs" / "scripts"
 
 
-def _load(name: str) -> types.ModuleType:
-    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+@pytest.fixture(scope="module")
+def docs_script(
+    load_script: Callable[[Path], types.ModuleType],
+) -> Callable[[str], types.ModuleType]:
+    """A function that imports ``docs/scripts/<name>.py`` by name."""
+    return lambda name: load_script(SCRIPTS / f"{name}.py")
 
 
 @pytest.fixture(scope="module")
-def figures() -> types.ModuleType:
-    return _load("make_figures")
+def figures(docs_script: Callable[[str], types.ModuleType]) -> types.ModuleType:
+    return docs_script("make_figures")
 
 
 def test_architecture_sizes_come_from_the_model(
@@ -96,9 +94,11 @@ def test_committed_manifest_lists_every_figure(figures: types.ModuleType) -> Non
 
 
 def test_protocol_results_copy_outputs_unedited(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    docs_script: Callable[[str], types.ModuleType],
 ) -> None:
-    results = _load("protocol_results")
+    results = docs_script("protocol_results")
     monkeypatch.setattr(results, "ROOT", tmp_path)
     monkeypatch.setattr(results, "DEST", tmp_path / "results")
     source = tmp_path / "runs" / "full-cv"
@@ -154,9 +154,11 @@ def test_protocol_results_copy_outputs_unedited(
         results.main(["--source", str(source), "--name", "../outside"])
 
 
-def test_argparse_help_is_generated() -> None:
+def test_argparse_help_is_generated(
+    docs_script: Callable[[str], types.ModuleType],
+) -> None:
     pytest.importorskip("mkdocs", reason="the hooks need MkDocs (docs extra)")
-    hooks = _load("hooks")
+    hooks = docs_script("hooks")
     text = hooks.argparse_help("torchgeo_quake.cli:build_parser")
     for command in ("simulate", "protocol", "map"):
         assert f"## `torchgeo-quake {command}`" in text
@@ -166,9 +168,11 @@ def test_argparse_help_is_generated() -> None:
         hooks.argparse_help("os:getcwd")
 
 
-def test_screenshots(site: Path, tmp_path: Path) -> None:
+def test_screenshots(
+    site: Path, tmp_path: Path, docs_script: Callable[[str], types.ModuleType]
+) -> None:
     """Home and Quickstart render styled, with their images, in headless Chromium."""
-    screenshot = _load("screenshot")
+    screenshot = docs_script("screenshot")
     if screenshot.find_chromium() is None:
         pytest.skip("no Chromium installed (Debian package chromium): not rendered")
     out = tmp_path / "shots"
@@ -240,9 +244,11 @@ def _tiny_map(folder: Path) -> Path:
     return page
 
 
-def test_map_screenshot(tmp_path: Path) -> None:
+def test_map_screenshot(
+    tmp_path: Path, docs_script: Callable[[str], types.ModuleType]
+) -> None:
     """map.html renders offline from disk: buildings over the SAR underlay."""
-    shots = _load("screenshot_map")
+    shots = docs_script("screenshot_map")
     chromium = shots.find_chromium()
     if chromium is None:
         pytest.skip("no Chromium installed (Debian package chromium): not rendered")

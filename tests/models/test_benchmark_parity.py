@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -15,13 +14,8 @@ SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "precision_parity.
 
 
 @pytest.fixture(scope="module")
-def parity() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("precision_parity", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["precision_parity"] = module
-    spec.loader.exec_module(module)
-    return module
+def parity(load_script: Callable[[Path], ModuleType]) -> ModuleType:
+    return load_script(SCRIPT)
 
 
 def runs(values: dict[int, list[float]]) -> dict[int, list[dict[str, Any]]]:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
+import types
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -11,11 +12,11 @@ import pytest
 SCRIPT = Path(__file__).parents[2] / "benchmarks" / "sampling.py"
 
 
-def test_benchmark_times_the_real_classes(capsys: pytest.CaptureFixture[str]) -> None:
-    spec = importlib.util.spec_from_file_location("bench_sampling", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+def test_benchmark_times_the_real_classes(
+    capsys: pytest.CaptureFixture[str],
+    load_script: Callable[[Path], types.ModuleType],
+) -> None:
+    module = load_script(SCRIPT)
     # The benchmark builds the classes users build, not stand-ins.
     source = SCRIPT.read_text()
     assert "CSKSAR(" in source and "class _SAR" not in source
