@@ -143,10 +143,11 @@ def compare(
         other: the compared precision (bf16)
 
     Returns:
-        Per metric: ``difference`` (of the means over seeds), ``low`` and
-        ``high`` (95 % t-interval of the per-seed paired differences, over the
-        seeds both precisions trained; NaN with one seed), ``seeds`` (their
-        number) and ``within_spread`` (``|difference|`` at most the reference's
+        Per metric: ``difference`` (mean of the per-seed paired differences
+        over the seeds both precisions trained: the difference of the means
+        when they trained the same seeds), ``low`` and ``high`` (its 95 %
+        t-interval; NaN with one seed), ``seeds`` (their number) and
+        ``within_spread`` (``|difference|`` at most the reference's
         seed-to-seed standard deviation).
     """
     ref, cand = summary[reference], summary[other]
@@ -156,13 +157,12 @@ def compare(
         interval = paired_t_interval(
             [cand["per_seed"][m][s] - ref["per_seed"][m][s] for s in seeds]
         )
-        diff = cand["mean"][m] - ref["mean"][m]
         result[m] = {
-            "difference": diff,
+            "difference": interval.mean,
             "low": interval.low,
             "high": interval.high,
             "seeds": interval.n,
-            "within_spread": bool(abs(diff) <= ref["std"][m]),
+            "within_spread": bool(abs(interval.mean) <= ref["std"][m]),
         }
     return result
 
