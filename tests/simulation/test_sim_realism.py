@@ -144,7 +144,19 @@ def test_no_trivial_feature_ranks_damage(
 @pytest.mark.parametrize(
     "inputs",
     [
-        "dsm_height",
+        pytest.param(
+            "dsm_height",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason=(
+                    "measured, not assumed: with neighbouring buildings failing "
+                    "together (the neighbourhood term of the damage model), the "
+                    "DSM height residual does not transfer across cities at "
+                    "scale 0.1 (leave-one-city-out AUROC 0.42-0.70, weighted "
+                    "mean below 0.55; see docs/simulator.md, Calibration)"
+                ),
+            ),
+        ),
         pytest.param(
             "gem_taxonomy",
             marks=pytest.mark.xfail(

@@ -108,6 +108,26 @@ def test_version_1_scene_is_outdated(old_scene: Path) -> None:
     assert reason is not None
     assert "simulator version 1" in reason and "--overwrite" in reason
     assert "--scenario v0.1" in reason
+    assert "version 2 made" in reason and "version 3 added" in reason
+
+
+def test_version_2_calibrated_scene_is_outdated(tmp_path: Path) -> None:
+    # A calibrated scene of version 2 (before the neighbourhood term): the
+    # message says what changed, and the dataset does not suggest v0.1.
+    simulate_scene(tmp_path, cities=[CITY], scale=SCALE, progress=False)
+    path = tmp_path / SCENE_FILE
+    scene = json.loads(path.read_text(encoding="utf-8"))
+    scene["parameters"]["simulator_version"] = 2
+    scene["simulator_version"] = 2
+    path.write_text(json.dumps(scene), encoding="utf-8")
+    reason = outdated_reason(scene)
+    assert reason is not None
+    assert "simulator version 2 (scenario calibrated" in reason
+    assert "neighbourhood term" in reason
+    assert "made the calibrated scenario the default" not in reason
+    with pytest.raises(ValueError, match="outdated scene") as info:
+        KahramanmarasDamage(tmp_path, cities=[CITY], scale=SCALE, cache=False)
+    assert "pass scenario='v0.1'" not in str(info.value)
 
 
 def test_simulate_refuses_outdated_scene_and_keeps_it(old_scene: Path) -> None:

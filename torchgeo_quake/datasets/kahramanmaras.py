@@ -199,9 +199,12 @@ class KahramanmarasDamage(BuildingDamage):
         stored = scene_scenario(scene)
         outdated = outdated_reason(scene)
         if self.simulate and outdated is not None and self.scenario != "v0.1":
+            # Only a v0.1 scene is still drawn identically by this simulator.
+            same = stored is not None and stored.name == "v0.1"
+            hint = " (or pass scenario='v0.1')" if same else ""
             raise ValueError(
                 f"KahramanmarasDamage: {self.root} holds an outdated scene: "
-                f"{outdated} (or pass scenario='v0.1')."
+                f"{outdated}{hint}."
             )
         if (
             self.simulate

@@ -57,7 +57,15 @@ IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 
 Stage = Literal[
-    "layout", "attributes", "damage", "gem", "sar", "dsm", "fields", "vectors"
+    "layout",
+    "attributes",
+    "damage",
+    "gem",
+    "sar",
+    "dsm",
+    "fields",
+    "vectors",
+    "neighbourhood",
 ]
 _STAGES: dict[str, int] = {
     "layout": 1,
@@ -68,6 +76,7 @@ _STAGES: dict[str, int] = {
     "dsm": 6,
     "fields": 7,
     "vectors": 8,
+    "neighbourhood": 9,
 }
 
 
@@ -482,10 +491,16 @@ def simulate_layout(
         # The calibrated model's modules load GEM's vulnerability functions and
         # the rupture geometry: imported only when needed.
         from .collapse import collapse_signatures
-        from .damage_gem import simulate_damage_gem
+        from .damage_gem import neighbourhood_term, simulate_damage_gem
         from .shaking import ground_motion
 
         motion = ground_motion(city, _origin(city), layout.radius, layout.terrain, rng)
+        local = neighbourhood_term(
+            buildings.x,
+            buildings.y,
+            layout.radius,
+            city_rng(seed, city, scale, "neighbourhood"),
+        )
         damage = simulate_damage_gem(
             city,
             rows["taxonomy"].to_numpy(object),
@@ -500,6 +515,7 @@ def simulate_layout(
                 None if vulnerability_dir is None else str(vulnerability_dir),
                 exposure.source,
             ),
+            neighbourhood=local,
         )
         damage = collapse_signatures(damage, height, city, scenario, rng)
     return CitySimulation(

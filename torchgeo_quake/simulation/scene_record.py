@@ -44,7 +44,16 @@ __all__ = [
 ]
 
 #: Version of the simulation model; bump when outputs change for a given seed.
-SIMULATOR_VERSION = 2
+SIMULATOR_VERSION = 3
+#: What each simulator version changed, for the outdated-scene message.
+_VERSION_CHANGES: dict[int, str] = {
+    2: "version 2 made the calibrated scenario the default",
+    3: (
+        "version 3 added the neighbourhood term to the calibrated damage model, "
+        "so that damage clusters as in the real HOTOSM layer (the v0.1 scenario "
+        "is unchanged)"
+    ),
+}
 #: Name of the scene summary / simulated marker in the root.
 SCENE_FILE = "scene.json"
 #: Files written per city.
@@ -294,7 +303,9 @@ def outdated_reason(scene: dict[str, Any] | None) -> str | None:
 
     A scene is outdated when it was written by another simulator version (see
     :data:`SIMULATOR_VERSION`). Version-1 scenes (torchgeo_quake 0.1 and 0.2)
-    are the ``v0.1`` scenario of the current simulator, drawn identically.
+    and the ``v0.1`` scenes of version 2 are the ``v0.1`` scenario of the
+    current simulator, drawn identically; calibrated scenes of version 2 lack
+    the neighbourhood term of the damage model.
 
     Args:
         scene: the content of ``scene.json`` (None if absent)
@@ -315,13 +326,19 @@ def outdated_reason(scene: dict[str, Any] | None) -> str | None:
         return None
     stored = scene_scenario(scene)
     what = f"scenario {stored.name}" if stored is not None else "an unknown scenario"
+    changes = [
+        text
+        for number, text in _VERSION_CHANGES.items()
+        if isinstance(version, int) and version < number <= SIMULATOR_VERSION
+    ]
+    since = f" ({'; '.join(changes)})" if changes else ""
     return (
         f"it was simulated by simulator version {version} ({what}, torchgeo_quake "
         f"{scene.get('version', '?')}); the current simulator is version "
-        f"{SIMULATOR_VERSION}, whose default is the calibrated scenario. Nothing "
-        "was changed. Simulate the current scene into a new root, or replace "
-        "this one with `torchgeo-quake simulate ROOT --overwrite` (only the "
-        "simulator's own files are replaced); to keep the model of 0.1/0.2, "
+        f"{SIMULATOR_VERSION}{since}, whose default is the calibrated scenario. "
+        "Nothing was changed. Simulate the current scene into a new root, or "
+        "replace this one with `torchgeo-quake simulate ROOT --overwrite` (only "
+        "the simulator's own files are replaced); to keep the model of 0.1/0.2, "
         "simulate with `--scenario v0.1`"
     )
 
