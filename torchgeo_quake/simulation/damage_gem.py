@@ -321,8 +321,9 @@ def neighbourhood_term(
         ``u_i`` per building (see the module docstring).
 
     Raises:
-        ValueError: If *sd* is negative or not finite, or *radius* or *length*
-            is not positive.
+        ValueError: If *sd* is negative or not finite, *radius* is not
+            positive, or (when a field is drawn, ``sd > 0``) *length* is not
+            positive.
 
     .. versionadded:: 0.3
     """
