@@ -67,7 +67,11 @@ def test_table_contents_and_stored_threshold(tmp_path: Path) -> None:
     assert (table["threshold"] == stored).all()
     np.testing.assert_array_equal(table["pred"], table["prob"] >= stored)
     assert 0 < table["pred"].sum() < 12
-    torch.testing.assert_close(torch.from_numpy(prob), probs, rtol=0, atol=1e-6)
+    # The same model as the direct forward pass above, up to float32 rounding:
+    # the predict loader's batches differ from the 12-building tensor, which
+    # changes the summation order in the convolutions (a CI run measured
+    # 1.9e-6 on one building; 1e-5 still catches any real difference).
+    torch.testing.assert_close(torch.from_numpy(prob), probs, rtol=0, atol=1e-5)
 
 
 def test_missing_values_are_empty_and_file_is_rewritten(tmp_path: Path) -> None:
