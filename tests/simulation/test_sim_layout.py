@@ -18,9 +18,7 @@ from torchgeo_quake.simulation import (
     scaled_counts,
     simulate_layout,
 )
-from torchgeo_quake.simulation.city import city_rng
 from torchgeo_quake.simulation.damage import false_negative_count
-from torchgeo_quake.simulation.damage_gem import neighbourhood_term
 from torchgeo_quake.simulation.reference_stats import footprint_stats
 from torchgeo_quake.simulation.stock import stock_model
 
@@ -132,13 +130,8 @@ def test_cities_have_their_character(full_scale: dict[str, CitySimulation]) -> N
     # neighbourhood term (shared by neighbours, blind to age) is taken out.
     osm = full_scale["osmaniye"]
     old = osm.period <= 1
-    local = neighbourhood_term(
-        osm.buildings.x,
-        osm.buildings.y,
-        osm.radius,
-        city_rng(0, osm.city, 1.0, "neighbourhood"),
-    )
-    own = osm.damage.propensity - local
+    assert osm.damage.neighbourhood is not None
+    own = osm.damage.propensity - osm.damage.neighbourhood
     assert own[old].mean() > own[~old].mean()
     isl = full_scale["islahiye"]
     slope = isl.terrain.slope_deg(isl.buildings.x, isl.buildings.y)

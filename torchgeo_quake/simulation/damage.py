@@ -117,11 +117,15 @@ class Damage:
         mode: collapse signature per building (see
             :mod:`~torchgeo_quake.simulation.collapse`; -1 not collapsed), None
             for the v0.1 model (every collapse a spreading debris heap)
+        neighbourhood: the neighbourhood term included in *propensity* (logit
+            scale; see
+            :func:`~torchgeo_quake.simulation.damage_gem.neighbourhood_term`),
+            None for the v0.1 model, which has none
 
     .. versionadded:: 0.1
 
     .. versionchanged:: 0.3
-       Added *mode*.
+       Added *mode* and *neighbourhood*.
     """
 
     grade: IntArray
@@ -135,6 +139,7 @@ class Damage:
     spread: FloatArray
     apron_side: IntArray
     mode: IntArray | None = None
+    neighbourhood: FloatArray | None = None
 
 
 def false_negative_count(damaged: int, share: float) -> int:

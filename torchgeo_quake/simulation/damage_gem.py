@@ -437,6 +437,7 @@ def simulate_damage_gem(
         heap_height=np.asarray(heap, dtype=np.float64),
         spread=np.asarray(spread, dtype=np.float64),
         apron_side=apron,
+        neighbourhood=np.asarray(local, dtype=np.float64),
     )
 
 
