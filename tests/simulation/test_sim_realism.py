@@ -23,6 +23,12 @@ scene must show, measured with the calibration table's own code
 What the calibrated scene does not show is marked ``xfail(strict=True)`` with
 the measured value, so that the mark fails the day the scene changes.
 
+The bounds are also checked on the committed calibration table of the
+full-scale default scene (``docs/results/simulator/calibration.json``, too slow
+to recompute here; it must be of the current simulator version): with ten
+times the buildings per GEM vector, the GEM vector's location shortcut shows
+there and not at scale 0.1.
+
 The calibrated scene is simulated once for the module at scale 0.1 (96 damaged
 samples in the three large cities). Per-city AUROCs of ~20 damaged samples
 have a standard error of ~0.06, so the assertions use the mean over the cities
@@ -66,6 +72,7 @@ from torchgeo_quake.realism.table import (
     gem_collapse_probability,
     read_loco_auroc,
 )
+from torchgeo_quake.simulation.scene_record import SIMULATOR_VERSION
 
 #: Scale of the calibrated test scene.
 SCALE = 0.1
@@ -77,6 +84,8 @@ MIN_CLASS_BUILDINGS = 40
 
 ROOT = Path(__file__).resolve().parents[2]
 FULL_LOCO = ROOT / "docs" / "results" / "full-loco"
+#: The calibration table of the full-scale default scene (docs/simulator.md).
+FULL_TABLE = ROOT / "docs" / "results" / "simulator" / "calibration.json"
 
 
 def _weighted_mean(
@@ -139,6 +148,47 @@ def test_no_trivial_feature_ranks_damage(
     auroc = within_city_auroc(calibrated, boosting=False)[feature]
     mean = _weighted_mean(auroc, calibrated, separable=True)
     assert mean <= SCALAR_FEATURES[feature], (feature, auroc)
+
+
+def _full_scale_param(feature: str) -> object:
+    """A feature of the full-scale check, marked where the table exceeds it."""
+    if feature != "gem_vector":
+        return feature
+    return pytest.param(
+        feature,
+        marks=pytest.mark.xfail(
+            strict=True,
+            reason=(
+                "measured, not assumed: at full scale the GEM vector ranks damage "
+                "within Islahiye, Kahramanmaras and Nurdagi at 0.77-0.84 (weighted "
+                "mean 0.79) because GEM cells encode location and damage clusters "
+                "by neighbourhood; at scale 0.1 the check above passes (0.62), a "
+                "tenth of the samples per vector hides it (docs/simulator.md)"
+            ),
+        ),
+    )
+
+
+@pytest.mark.parametrize("feature", [_full_scale_param(f) for f in SCALAR_FEATURES])
+def test_no_trivial_feature_ranks_damage_at_full_scale(feature: str) -> None:
+    # The same check on the calibration table of the full-scale default scene
+    # that docs/simulator.md shows (docs/scripts/simulator_calibration.py): too
+    # slow to compute here, so read from the committed results, which must be
+    # of the current simulator.
+    table = json.loads(FULL_TABLE.read_text(encoding="utf-8"))
+    scene = table["scene"]
+    assert scene["simulator_version"] == SIMULATOR_VERSION, (
+        f"{FULL_TABLE} is of simulator version {scene['simulator_version']}: "
+        "recompute it (docs/simulator.md, Calibration)"
+    )
+    assert (scene["scenario"], scene["scale"], scene["seed"]) == ("calibrated", 1.0, 0)
+    damaged = {row["city"]: row["simulated"]["count"] for row in table["footprints"]}
+    values = table["within_city"][feature]
+    cities = [c for c in values if damaged[c] >= MIN_POSITIVES]
+    mean = np.average(
+        [separability(values[c]) for c in cities], weights=[damaged[c] for c in cities]
+    )
+    assert mean <= SCALAR_FEATURES[feature], (feature, values)
 
 
 @pytest.mark.parametrize(
