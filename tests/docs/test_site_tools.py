@@ -5,7 +5,8 @@ its manifest entry, so the pieces of that entry are tested here: the architectur
 diagram's sizes come from the model the configuration builds, fingerprints see
 code changes but not comments or docstrings, and differences are reported by
 field. ``docs/scripts/protocol_results.py`` copies a protocol's outputs into
-``docs/results/`` unedited. ``test_screenshots`` renders the built site in
+``docs/results/`` unedited, and ``docs/scripts/compare_protocols.py`` compares
+two protocol folders split by split. ``test_screenshots`` renders the built site in
 headless Chromium, and ``test_map_screenshot`` a small ``map.html`` opened from disk
 with the network cut off; both run only where a Chromium is installed (CI machines
 without one skip them, saying so).
@@ -20,6 +21,8 @@ import types
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
@@ -276,3 +279,72 @@ def test_map_screenshot(
     assert shots.page_problems("map.html", shots.page_data(text)) == [
         "map.html: no SAR underlay in the page (DATA.sar)"
     ]
+
+
+def _protocol_folder(
+    folder: Path, probs: dict[str, np.ndarray], labels: np.ndarray
+) -> Path:
+    """A minimal protocol output folder: runs.csv and per-run predictions."""
+    rows = []
+    for split, p in probs.items():
+        run = folder / "runs" / "sar_ftp" / split / "seed0"
+        run.mkdir(parents=True)
+        np.savez(
+            run / "predictions.npz",
+            building_ids=np.arange(labels.size)[::-1],  # any order: sorted by id
+            probs=p[::-1],
+            labels=labels[::-1],
+        )
+        rows.append(
+            {
+                "config": "sar_ftp",
+                "split": split,
+                "seed": 0,
+                "val_threshold": 0.5,
+                "test_auroc": 0.0,
+                "test_ap": 0.0,
+                "test_f1_oracle": 0.0,
+                "test_precision_valthr": 0.0,
+                "test_recall_valthr": 0.0,
+                "test_f1_valthr": 0.0,
+            }
+        )
+    pd.DataFrame(rows).to_csv(folder / "runs.csv", index=False)
+    return folder
+
+
+def test_compare_protocols_per_split(
+    docs_script: Callable[[str], types.ModuleType],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    compare = docs_script("compare_protocols")
+    rng = np.random.default_rng(0)
+    labels = (rng.random(400) < 0.2).astype(np.int64)
+    noise = rng.random(400)
+    good = np.clip(0.6 * labels + 0.4 * noise, 0, 1)  # ranks damage well
+    same = rng.random(400)
+    a = _protocol_folder(tmp_path / "a", {"x": good, "y": same}, labels)
+    b = _protocol_folder(tmp_path / "b", {"x": noise, "y": same}, labels)
+    out = tmp_path / "cmp" / "selection"
+    assert compare.main([str(a), str(b), "--out", str(out), "--replicates", "200"]) == 0
+    table = pd.read_csv(out.with_suffix(".csv"))
+    rows = table[table["metric"] == "AUROC"].to_dict("records")
+    auroc = {r["split"]: r for r in rows}
+    # Split x: A ranks far better than B; split y: identical predictions.
+    assert auroc["x"]["difference"] > 0.3 and auroc["x"]["significant"]
+    assert auroc["x"]["low"] > 0
+    y = table[table["split"] == "y"]
+    assert (y["difference"] == 0).all() and not y["significant"].any()
+    assert len(table) == 2 * len(compare.METRICS)
+    assert "| x | AUROC | threshold-free |" in out.with_suffix(".md").read_text()
+    assert "A − B" in capsys.readouterr().out
+    # Folders that tested other buildings, or lack a run's predictions: an error.
+    other = _protocol_folder(tmp_path / "c", {"x": noise}, labels[::-1].copy())
+    assert compare.main([str(a), str(other), "--out", str(out)]) == 1
+    assert "tested other buildings" in capsys.readouterr().err
+    (a / "runs" / "sar_ftp" / "y" / "seed0" / "predictions.npz").unlink()
+    assert compare.main([str(a), str(b), "--out", str(out)]) == 1
+    assert "predictions.npz: missing" in capsys.readouterr().err
+    assert compare.main([str(a), str(tmp_path), "--out", str(out)]) == 1
+    assert "no runs.csv" in capsys.readouterr().err
