@@ -31,6 +31,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from torchgeo_quake.protocols.records import read_predictions
 from torchgeo_quake.protocols.statistics import Interval, paired_bootstrap
 
 #: Bootstrap key -> (label, policy, ``runs.csv`` column of the metric).
@@ -72,18 +73,7 @@ def _predictions(
     Raises:
         FileNotFoundError: If the run's ``predictions.npz`` is missing.
     """
-    path = folder / "runs" / config / split / f"seed{seed}" / "predictions.npz"
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{path}: missing; the comparison needs each run's test predictions "
-            "(written by the protocol runner in its output folder)"
-        )
-    with np.load(path) as data:
-        ids = np.asarray(data["building_ids"])
-        probs = np.asarray(data["probs"], dtype=np.float64).reshape(-1)
-        labels = np.asarray(data["labels"], dtype=np.int64).reshape(-1)
-    order = np.argsort(ids, kind="stable")
-    return ids[order], probs[order], labels[order]
+    return read_predictions(folder / "runs" / config / split / f"seed{seed}")
 
 
 def compare_folders(

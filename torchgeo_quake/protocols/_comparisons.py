@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from .records import with_current_names
+from .records import read_predictions, with_current_names
 from .statistics import (
     Interval,
     NullReference,
@@ -180,15 +180,10 @@ def _load(
     """
     if not record.get("directory"):
         return None
-    path = Path(str(record["directory"])) / "predictions.npz"
-    if not path.exists():
+    try:
+        return read_predictions(str(record["directory"]))
+    except FileNotFoundError:
         return None
-    with np.load(path) as data:
-        ids = np.asarray(data["building_ids"])
-        probs = np.asarray(data["probs"], dtype=np.float64).reshape(-1)
-        labels = np.asarray(data["labels"], dtype=np.int64).reshape(-1)
-    order = np.argsort(ids, kind="stable")
-    return ids[order], probs[order], labels[order]
 
 
 def _compare_city(

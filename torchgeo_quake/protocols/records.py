@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from ..trainers.collection import upgrade_test_metrics
@@ -51,7 +52,13 @@ from ..utils import atomic_write_text
 from .config import RUNNER_OWNED, ExperimentConfig
 from .settings import ProtocolSettings
 
-__all__ = ["DamagedRunError", "RunSpec", "load_runs", "read_run_log"]
+__all__ = [
+    "DamagedRunError",
+    "RunSpec",
+    "load_runs",
+    "read_predictions",
+    "read_run_log",
+]
 
 #: File whose presence marks a run as finished.
 DONE_FILE = "metrics.json"
@@ -200,6 +207,37 @@ def resume_checkpoint(run: RunSpec, out: str | os.PathLike[str]) -> Path | None:
             "again: that run restarts from its first epoch, finished runs are kept"
         ) from err
     return last
+
+
+def read_predictions(
+    directory: str | os.PathLike[str],
+) -> tuple[npt.NDArray[Any], npt.NDArray[np.float64], npt.NDArray[np.int64]]:
+    """A finished run's test building ids, probabilities and labels, sorted by id.
+
+    Args:
+        directory: the run's folder (``OUT/runs/<config>/<split>/seed<k>``)
+
+    Returns:
+        Building ids, calibrated probabilities and 0/1 labels, in the order
+        of the ids (so that two runs on the same test set line up).
+
+    Raises:
+        FileNotFoundError: If the run has no ``predictions.npz``.
+
+    .. versionadded:: 0.3
+    """
+    path = Path(directory) / "predictions.npz"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path}: missing; a finished protocol run writes its test "
+            "predictions there (run the protocol again to finish the run)"
+        )
+    with np.load(path) as data:
+        ids = np.asarray(data["building_ids"])
+        probs = np.asarray(data["probs"], dtype=np.float64).reshape(-1)
+        labels = np.asarray(data["labels"], dtype=np.int64).reshape(-1)
+    order = np.argsort(ids, kind="stable")
+    return ids[order], probs[order], labels[order]
 
 
 def write_run(
