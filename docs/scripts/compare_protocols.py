@@ -96,17 +96,15 @@ def compare_folders(
         ValueError: If the folders share no split and seed, or tested other
             buildings.
     """
-    runs_a, runs_b = _runs(a, config), _runs(b, config)
-    keys = sorted(
-        set(zip(runs_a["split"], runs_a["seed"], strict=True))
-        & set(zip(runs_b["split"], runs_b["seed"], strict=True))
-    )
+    runs_a = _runs(a, config).set_index(["split", "seed"])
+    runs_b = _runs(b, config).set_index(["split", "seed"])
+    keys = sorted(set(runs_a.index) & set(runs_b.index))
     if not keys:
         raise ValueError(f"{a} and {b} share no split and seed of {config!r}")
     rows = []
     for split in dict.fromkeys(k[0] for k in keys):
         seeds = [s for sp, s in keys if sp == split]
-        labels, scores, refs, thr, ref_thr = [], [], [], [], []
+        labels, scores, refs = [], [], []
         for s in seeds:
             ids_a, probs_a, labels_a = _predictions(a, config, split, s)
             ids_b, probs_b, labels_b = _predictions(b, config, split, s)
@@ -120,15 +118,13 @@ def compare_folders(
             labels.append(labels_a)
             scores.append(probs_a)
             refs.append(probs_b)
-            pick = (runs_a["split"] == split) & (runs_a["seed"] == s)
-            thr.append(float(runs_a.loc[pick, "val_threshold"].iloc[0]))
-            pick = (runs_b["split"] == split) & (runs_b["seed"] == s)
-            ref_thr.append(float(runs_b.loc[pick, "val_threshold"].iloc[0]))
+        in_a = runs_a.loc[[(split, s) for s in seeds]]
+        in_b = runs_b.loc[[(split, s) for s in seeds]]
+        thr = in_a["val_threshold"].astype(float).tolist()
+        ref_thr = in_b["val_threshold"].astype(float).tolist()
         intervals: dict[str, Interval] = paired_bootstrap(
             labels, scores, refs, thr, ref_thr, replicates=replicates, seed=seed
         )
-        in_a = runs_a[(runs_a["split"] == split) & runs_a["seed"].isin(seeds)]
-        in_b = runs_b[(runs_b["split"] == split) & runs_b["seed"].isin(seeds)]
         for key, (label, policy, column) in METRICS.items():
             interval = intervals[key]
             rows.append(

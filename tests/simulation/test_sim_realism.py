@@ -89,19 +89,25 @@ FULL_TABLE = ROOT / "docs" / "results" / "simulator" / "calibration.json"
 
 
 def _weighted_mean(
-    values: Mapping[str, float], features: SampleFeatures, separable: bool = False
+    values: Mapping[str, float],
+    features: SampleFeatures | Mapping[str, int],
+    separable: bool = False,
 ) -> float:
     """Mean over cities with enough damaged samples, weighted by their count.
 
     Args:
         values: city -> AUROC
-        features: the features (for the damaged counts)
+        features: the features, or city -> damaged count
         separable: average ``max(a, 1 - a)`` instead of ``a``
 
     Returns:
         The weighted mean.
     """
-    positives = features.frame.groupby("city")["label"].sum()
+    positives = (
+        features.frame.groupby("city")["label"].sum().to_dict()
+        if isinstance(features, SampleFeatures)
+        else dict(features)
+    )
     cities = [
         c
         for c, v in values.items()
@@ -184,10 +190,7 @@ def test_no_trivial_feature_ranks_damage_at_full_scale(feature: str) -> None:
     assert (scene["scenario"], scene["scale"], scene["seed"]) == ("calibrated", 1.0, 0)
     damaged = {row["city"]: row["simulated"]["count"] for row in table["footprints"]}
     values = table["within_city"][feature]
-    cities = [c for c in values if damaged[c] >= MIN_POSITIVES]
-    mean = np.average(
-        [separability(values[c]) for c in cities], weights=[damaged[c] for c in cities]
-    )
+    mean = _weighted_mean(values, damaged, separable=True)
     assert mean <= SCALAR_FEATURES[feature], (feature, values)
 
 
