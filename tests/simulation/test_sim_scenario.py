@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -165,3 +166,30 @@ def test_datamodule_passes_the_scenario(old_scene: Path) -> None:
     with pytest.raises(ValueError, match="outdated scene"):
         KahramanmarasDamageDataModule(old_scene, **kwargs).prepare_data()
     KahramanmarasDamageDataModule(old_scene, scenario="v0.1", **kwargs).prepare_data()
+
+
+def _set_version(root: Path, version: int) -> dict[str, Any]:
+    """Record *version* as the simulator that wrote the scene in *root*."""
+    path = root / SCENE_FILE
+    scene: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    scene["parameters"]["simulator_version"] = version
+    scene["simulator_version"] = version
+    path.write_text(json.dumps(scene), encoding="utf-8")
+    return scene
+
+
+def test_version_2_v01_scene_is_current(tmp_path: Path) -> None:
+    # Version 2 recorded the scenario, and v0.1 is drawn identically since,
+    # so a v0.1 scene of version 2 is neither outdated nor another scene.
+    simulate_scene(tmp_path, cities=[CITY], scale=SCALE, scenario="v0.1")
+    scene = _set_version(tmp_path, 2)
+    assert outdated_reason(scene) is None
+    files = sorted(p for p in (tmp_path / CITY).iterdir() if p.is_file())
+    before = {p: p.read_bytes() for p in files}
+    again = simulate_scene(tmp_path, cities=[CITY], scale=SCALE, scenario="v0.1")
+    assert again["cities"][CITY]["sha256"] == scene["cities"][CITY]["sha256"]
+    assert {p: p.read_bytes() for p in files} == before
+    ds = KahramanmarasDamage(tmp_path, cities=[CITY], scale=SCALE, cache=False)
+    assert len(ds) > 0
+    # A version the simulator does not know yet is still reported.
+    assert outdated_reason(_set_version(tmp_path, SIMULATOR_VERSION + 1)) is not None

@@ -54,6 +54,11 @@ _VERSION_CHANGES: dict[int, str] = {
         "is unchanged)"
     ),
 }
+#: First simulator version that records the scenario in ``scene.json``; the
+#: ``v0.1`` scenario has been drawn identically by every version since (the
+#: v0.1 raster checksums in tests/simulation pin it), so such scenes stay
+#: current.
+_V01_RECORDED_SINCE = 2
 #: Name of the scene summary / simulated marker in the root.
 SCENE_FILE = "scene.json"
 #: Files written per city.
@@ -204,9 +209,37 @@ def _compatible(scene: dict[str, Any] | None, parameters: dict[str, Any]) -> boo
     stored = scene.get("parameters")
     if not isinstance(stored, dict) or not isinstance(stored.get("cities"), list):
         return False
-    others = {k: v for k, v in stored.items() if k != "cities"}
-    wanted = {k: v for k, v in parameters.items() if k != "cities"}
+    ignored = {"cities"}
+    if _current_v01(scene):
+        ignored.add("simulator_version")
+    others = {k: v for k, v in stored.items() if k not in ignored}
+    wanted = {k: v for k, v in parameters.items() if k not in ignored}
     return others == wanted
+
+
+def _current_v01(scene: dict[str, Any]) -> bool:
+    """Whether *scene* is a recorded ``v0.1`` scene of an older simulator.
+
+    Such a scene is drawn identically by the current simulator (see
+    :data:`_V01_RECORDED_SINCE`), so it is neither outdated nor another scene.
+
+    Args:
+        scene: the content of ``scene.json``
+
+    Returns:
+        True if the scene records scenario ``v0.1`` and a simulator version from
+        :data:`_V01_RECORDED_SINCE` up to the current one.
+    """
+    parameters = scene.get("parameters")
+    if not isinstance(parameters, dict):
+        return False
+    version = parameters.get("simulator_version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        return False
+    if not _V01_RECORDED_SINCE <= version <= SIMULATOR_VERSION:
+        return False
+    stored = parameters.get("scenario")
+    return isinstance(stored, dict) and stored.get("name") == "v0.1"
 
 
 def _simulated_sar(path: Path) -> bool:
@@ -304,7 +337,10 @@ def outdated_reason(scene: dict[str, Any] | None) -> str | None:
     A scene is outdated when it was written by another simulator version (see
     :data:`SIMULATOR_VERSION`). Version-1 scenes (torchgeo_quake 0.1 and 0.2)
     and the ``v0.1`` scenes of version 2 are the ``v0.1`` scenario of the
-    current simulator, drawn identically; calibrated scenes of version 2 lack
+    current simulator, drawn identically; a version-1 scene records no
+    scenario, so it is reported (the default is now the calibrated scenario)
+    and read when ``v0.1`` is asked for by name. A ``v0.1`` scene of version 2
+    records its scenario and is current. Calibrated scenes of version 2 lack
     the neighbourhood term of the damage model.
 
     Args:
@@ -322,7 +358,7 @@ def outdated_reason(scene: dict[str, Any] | None) -> str | None:
     version = (
         parameters.get("simulator_version") if isinstance(parameters, dict) else None
     )
-    if version == SIMULATOR_VERSION:
+    if version == SIMULATOR_VERSION or _current_v01(scene):
         return None
     stored = scene_scenario(scene)
     what = f"scenario {stored.name}" if stored is not None else "an unknown scenario"
