@@ -58,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 #: Exit status of a run interrupted with Ctrl-C (128 + SIGINT).
 EXIT_INTERRUPTED = 130
+#: Exit status when stopped by SIGTERM (a job scheduler's time limit,
+#: ``kill``): 128 + 15, as a shell reports it.
+EXIT_TERMINATED = 143
 
 #: What to do after an interruption, per command.
 _INTERRUPTED = {
@@ -121,6 +124,41 @@ def _error_message(err: BaseException) -> str:
     )
 
 
+def _resume_hint(prog: str, args: argparse.Namespace, words: Sequence[str]) -> str:
+    """What to do after a command was stopped before its end.
+
+    Args:
+        prog: the program's name
+        args: the parsed arguments
+        words: the command line's words after the program name
+
+    Returns:
+        The hint; for ``protocol``, with the command that resumes it.
+    """
+    hint = _INTERRUPTED.get(args.command, "run the command again")
+    if args.command == "protocol":
+        again = shlex.join([prog, *words])
+        hint = f"{hint}: {again}"
+    return hint
+
+
+def _is_sigterm(err: SystemExit) -> bool:
+    """Whether *err* is Lightning's exception for a SIGTERM.
+
+    Lightning is imported only by the commands that train or predict, so its
+    exception class is looked up only if it was loaded.
+
+    Args:
+        err: the exception
+
+    Returns:
+        True if *err* is a ``lightning.pytorch`` ``SIGTERMException``.
+    """
+    module = sys.modules.get("lightning.pytorch.utilities.exceptions")
+    sigterm = getattr(module, "SIGTERMException", None)
+    return isinstance(sigterm, type) and isinstance(err, sigterm)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line.
 
@@ -136,13 +174,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Returns:
         Exit status: 0 on success, 1 on an error (message on stderr), 2 on
-        invalid usage, 130 when interrupted (Ctrl-C).
+        invalid usage, 130 when interrupted (Ctrl-C), 143 when stopped by
+        SIGTERM during training or prediction (Lightning's ``SIGTERMException``,
+        which would otherwise exit with status 0).
 
     .. versionadded:: 0.1
     .. versionchanged:: 0.2
        Warnings print as ``torchgeo-quake <command>: warning: <message>``
        (:func:`~torchgeo_quake.utils.plain_warnings`); an interrupted
        ``protocol`` prints the command that resumes it.
+    .. versionchanged:: 0.3
+       SIGTERM during training or prediction exits with status 143 and the
+       same hint as Ctrl-C, instead of Lightning's silent status 0.
     """
     parser = build_parser()
     words = list(sys.argv[1:] if argv is None else argv)
@@ -157,12 +200,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         if args.debug:
             traceback.print_exc()
-        hint = _INTERRUPTED.get(args.command, "run the command again")
-        if args.command == "protocol":
-            again = shlex.join([parser.prog, *words])
-            hint = f"{hint}: {again}"
+        hint = _resume_hint(parser.prog, args, words)
         print(f"{command}: interrupted: {hint}", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except SystemExit as err:
+        # Lightning turns SIGTERM into SystemExit() (exit status 0): say so and
+        # fail, so that a job script does not take a stopped run for a
+        # finished one.
+        if not _is_sigterm(err):
+            raise
+        if args.debug:
+            traceback.print_exc()
+        hint = _resume_hint(parser.prog, args, words)
+        print(f"{command}: terminated (SIGTERM): {hint}", file=sys.stderr)
+        return EXIT_TERMINATED
     except Exception as err:
         if args.debug:
             traceback.print_exc()

@@ -13,8 +13,10 @@ import fcntl
 import hashlib
 import io
 import json
+import os
 import re
 import shutil
+import signal
 import subprocess
 import warnings
 from collections.abc import Callable
@@ -444,6 +446,35 @@ def case_huge_batch(p: Probe, small: gpd.GeoDataFrame) -> None:
     p.kept(before)
 
 
+def case_sigterm(p: Probe) -> None:
+    """11. SIGTERM (a scheduler's time limit) while predicting: status 143."""
+    from torchgeo_quake.trainers import DamageDetectionTask
+
+    before = p.snapshot()
+    step = DamageDetectionTask.predict_step
+    sent: list[int] = []
+
+    def terminated(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if not sent:
+            sent.append(1)
+            os.kill(os.getpid(), signal.SIGTERM)
+        return step(self, *args, **kwargs)
+
+    p.monkeypatch.setattr(DamageDetectionTask, "predict_step", terminated)
+    # Lightning calls the handler it finds beside its own: make it harmless, so
+    # that a signal outside Lightning's handler cannot stop the test process.
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    try:
+        run = p.map()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert sent
+    assert run.status == 143, run.err
+    assert "torchgeo-quake map: terminated (SIGTERM): nothing was written" in run.err
+    p.nothing_written()
+    p.kept(before)
+
+
 CASES: list[Callable[..., None]] = [
     case_input_folders,
     case_self_intersecting_footprints,
@@ -455,6 +486,7 @@ CASES: list[Callable[..., None]] = [
     case_concurrent_and_killed_runs,
     case_no_raw_traceback,
     case_huge_batch,
+    case_sigterm,
 ]
 
 

@@ -179,6 +179,34 @@ def test_protocol_interrupt_names_the_command(
     assert "to resume, run: torchgeo-quake protocol cv --out 'runs/my cv'" in err
 
 
+def test_protocol_sigterm_fails_and_names_the_command(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Lightning raises SIGTERMException, a SystemExit with status 0, when the
+    # process gets SIGTERM (a scheduler's time limit): the command must fail.
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    import torchgeo_quake.protocols.command as command
+
+    def terminated(args: object) -> int:
+        raise SIGTERMException
+
+    monkeypatch.setattr(command, "protocol_cli", terminated)
+    assert main(["protocol", "loco", "--out", "runs/loco"]) == 143
+    err = capsys.readouterr().err
+    assert "torchgeo-quake protocol: terminated (SIGTERM)" in err
+    assert "to resume, run: torchgeo-quake protocol loco --out runs/loco" in err
+
+    def exits(args: object) -> int:
+        raise SystemExit(3)
+
+    # Any other SystemExit is left alone.
+    monkeypatch.setattr(command, "protocol_cli", exits)
+    with pytest.raises(SystemExit) as info:
+        main(["protocol", "loco", "--out", "runs/loco"])
+    assert info.value.code == 3
+
+
 def test_summary_shows_warnings_as_messages_while_it_runs(tmp_path: Path) -> None:
     before = warnings.formatwarning
     RunSummary()  # not the torchgeo command: warnings as they were

@@ -23,6 +23,7 @@ import pandas as pd
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.accelerators import CUDAAccelerator
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
@@ -211,7 +212,13 @@ class _Collector(Callback):
             batch: the batch (``index``, ``empty_footprint``)
             batch_idx: batch index
             dataloader_idx: data loader index
+
+        Raises:
+            SIGTERMException: If the process received SIGTERM (Lightning's
+                prediction loop, unlike its training loop, does not stop).
         """
+        if trainer.received_sigterm:
+            raise SIGTERMException
         index = batch["index"].cpu().numpy()
         probs = outputs["prob"].detach().float().cpu().numpy()
         empty = batch.get("empty_footprint")
