@@ -117,6 +117,28 @@ def test_resume_hint(tmp_path: Path) -> None:
     assert f"--ckpt_path {last}" in hint and hint.startswith("interrupted")
 
 
+def test_sigterm_exits_143_with_the_hint(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Lightning's SIGTERMException is SystemExit() (status 0): `torchgeo fit`
+    # stopped by a scheduler would look finished.
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    summary = RunSummary()
+    trainer = _trainer(tmp_path, checkpoint_callbacks=[ModelCheckpoint()])
+    trainer.is_global_zero = True
+    exception = SIGTERMException()
+    assert exception.code is None
+    with caplog.at_level("INFO"):
+        summary.on_exception(trainer, None, exception)  # type: ignore[arg-type]
+    assert exception.code == 143
+    assert "SIGTERM: interrupted before a checkpoint was written" in caplog.text
+    # Ctrl-C keeps its own exception.
+    interrupt = KeyboardInterrupt()
+    summary.on_exception(trainer, None, interrupt)  # type: ignore[arg-type]
+    assert not hasattr(interrupt, "code")
+
+
 def test_summary_names_best_epoch_and_files(tmp_path: Path) -> None:
     summary = RunSummary()
     summary.epochs = {

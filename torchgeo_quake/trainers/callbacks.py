@@ -18,9 +18,13 @@ from typing import Any
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from typing_extensions import override
 
 from ..utils import plain_warnings as _plain_warnings
+
+#: Exit status of a run stopped by SIGTERM (128 + 15).
+SIGTERM_EXIT_STATUS = 143
 
 __all__ = ["RunSummary", "last_checkpoint"]
 
@@ -329,14 +333,26 @@ class RunSummary(Callback):
         pl_module: pl.LightningModule,
         exception: BaseException,
     ) -> None:
-        """Say how to resume after Ctrl-C.
+        """Say how to resume after Ctrl-C or SIGTERM.
+
+        Lightning stops a run that receives SIGTERM (a job scheduler's time
+        limit) with ``SIGTERMException``, a ``SystemExit`` of status 0; its
+        status is set to 143 (128 + 15, as a shell reports a SIGTERM), so that
+        ``torchgeo fit`` does not look finished to a job script.
 
         Args:
             trainer: the trainer
             pl_module: the task
             exception: what stopped the run
+
+        .. versionchanged:: 0.3
+           SIGTERM: the hint, and exit status 143.
         """
-        if isinstance(exception, KeyboardInterrupt) and trainer.is_global_zero:
+        if isinstance(exception, SIGTERMException):
+            exception.code = SIGTERM_EXIT_STATUS
+            if trainer.is_global_zero:
+                rank_zero_info(f"SIGTERM: {self.resume_hint(trainer)}")
+        elif isinstance(exception, KeyboardInterrupt) and trainer.is_global_zero:
             rank_zero_info(self.resume_hint(trainer))
 
     def resume_hint(self, trainer: pl.Trainer) -> str:
