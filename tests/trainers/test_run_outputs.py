@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from torchgeo_quake.cli import main
 from torchgeo_quake.trainers import (
@@ -122,8 +123,6 @@ def test_sigterm_exits_143_with_the_hint(
 ) -> None:
     # Lightning's SIGTERMException is SystemExit() (status 0): `torchgeo fit`
     # stopped by a scheduler would look finished.
-    from lightning.pytorch.utilities.exceptions import SIGTERMException
-
     summary = RunSummary()
     trainer = _trainer(tmp_path, checkpoint_callbacks=[ModelCheckpoint()])
     trainer.is_global_zero = True
@@ -187,42 +186,40 @@ def test_plain_warnings() -> None:
     assert warnings.formatwarning is before
 
 
-def test_protocol_interrupt_names_the_command(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    ("stop", "status", "said"),
+    [
+        (KeyboardInterrupt, 130, "interrupted"),
+        # Lightning raises SIGTERMException, a SystemExit with status 0, when
+        # the process gets SIGTERM (a scheduler's time limit): it must fail.
+        (SIGTERMException, 143, "terminated (SIGTERM)"),
+    ],
+)
+def test_protocol_stop_names_the_command(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    stop: type[BaseException],
+    status: int,
+    said: str,
 ) -> None:
     import torchgeo_quake.protocols.command as command
 
-    def interrupted(args: object) -> int:
-        raise KeyboardInterrupt
+    def stopped(args: object) -> int:
+        raise stop
 
-    monkeypatch.setattr(command, "protocol_cli", interrupted)
-    assert main(["protocol", "cv", "--out", "runs/my cv"]) == 130
+    monkeypatch.setattr(command, "protocol_cli", stopped)
+    assert main(["protocol", "cv", "--out", "runs/my cv"]) == status
     err = capsys.readouterr().err
+    assert f"torchgeo-quake protocol: {said}: " in err
     assert "to resume, run: torchgeo-quake protocol cv --out 'runs/my cv'" in err
 
 
-def test_protocol_sigterm_fails_and_names_the_command(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    # Lightning raises SIGTERMException, a SystemExit with status 0, when the
-    # process gets SIGTERM (a scheduler's time limit): the command must fail.
-    from lightning.pytorch.utilities.exceptions import SIGTERMException
-
+def test_other_system_exit_is_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
     import torchgeo_quake.protocols.command as command
-
-    def terminated(args: object) -> int:
-        raise SIGTERMException
-
-    monkeypatch.setattr(command, "protocol_cli", terminated)
-    assert main(["protocol", "loco", "--out", "runs/loco"]) == 143
-    err = capsys.readouterr().err
-    assert "torchgeo-quake protocol: terminated (SIGTERM)" in err
-    assert "to resume, run: torchgeo-quake protocol loco --out runs/loco" in err
 
     def exits(args: object) -> int:
         raise SystemExit(3)
 
-    # Any other SystemExit is left alone.
     monkeypatch.setattr(command, "protocol_cli", exits)
     with pytest.raises(SystemExit) as info:
         main(["protocol", "loco", "--out", "runs/loco"])
