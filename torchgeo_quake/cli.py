@@ -26,7 +26,7 @@ from ._cli_protocol import PROTOCOL_CONFIGS as PROTOCOL_CONFIGS
 from ._cli_protocol import add_protocol
 from ._cli_simulate import CITY_CHOICES as CITY_CHOICES
 from ._cli_simulate import add_simulate
-from .utils import plain_warnings
+from .utils import SIGTERM_EXIT_STATUS, plain_warnings
 
 __all__ = ["build_parser", "main"]
 
@@ -58,9 +58,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 #: Exit status of a run interrupted with Ctrl-C (128 + SIGINT).
 EXIT_INTERRUPTED = 130
-#: Exit status when stopped by SIGTERM (a job scheduler's time limit,
-#: ``kill``): 128 + 15, as a shell reports it.
-EXIT_TERMINATED = 143
 
 #: What to do after an interruption, per command.
 _INTERRUPTED = {
@@ -213,7 +210,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         hint = _resume_hint(parser.prog, args, words)
         print(f"{command}: terminated (SIGTERM): {hint}", file=sys.stderr)
-        return EXIT_TERMINATED
+        return SIGTERM_EXIT_STATUS
     except Exception as err:
         if args.debug:
             traceback.print_exc()

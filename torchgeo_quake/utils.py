@@ -26,6 +26,11 @@ __all__ = [
     "under_root_dir",
 ]
 
+#: Exit status of a command or run stopped by SIGTERM (a job scheduler's time
+#: limit, ``kill``): 128 + 15, as a shell reports it. Lightning's own
+#: ``SIGTERMException`` exits with 0.
+SIGTERM_EXIT_STATUS = 143
+
 #: Lightning messages that say nothing actionable in this package's runs.
 LIGHTNING_NOISE: tuple[str, ...] = (
     ".*does not have many workers.*",

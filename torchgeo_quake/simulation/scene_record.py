@@ -234,12 +234,11 @@ def _current_v01(scene: dict[str, Any]) -> bool:
     if not isinstance(parameters, dict):
         return False
     version = parameters.get("simulator_version")
-    if not isinstance(version, int) or isinstance(version, bool):
+    if not isinstance(version, int):
         return False
-    if not _V01_RECORDED_SINCE <= version <= SIMULATOR_VERSION:
-        return False
-    stored = parameters.get("scenario")
-    return isinstance(stored, dict) and stored.get("name") == "v0.1"
+    stored = scene_scenario(scene)
+    recorded = _V01_RECORDED_SINCE <= version <= SIMULATOR_VERSION
+    return recorded and stored is not None and stored.is_v01
 
 
 def _simulated_sar(path: Path) -> bool:

@@ -21,10 +21,8 @@ from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from typing_extensions import override
 
+from ..utils import SIGTERM_EXIT_STATUS
 from ..utils import plain_warnings as _plain_warnings
-
-#: Exit status of a run stopped by SIGTERM (128 + 15).
-SIGTERM_EXIT_STATUS = 143
 
 __all__ = ["RunSummary", "last_checkpoint"]
 
