@@ -1,16 +1,12 @@
 """TorchGeo trainer for building-damage detection with the late-fusion model.
 
-:class:`DamageDetectionTask` is the Lightning task; it delegates its jobs to
-the modules ``normalization`` (inputs), ``data_checks`` (batches, data module,
-input spec), ``collection`` (epoch predictions and metrics), ``checkpoint``
-(compatibility), ``finetune`` (``init_from``), ``optimization`` and
-``seeding`` of :mod:`torchgeo_quake.trainers`.
-
-(About 740 lines, over the package's 600: one Lightning module whose hooks
-share the task's state (the ``threshold`` buffers, ``input_spec``, the epoch
-outputs, what ``init_from`` loaded), so that Lightning's order of calls reads
-in one class. Every job behind a hook is already in its own module; half of
-the lines are the docstrings of the task, its hyperparameters and hooks.)
+:class:`DamageDetectionTask` is the Lightning task. Its validation and test
+steps, threshold and metrics are in
+:class:`~torchgeo_quake.trainers.evaluation.EvaluationMixin`; it delegates its
+other jobs to the modules ``normalization`` (inputs), ``calibration`` (Platt
+scaling), ``data_checks`` (batches, data module, input spec), ``checkpoint``
+(compatibility), ``finetune`` (``init_from``), ``optimization``, ``precision``
+and ``seeding`` of :mod:`torchgeo_quake.trainers`.
 """
 
 from __future__ import annotations
@@ -27,18 +23,11 @@ from torch import Tensor
 from torchgeo.trainers import BaseTask
 
 from ..models import MODALITIES, LateFusionNet, canonical_modalities
-from .calibration import CalibrationMixin, restore_calibration
+from .calibration import restore_calibration
 from .checkpoint import check_compatible, checkpoint_name, is_restoring, restoring
-from .collection import (
-    EpochOutputs,
-    EpochPredictions,
-    choose_threshold,
-    epoch_predictions,
-    fit_calibration,
-    logged_test_values,
-    logged_validation_values,
-)
+from .collection import EpochPredictions
 from .data_checks import check_batch, check_datamodule, warn_other_inputs
+from .evaluation import EvaluationMixin
 from .finetune import INIT_WEIGHTS as INIT_WEIGHTS
 from .finetune import (
     FineTuneInit,
@@ -74,7 +63,7 @@ __all__ = [
 # (.finetune) and validate_input_spec (.input_spec) are re-exported here.
 
 
-class DamageDetectionTask(NormalizationMixin, CalibrationMixin, BaseTask):
+class DamageDetectionTask(NormalizationMixin, EvaluationMixin, BaseTask):
     """Binary building-damage detection (Russo et al., 2025).
 
     Trains a :class:`~torchgeo_quake.models.LateFusionNet` on batches with the
@@ -89,43 +78,16 @@ class DamageDetectionTask(NormalizationMixin, CalibrationMixin, BaseTask):
     fitting with ``trainer.datamodule.normalization_stats()`` when the data
     module has that method.
 
-    Validation and test gather the predictions of the whole epoch (over all
-    processes). At the end of each validation epoch, Platt scaling
-    (:mod:`~torchgeo_quake.trainers.calibration`) is fitted on the epoch's
-    logits and stored in the ``calibration_scale``, ``calibration_bias`` and
-    ``calibration_set`` buffers, so that the checkpoint of the best epoch
-    carries the calibration of that epoch; every probability of the task
-    (metrics, thresholds, :meth:`predict_step`) is then
+    Validation and test log the metrics of the damaged class over the whole
+    epoch (listed in
+    :class:`~torchgeo_quake.trainers.evaluation.EvaluationMixin`). Each
+    validation epoch fits Platt scaling
+    (:mod:`~torchgeo_quake.trainers.calibration`) and chooses the threshold
+    that maximises F1 on its precision–recall curve; both are kept in buffers,
+    so the checkpoint of the best epoch carries them, and every probability of
+    the task (metrics, thresholds, :meth:`predict_step`) is
     ``sigmoid(scale * logit + bias)``. Checkpoints written before 0.2 load
-    uncalibrated (scale 1, bias 0), with a warning. The task logs, for the
-    damaged class:
-
-    * ``val_loss``, ``val_auroc``, ``val_ap`` and ``val_precision``,
-      ``val_recall``, ``val_f1``, ``val_kappa`` at ``val_threshold``, the
-      threshold maximising F1 on the validation precision–recall curve of the
-      calibrated probabilities (the paper's choice). It is stored in the
-      :attr:`threshold` buffer, so the checkpoint of the best epoch carries
-      it, and used by :meth:`predict_step`.
-      Without damaged buildings in the validation set the stored threshold is
-      kept (and logged).
-    * ``test_loss``, ``test_auroc``, ``test_ap``; ``test_precision_valthr``,
-      ``test_recall_valthr``, ``test_f1_valthr``, ``test_kappa_valthr`` at the
-      stored validation threshold (``test_threshold_valthr``), the figures a
-      deployed model achieves; ``test_precision_oracle``,
-      ``test_recall_oracle``, ``test_f1_oracle``, ``test_kappa_oracle`` at
-      ``test_threshold_oracle``, the best-F1 threshold *of the test set* as in
-      the paper (an oracle: chosen on the data it is scored on, so optimistic
-      and not achievable in deployment; named ``test_f1`` etc. before 0.3);
-      and the calibration: ``test_brier``,
-      ``test_ece``, ``test_count_expected`` (sum of the probabilities),
-      ``test_count_observed`` and ``test_count_thresholded`` (at the stored
-      validation threshold).
-
-    The predictions of the last validation and test epochs are kept in
-    :attr:`last_predictions` (``"val"``, ``"test"``) for curves and confusion
-    matrices. Under distributed training, samples that the distributed sampler
-    repeats to even out the processes are counted once when batches carry
-    ``building_id``.
+    uncalibrated (scale 1, bias 0), with a warning.
 
     **Fine-tuning.** ``init_from`` starts the network from a checkpoint of this
     task (e.g. to fine-tune on another event), with every network weight
@@ -300,10 +262,6 @@ class DamageDetectionTask(NormalizationMixin, CalibrationMixin, BaseTask):
             for module in self.encoder_modules():
                 module.requires_grad_(False)
 
-    def configure_metrics(self) -> None:
-        """Initialize the collection of validation and test predictions."""
-        self._outputs = {"val": EpochOutputs(), "test": EpochOutputs()}
-
     def encoder_modules(self) -> list[nn.Module]:
         """The encoders of the network: everything but the fusion head.
 
@@ -431,39 +389,6 @@ class DamageDetectionTask(NormalizationMixin, CalibrationMixin, BaseTask):
         self.log("train_loss", loss, batch_size=y.shape[0])
         return loss
 
-    def _collect(self, stage: str, batch: Any) -> None:
-        """Predict a validation or test batch and keep the outputs.
-
-        Args:
-            stage: ``"val"`` or ``"test"``.
-            batch: The batch.
-        """
-        self._check_batch(batch, need_label=True)
-        logits = self(batch)
-        self._outputs[stage].append(logits, batch["label"], batch.get("building_id"))
-
-    def validation_step(
-        self, batch: Any, batch_idx: int, dataloader_idx: int = 0
-    ) -> None:
-        """Predict a validation batch; metrics follow at the end of the epoch.
-
-        Args:
-            batch: The output of your DataLoader.
-            batch_idx: Integer displaying index of this batch.
-            dataloader_idx: Index of the current dataloader.
-        """
-        self._collect("val", batch)
-
-    def test_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
-        """Predict a test batch; metrics follow at the end of the epoch.
-
-        Args:
-            batch: The output of your DataLoader.
-            batch_idx: Integer displaying index of this batch.
-            dataloader_idx: Index of the current dataloader.
-        """
-        self._collect("test", batch)
-
     def predict_step(
         self, batch: Any, batch_idx: int, dataloader_idx: int = 0
     ) -> dict[str, Any]:
@@ -584,76 +509,6 @@ class DamageDetectionTask(NormalizationMixin, CalibrationMixin, BaseTask):
                 UserWarning,
                 stacklevel=2,
             )
-
-    def _epoch_predictions(self, stage: str) -> tuple[EpochPredictions, float] | None:
-        """Gather the predictions of an epoch over all processes.
-
-        Args:
-            stage: ``"val"`` or ``"test"``.
-
-        Returns:
-            Predictions (each building counted once when distributed) and loss;
-            None for an empty epoch.
-        """
-        distributed = self.trainer.world_size > 1
-        logits, labels, ids = self._outputs[stage].gather(
-            self.device, self.all_gather if distributed else None
-        )
-        return epoch_predictions(
-            logits, labels, ids, self.criterion, distributed, self.calibration
-        )
-
-    def _log_all(self, values: Mapping[str, float]) -> None:
-        """Log epoch-level values (already equal on every process).
-
-        Args:
-            values: Metric values by name (``val_f1`` and ``val_loss`` are
-                shown on the progress bar too).
-        """
-        for name, value in values.items():
-            shown = name in ("val_f1", "val_loss")
-            self.log(name, float(value), sync_dist=True, prog_bar=shown)
-
-    def on_validation_epoch_end(self) -> None:
-        """Fit the calibration, choose the best-F1 threshold, log the metrics.
-
-        Without damaged buildings (or without intact ones) in the validation
-        set, the stored calibration and threshold are kept.
-        """
-        result = self._epoch_predictions("val")
-        if result is None:
-            return
-        preds, loss = result
-        # Not on the sanity check's few batches (nothing is stored then).
-        fitted = None if self.trainer.sanity_checking else fit_calibration(preds)
-        if fitted is not None:
-            preds = preds.calibrated(*fitted)
-            self.set_calibration(*fitted)
-        chosen = choose_threshold(preds)
-        # Without damaged buildings, the stored threshold is kept.
-        threshold = float(self.threshold) if chosen is None else chosen
-        if not self.trainer.sanity_checking:
-            if chosen is not None:
-                self.threshold.fill_(chosen)
-                self.threshold_set.fill_(True)
-            self.last_predictions["val"] = preds
-        self._log_all(logged_validation_values(preds, loss, threshold))
-
-    def on_test_epoch_end(self) -> None:
-        """Log the test metrics at the test-set and the validation threshold."""
-        result = self._epoch_predictions("test")
-        if result is None:
-            return
-        preds, loss = result
-        self.last_predictions["test"] = preds
-        if not bool(self.threshold_set):
-            warnings.warn(
-                "no validation threshold stored (no validation epoch was run); "
-                f"*_valthr metrics use {float(self.threshold)}",
-                UserWarning,
-                stacklevel=2,
-            )
-        self._log_all(logged_test_values(preds, loss, float(self.threshold)))
 
     @classmethod
     def load_from_checkpoint(
